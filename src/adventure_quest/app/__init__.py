@@ -1,0 +1,1 @@
+"""Application services: the repository, command handlers, hand-overs and queries."""

@@ -1,0 +1,191 @@
+"""Command handlers of the game: each command loads, decides and appends, stream by stream.
+
+Commands that touch a room and a player (take, drop, attack) run as hand-overs: the first stream
+decides and records the hand-over, the second finishes it idempotently (see app/handovers.py and
+docs/handover.md). Every answer lists the events appended, so callers can render them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+import msgspec
+
+from adventure_quest.app import handovers
+from adventure_quest.app.aggregates import (
+    AggregateType,
+    player_id_for,
+    player_type,
+    room_type,
+)
+from adventure_quest.app.repository import Repository
+from adventure_quest.domain import player, room
+from adventure_quest.domain.errors import refuse
+from adventure_quest.domain.events import (
+    Event,
+    ItemDropped,
+    ItemPickedUp,
+    MonsterDefeated,
+    MonsterHit,
+)
+from adventure_quest.domain.player import PlayerState
+from adventure_quest.domain.room import RoomState
+from adventure_quest.domain.world import World
+from adventure_quest.store.envelope import Metadata
+from adventure_quest.store.uuid7 import uuid7
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a command did: the events it appended (in order) and the acting player's state."""
+
+    player: PlayerState
+    events: list[Event]
+    positions: dict[str, int] = {}
+
+
+E = TypeVar("E", bound=Event)
+
+
+def first_of(events: list[Event], kind: type[E]) -> E:
+    """The first event of ``kind``; its absence breaks a decision's contract."""
+    for event in events:
+        if isinstance(event, kind):
+            return event
+    raise RuntimeError(f"expected a {kind.__name__} among {events!r}")
+
+
+def _random_roll() -> int:
+    return int.from_bytes(os.urandom(2), "big")
+
+
+class Game:
+    """The command side of Adventure Quest."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        world: World,
+        *,
+        roll: Callable[[], int] = _random_roll,
+        new_id: Callable[[], str] = uuid7,
+    ) -> None:
+        self.repository = repository
+        self.world = world
+        self.players: AggregateType[PlayerState] = player_type()
+        self.rooms: AggregateType[RoomState] = room_type(world)
+        self._roll = roll
+        self._new_id = new_id
+
+    def _metadata(self, player_id: str, command_id: str) -> Metadata:
+        return Metadata(correlation_id=command_id, causation_id=command_id, actor=player_id)
+
+    # -- queries over the aggregates (the embedded game's own view) ---------------------------
+
+    async def player(self, player_id: str) -> PlayerState:
+        """A character's current state (refuses an unknown id)."""
+        loaded = await self.repository.load(self.players, self.players.stream_id(player_id))
+        if not loaded.state.exists:
+            raise refuse("player_not_found", "There is no such character.")
+        return loaded.state
+
+    async def room(self, room_key: str) -> RoomState:
+        """A room's current state (refuses an unknown room)."""
+        if room_key not in self.world.rooms:
+            raise refuse("room_not_found", f"There is no room {room_key!r}.")
+        loaded = await self.repository.load(self.rooms, self.rooms.stream_id(room_key))
+        return loaded.state
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def create_character(self, name: str) -> Outcome:
+        """Create a character; the id follows from the name, so a taken name conflicts."""
+        name = player.check_name(name)
+        player_id = player_id_for(name)
+        metadata = self._metadata(player_id, self._new_id())
+        saved = await self.repository.update(
+            self.players,
+            self.players.stream_id(player_id),
+            lambda state: player.create(state, player_id, name, self.world),
+            metadata,
+        )
+        return Outcome(saved.state, saved.events)
+
+    async def _act(self, player_id: str, decide: Callable[[PlayerState], list[Event]]) -> Outcome:
+        metadata = self._metadata(player_id, self._new_id())
+        saved = await self.repository.update(
+            self.players, self.players.stream_id(player_id), decide, metadata
+        )
+        return Outcome(saved.state, saved.events)
+
+    async def move(self, player_id: str, direction: str) -> Outcome:
+        return await self._act(player_id, lambda s: player.move(s, direction, self.world))
+
+    async def use(self, player_id: str, words: str) -> Outcome:
+        return await self._act(player_id, lambda s: player.use(s, words, self.world))
+
+    async def say(self, player_id: str, text: str) -> Outcome:
+        return await self._act(player_id, lambda s: player.say(s, text))
+
+    async def respawn(self, player_id: str) -> Outcome:
+        return await self._act(player_id, lambda s: player.respawn(s, self.world))
+
+    async def take(self, player_id: str, words: str) -> Outcome:
+        """Room hands the item over (its stream decides contested items), then the player."""
+        actor = await self.player(player_id)
+        player.require_alive(actor)
+        here = await self.room(actor.room)
+        player.check_can_carry(actor, room.find_item_key(here, words, self.world), self.world)
+        handover_id = self._new_id()
+        metadata = self._metadata(player_id, handover_id)
+        given = await self.repository.update(
+            self.rooms,
+            self.rooms.stream_id(actor.room),
+            lambda s: room.hand_over_item(s, words, player_id, handover_id, self.world),
+            metadata,
+        )
+        picked = first_of(given.events, ItemPickedUp)
+        finished = await handovers.finish_take(self, picked, actor.room)
+        return Outcome(finished.state, [*given.events, *finished.events])
+
+    async def drop(self, player_id: str, words: str) -> Outcome:
+        """The player lets go first; the room receives the item under the same hand-over id."""
+        handover_id = self._new_id()
+        metadata = self._metadata(player_id, handover_id)
+        let_go = await self.repository.update(
+            self.players,
+            self.players.stream_id(player_id),
+            lambda s: player.drop(s, words, handover_id, self.world),
+            metadata,
+        )
+        dropped = first_of(let_go.events, ItemDropped)
+        landed = await handovers.finish_drop(self, dropped, player_id)
+        return Outcome(let_go.state, [*let_go.events, *landed])
+
+    async def attack(self, player_id: str, words: str) -> Outcome:
+        """The room resolves the blow against its monster; the player takes the outcome."""
+        actor = await self.player(player_id)
+        damage, defense = player.attack_power(actor, self.world)
+        handover_id = self._new_id()
+        roll = self._roll()
+        metadata = self._metadata(player_id, handover_id)
+        fought = await self.repository.update(
+            self.rooms,
+            self.rooms.stream_id(actor.room),
+            lambda s: room.fight(
+                s,
+                words,
+                player_id=player_id,
+                damage=damage,
+                defense=defense,
+                roll=roll,
+                handover_id=handover_id,
+                world=self.world,
+            ),
+            metadata,
+        )
+        hit = first_of(fought.events, MonsterHit)
+        defeated = next((e for e in fought.events if isinstance(e, MonsterDefeated)), None)
+        outcome = await handovers.finish_fight(self, hit, defeated)
+        return Outcome(outcome.state, [*fought.events, *outcome.events])

@@ -1,0 +1,205 @@
+"""Load aggregates from their latest snapshot plus newer events; save with optimistic concurrency.
+
+Loaded states are kept in a bounded LRU cache keyed by stream id. A cached state may be stale when
+another process appended meanwhile; the append's expected version then fails, the entry is
+dropped, and the caller's retry loads fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from adventure_quest.app.aggregates import AggregateType
+from adventure_quest.domain.events import Event
+from adventure_quest.store.codec import EventCodec
+from adventure_quest.store.envelope import AppendResult, Metadata
+from adventure_quest.store.errors import ConcurrencyError
+from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
+
+S = TypeVar("S", bound=msgspec.Struct)
+T = TypeVar("T")
+
+_encode_state = msgspec.msgpack.Encoder().encode
+
+
+class ConflictError(Exception):
+    """Concurrent writers kept winning; the command gave up after its retries."""
+
+    code = "conflict"
+
+    def __init__(self, stream_id: str, attempts: int) -> None:
+        super().__init__(f"{stream_id} kept changing under {attempts} attempts; try again")
+        self.stream_id = stream_id
+
+
+class Loaded(msgspec.Struct, Generic[S], frozen=True):
+    """An aggregate's state and the stream version it reflects."""
+
+    state: S
+    version: int
+
+
+class Saved(msgspec.Struct, Generic[S], frozen=True):
+    """What an update appended, and where."""
+
+    state: S
+    events: list[Event]
+    result: AppendResult | None
+
+
+class LruCache(Generic[T]):
+    """A bounded least-recently-used map; ``capacity`` 0 disables it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, T] = OrderedDict()
+
+    def get(self, key: str) -> T | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: str, item: T) -> None:
+        if self.capacity <= 0:
+            return
+        self._items[key] = item
+        self._items.move_to_end(key)
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Repository:
+    """The write side's access to aggregates."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        snapshots: SnapshotStore,
+        codec: EventCodec[Event],
+        *,
+        snapshot_every: int = 50,
+        cache_size: int = 10_000,
+        max_attempts: int = 5,
+    ) -> None:
+        self.store = store
+        self.snapshots = snapshots
+        self.codec = codec
+        self.snapshot_every = snapshot_every
+        self.max_attempts = max_attempts
+        self._cache: LruCache[Loaded[Any]] = LruCache(cache_size)
+
+    async def load(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
+        """The current state: cached, or latest snapshot plus newer events, or full replay."""
+        cached = self._cache.get(stream_id)
+        if cached is not None:
+            return cached
+        loaded = await self._load_from_store(kind, stream_id)
+        self._cache.put(stream_id, loaded)
+        return loaded
+
+    async def _load_from_store(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
+        state, version = kind.initial(stream_id), 0
+        snapshot = await self.snapshots.load(stream_id)
+        usable = snapshot is not None and snapshot.schema_version == kind.snapshot_schema
+        if snapshot is not None and usable:
+            state = msgspec.msgpack.decode(snapshot.state, type=kind.state_type)
+            version = snapshot.version
+        loaded = await self._replay(kind, stream_id, Loaded(state, version))
+        stale = snapshot is not None and not usable
+        if stale or loaded.version - version >= self.snapshot_every > 0:
+            await self._snapshot(kind, stream_id, loaded)
+        return loaded
+
+    async def _replay(
+        self,
+        kind: AggregateType[S],
+        stream_id: str,
+        start: Loaded[S],
+        to_version: int | None = None,
+    ) -> Loaded[S]:
+        state, version = start.state, start.version
+        decode, evolve = self.codec.decode, kind.evolve
+        for recorded in await self.store.read_stream(stream_id, version + 1, to_version):
+            state = evolve(state, decode(recorded))
+            version = recorded.version
+        return Loaded(state, version)
+
+    async def load_at(self, kind: AggregateType[S], stream_id: str, version: int) -> Loaded[S]:
+        """The state as it was at ``version`` (time travel): replay up to it."""
+        start = Loaded(kind.initial(stream_id), 0)
+        snapshot = await self.snapshots.load(stream_id)
+        if (
+            snapshot is not None
+            and snapshot.schema_version == kind.snapshot_schema
+            and snapshot.version <= version
+        ):
+            start = Loaded(
+                msgspec.msgpack.decode(snapshot.state, type=kind.state_type), snapshot.version
+            )
+        return await self._replay(kind, stream_id, start, version)
+
+    async def _snapshot(self, kind: AggregateType[S], stream_id: str, loaded: Loaded[S]) -> None:
+        if loaded.version:
+            await self.snapshots.save(
+                Snapshot(
+                    stream_id, loaded.version, kind.snapshot_schema, _encode_state(loaded.state)
+                )
+            )
+
+    async def update(
+        self,
+        kind: AggregateType[S],
+        stream_id: str,
+        decide: Callable[[S], list[Event]],
+        metadata: Metadata,
+    ) -> Saved[S]:
+        """Load, decide, append at the loaded version; on conflict reload and decide again.
+
+        Domain errors raised by ``decide`` propagate at once (nothing is written). After
+        ``max_attempts`` conflicts, raises ConflictError.
+        """
+        for attempt in range(self.max_attempts):
+            if attempt:
+                # Jittered back-off, so writers that collided do not collide again in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.0005 * 2**attempt))
+            loaded = await self.load(kind, stream_id)
+            events = decide(loaded.state)
+            if not events:
+                return Saved(loaded.state, events, None)
+            try:
+                result = await self.store.append(
+                    stream_id, loaded.version, [self.codec.encode(e, metadata) for e in events]
+                )
+            except ConcurrencyError:
+                self._cache.drop(stream_id)
+                continue
+            except BaseException:
+                self._cache.drop(stream_id)  # the outcome is unknown: reload next time
+                raise
+            state = loaded.state
+            for event in events:
+                state = kind.evolve(state, event)
+            saved = Loaded(state, result.version)
+            self._cache.put(stream_id, saved)
+            every = self.snapshot_every
+            if every > 0 and result.version // every > loaded.version // every:
+                await self._snapshot(kind, stream_id, saved)
+            return Saved(state, events, result)
+        raise ConflictError(stream_id, self.max_attempts)
+
+    def forget(self, stream_id: str) -> None:
+        """Drop a cached state (after an outside change)."""
+        self._cache.drop(stream_id)

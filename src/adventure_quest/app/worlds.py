@@ -1,0 +1,17 @@
+"""Loading world files: the one shipped in the package, or one the user names."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from adventure_quest.domain.world import World, parse_world
+
+
+def load_world(path: str | Path | None = None) -> World:
+    """The world at ``path``, or the default world shipped with the package."""
+    if path is None:
+        data = resources.files("adventure_quest").joinpath("data/world.json").read_bytes()
+    else:
+        data = Path(path).read_bytes()
+    return parse_world(data)

@@ -1,0 +1,1 @@
+"""The ``aq`` command line: play, inspect, benchmark."""

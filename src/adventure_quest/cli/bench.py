@@ -1,0 +1,52 @@
+"""``aq bench …``: the typer front of the benchmarks package (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+Url = Annotated[
+    str | None,
+    typer.Option("--store", help="Store URL; default: a fresh SQLite file in a temp dir."),
+]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+
+
+def register(bench_app: typer.Typer) -> None:
+    """Attach the benchmark commands (imported lazily: they are not needed to play)."""
+    from benchmarks import append, load, read
+    from benchmarks.harness import report, scratch_url
+
+    @bench_app.command("append")
+    def bench_append(
+        store: Url = None,
+        clients: Annotated[int, typer.Option(min=1, max=10_000)] = 64,
+        events: Annotated[int, typer.Option(min=1)] = 100_000,
+        as_json: Json = False,
+    ) -> None:
+        """N single-event appends by C concurrent clients: events/s, p50/p99 latency."""
+        with scratch_url(store) as url:
+            report(asyncio.run(append.run(url, clients, events)), as_json)
+
+    @bench_app.command("load")
+    def bench_load(
+        store: Url = None,
+        history: Annotated[int, typer.Option(min=1)] = 10_000,
+        repeats: Annotated[int, typer.Option(min=1)] = 5,
+        as_json: Json = False,
+    ) -> None:
+        """Load an aggregate of H events by full replay and from a snapshot."""
+        with scratch_url(store) as url:
+            report(asyncio.run(load.run(url, history, repeats, as_json)), as_json)
+
+    @bench_app.command("read")
+    def bench_read(
+        store: Url = None,
+        events: Annotated[int, typer.Option(min=1)] = 200_000,
+        as_json: Json = False,
+    ) -> None:
+        """Read N events of the global log, decoded: events/s."""
+        with scratch_url(store) as url:
+            report(asyncio.run(read.run(url, events, as_json)), as_json)

@@ -1,0 +1,178 @@
+"""The ``aq`` command: play the game, inspect streams, run benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+import typer
+
+from adventure_quest.app.aggregates import player_id_for
+from adventure_quest.app.repository import Loaded
+from adventure_quest.bootstrap import Services
+from adventure_quest.cli.play import QUIT, enter
+from adventure_quest.config import Settings, SettingsError, load_settings
+from adventure_quest.domain.errors import DomainError
+from adventure_quest.store.errors import StoreError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Adventure Quest: an event-sourced multiplayer text adventure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Reproducible performance measurements (see docs/benchmarks.md).")
+app.add_typer(bench_app, name="bench")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Embedded data directory [env AQ_DATA_DIR].")
+]
+StoreUrl = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
+
+
+def fail(message: str, code: str) -> typer.Exit:
+    """Print a clear error (with its stable code) on stderr; the caller raises the Exit."""
+    typer.echo(f"error [{code}]: {message}", err=True)
+    return typer.Exit(2)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning configuration and store errors into clear messages."""
+    try:
+        return asyncio.run(coroutine)
+    except (SettingsError, StoreError, DomainError) as error:
+        raise fail(str(error), error.code) from None
+
+
+def settings_from(data_dir: Path | None, store: str | None) -> Settings:
+    try:
+        return load_settings(data_dir=data_dir, store_url=store)
+    except SettingsError as error:
+        raise fail(str(error), error.code) from None
+
+
+@app.command()
+def play(
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    name: Annotated[str | None, typer.Option(help="Character to create or resume.")] = None,
+) -> None:
+    """Play in the terminal: create or resume a character, then type commands ('help')."""
+    run(_play(settings_from(data_dir, store), name))
+
+
+async def _play(settings: Settings, name: str | None) -> None:
+    interactive = sys.stdin.isatty()
+    async with Services(settings) as services:
+        while True:
+            if name is None:
+                typer.echo("What is your name, adventurer?")
+                name = _read_line("name> " if interactive else "")
+                if name is None:
+                    return
+            try:
+                session, greeting = await enter(services.game, name)
+            except DomainError as error:
+                typer.echo(error.message)
+                name = None
+                continue
+            break
+        typer.echo(greeting)
+        while (line := _read_line("> " if interactive else "")) is not None:
+            answer = await session.handle(line)
+            if answer is QUIT:
+                break
+            if answer:
+                typer.echo(str(answer))
+        typer.echo("Farewell.")
+
+
+def _read_line(prompt: str) -> str | None:
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+@app.command()
+def events(
+    stream: Annotated[str, typer.Argument(help="Stream id, e.g. room-village_square.")],
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print a stream's history, payloads upcast to the current schema."""
+    run(_events(settings_from(data_dir, store), resolve_stream(stream), as_json))
+
+
+def resolve_stream(stream: str) -> str:
+    """Accept ``player:NAME`` as a convenience for a character's stream id."""
+    if stream.startswith("player:"):
+        return f"player-{player_id_for(stream.removeprefix('player:'))}"
+    return stream
+
+
+async def _events(settings: Settings, stream: str, as_json: bool) -> None:
+    async with Services(settings) as services:
+        recorded = await services.store.read_stream(stream)
+        if not recorded:
+            raise fail(f"stream {stream!r} has no events", "stream_not_found")
+        for event in recorded:
+            payload = services.codec.to_builtins(event)
+            if as_json:
+                line = {
+                    "version": event.version, "position": event.position,
+                    "event_id": event.event_id, "event_type": event.event_type,
+                    "schema_version": event.schema_version, "payload": payload,
+                    "metadata": msgspec.to_builtins(event.metadata),
+                }  # fmt: skip
+                typer.echo(msgspec.json.encode(line).decode())
+            else:
+                body = msgspec.json.encode(payload).decode()
+                typer.echo(f"v{event.version:<5} @{event.position:<8} {event.event_type}  {body}")
+
+
+@app.command()
+def state(
+    stream: Annotated[str, typer.Argument(help="Stream id (player-…, room-…) or player:NAME.")],
+    version: Annotated[int | None, typer.Option(help="Show it as it was at this version.")] = None,
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+) -> None:
+    """Show an aggregate's state, now or as it was at a version (time travel)."""
+    run(_state(settings_from(data_dir, store), resolve_stream(stream), version))
+
+
+async def _state(settings: Settings, stream: str, version: int | None) -> None:
+    async with Services(settings) as services:
+        game, stream_type = services.game, stream.partition("-")[0]
+        if stream_type not in ("player", "room"):
+            raise fail(f"{stream!r} is not a player-… or room-… stream", "unknown_stream_type")
+        if stream_type == "room" and stream.removeprefix("room-") not in services.world.rooms:
+            raise fail(f"there is no room {stream.removeprefix('room-')!r}", "room_not_found")
+        current = await services.store.stream_version(stream)
+        if version is not None and not 0 <= version <= current:
+            raise fail(f"{stream} has versions 0..{current}; got {version}", "version_out_of_range")
+        at = current if version is None else version
+        repository = services.repository
+        loaded: Loaded[Any] = await (
+            repository.load_at(game.players, stream, at)
+            if stream_type == "player"
+            else repository.load_at(game.rooms, stream, at)
+        )
+        body = {"stream": stream, "version": loaded.version, "state": loaded.state}
+        typer.echo(msgspec.json.format(msgspec.json.encode(body)).decode())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from adventure_quest.cli import bench
+
+    bench.register(bench_app)
+    app()

@@ -1,0 +1,70 @@
+"""One typed settings object, read from the environment (``AQ_*``) and overridden by flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+    code = "invalid_setting"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything configurable; see docs/configuration.md for each setting."""
+
+    #: Where the embedded store lives when ``store_url`` is not given.
+    data_dir: Path = Path("aq-data")
+    #: Event store URL; empty means ``sqlite:///<data_dir>/events.sqlite``.
+    store_url: str = ""
+    #: Write a snapshot every N events of a stream (0 disables snapshots).
+    snapshot_every: int = 50
+    #: Aggregates kept loaded in memory (LRU).
+    aggregate_cache_size: int = 10_000
+    #: Stream versions the SQLite writer keeps in memory (LRU).
+    stream_cache_size: int = 100_000
+    #: Attempts a command makes against concurrent writers before answering "conflict".
+    max_attempts: int = 5
+    #: A world file to play instead of the shipped one.
+    world_path: Path | None = None
+
+    @property
+    def event_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'events.sqlite'}"
+
+    def check(self) -> Settings:
+        """Refuse values that cannot work, naming the setting."""
+        for name in ("snapshot_every", "aggregate_cache_size", "stream_cache_size"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_attempts < 1:
+            raise SettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        return self
+
+
+_ENV = {
+    "AQ_DATA_DIR": "data_dir",
+    "AQ_STORE": "store_url",
+    "AQ_SNAPSHOT_EVERY": "snapshot_every",
+    "AQ_AGGREGATE_CACHE_SIZE": "aggregate_cache_size",
+    "AQ_STREAM_CACHE_SIZE": "stream_cache_size",
+    "AQ_MAX_ATTEMPTS": "max_attempts",
+    "AQ_WORLD": "world_path",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object | None) -> Settings:
+    """Settings from ``AQ_*`` variables, then flags (``None`` flags are ignored)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {field: env[var] for var, field in _ENV.items() if env.get(var)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise SettingsError(f"invalid setting: {error}") from error
+    return settings.check()

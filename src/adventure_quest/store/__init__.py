@@ -1,0 +1,1 @@
+"""The event store: its port, envelope, adapters (memory, SQLite), snapshots and upcasting."""

@@ -1,0 +1,64 @@
+"""The event envelope: what the write side hands the store and what the store gives back."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from adventure_quest.store.uuid7 import uuid7
+
+#: Append only if the stream does not exist yet.
+NO_STREAM: Final = 0
+#: Append whatever the stream's current version is.
+ANY: Final = -1
+
+ExpectedVersion = int
+"""``ANY``, ``NO_STREAM`` (0), or the exact version (>= 1) the stream must be at."""
+
+
+class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    """Why and by whom an event was recorded, and when (seconds since the epoch)."""
+
+    correlation_id: str = ""
+    causation_id: str = ""
+    actor: str = ""
+    recorded_at: float = 0.0
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event about to be appended; its id is chosen by the writer so a retry is idempotent."""
+
+    event_type: str
+    payload: bytes
+    schema_version: int = 1
+    metadata: Metadata = Metadata()
+    event_id: str = msgspec.field(default_factory=uuid7)
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored: its place in its stream (version) and in the shard's log (position)."""
+
+    event_id: str
+    stream_id: str
+    stream_type: str
+    version: int
+    position: int
+    event_type: str
+    schema_version: int
+    payload: bytes
+    metadata: Metadata
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """Where an append landed: the stream's new version and the last event's log position."""
+
+    stream_id: str
+    version: int
+    position: int
+
+
+def stream_type_of(stream_id: str) -> str:
+    """The type of a stream is the part of its id before the first dash (``player-…``)."""
+    head, _, _ = stream_id.partition("-")
+    return head

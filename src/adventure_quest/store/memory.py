@@ -1,0 +1,118 @@
+"""In-memory event and snapshot stores: the reference adapters, used by tests and `memory://`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from adventure_quest.store.appending import check_expected, validate_append
+from adventure_quest.store.envelope import (
+    AppendResult,
+    ExpectedVersion,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    stream_type_of,
+)
+from adventure_quest.store.errors import InvalidAppendError, StoreClosedError
+from adventure_quest.store.ports import Snapshot
+
+
+class MemoryEventStore:
+    """Keeps the global log in a list and each stream as a list of log indexes."""
+
+    def __init__(self) -> None:
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[str, list[int]] = {}
+        self._ids: dict[str, int] = {}
+        self._closed = False
+
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+        validate_append(stream_id, expected_version, events)
+        retried = self._retried(stream_id, events)
+        if retried is not None:
+            return retried
+        indexes = self._streams.get(stream_id, [])
+        check_expected(stream_id, expected_version, len(indexes))
+        stream_type = stream_type_of(stream_id)
+        now = time.time()
+        version = len(indexes)
+        for event in events:
+            version += 1
+            metadata = event.metadata
+            if not metadata.recorded_at:
+                metadata = Metadata(
+                    metadata.correlation_id, metadata.causation_id, metadata.actor, now
+                )
+            recorded = RecordedEvent(
+                event.event_id,
+                stream_id,
+                stream_type,
+                version,
+                len(self._log) + 1,
+                event.event_type,
+                event.schema_version,
+                event.payload,
+                metadata,
+            )
+            self._ids[event.event_id] = len(self._log)
+            indexes.append(len(self._log))
+            self._log.append(recorded)
+        self._streams[stream_id] = indexes
+        return AppendResult(stream_id, version, len(self._log))
+
+    def _retried(self, stream_id: str, events: Sequence[NewEvent]) -> AppendResult | None:
+        """The original result when every event id was already appended to this stream."""
+        found = [self._ids.get(event.event_id) for event in events]
+        if all(index is None for index in found):
+            return None
+        if any(index is None or self._log[index].stream_id != stream_id for index in found):
+            raise InvalidAppendError(f"event ids of this append to {stream_id!r} are already used")
+        last = self._log[max(index for index in found if index is not None)]
+        return AppendResult(stream_id, last.version, last.position)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        indexes = self._streams.get(stream_id, [])
+        stop = len(indexes) if to_version is None else min(to_version, len(indexes))
+        return [self._log[i] for i in indexes[max(from_version, 1) - 1 : max(stop, 0)]]
+
+    async def stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        start = max(after_position, 0)
+        return self._log[start : start + max(limit, 0)]
+
+    async def head(self) -> int:
+        return len(self._log)
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+class MemorySnapshotStore:
+    """Keeps the latest snapshot of each stream in a dict."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, Snapshot] = {}
+
+    async def save(self, snapshot: Snapshot) -> None:
+        if should_replace(self._snapshots.get(snapshot.stream_id), snapshot):
+            self._snapshots[snapshot.stream_id] = snapshot
+
+    async def load(self, stream_id: str) -> Snapshot | None:
+        return self._snapshots.get(stream_id)
+
+    async def close(self) -> None:
+        self._snapshots.clear()
+
+
+def should_replace(kept: Snapshot | None, new: Snapshot) -> bool:
+    """A new snapshot replaces an older one, or any one kept under another schema."""
+    return kept is None or kept.schema_version != new.schema_version or new.version > kept.version

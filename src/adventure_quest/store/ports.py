@@ -1,0 +1,67 @@
+"""Ports of the write side's storage: the event store and the snapshot store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
+
+
+class EventStore(Protocol):
+    """Append-only streams with optimistic concurrency, and one global log per store."""
+
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append atomically at versions expected+1.., durable before returning; else raise."""
+        ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events with from_version <= version <= to_version, in version order."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 when it has no events."""
+        ...
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to ``limit`` events of the global log with position > after_position, in order."""
+        ...
+
+    async def head(self) -> int:
+        """The position of the last event of the global log; 0 when empty."""
+        ...
+
+    async def close(self) -> None:
+        """Finish in-flight appends and release resources."""
+        ...
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """An aggregate's state at ``version``, encoded under a snapshot ``schema_version``."""
+
+    stream_id: str
+    version: int
+    schema_version: int
+    state: bytes
+
+
+class SnapshotStore(Protocol):
+    """Latest snapshot per stream; a newer one replaces the older."""
+
+    async def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` unless one of a higher version with the same schema is kept."""
+        ...
+
+    async def load(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of the stream, or None."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""
+        ...

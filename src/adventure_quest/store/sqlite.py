@@ -1,0 +1,331 @@
+"""SQLite event store with group commit: many concurrent appends share one transaction and fsync.
+
+One writer thread owns the write connection. Appends from any number of asyncio tasks queue up;
+the writer takes everything queued, checks each append's expected version, inserts the lot in one
+transaction and commits once (WAL, ``synchronous=FULL``: the commit is fsync'd). An append whose
+expected version conflicts fails alone; the others commit. Readers use their own connections and
+see only committed events, so a reader never observes a position that could still be rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from adventure_quest.store.appending import check_expected, validate_append
+from adventure_quest.store.envelope import (
+    AppendResult,
+    ExpectedVersion,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    stream_type_of,
+)
+from adventure_quest.store.errors import (
+    ConcurrencyError,
+    InvalidAppendError,
+    StoreClosedError,
+    StoreError,
+)
+from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
+
+MAX_EVENTS_PER_COMMIT: Final = 20_000
+
+_INSERT = (
+    "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,"
+    " schema_version, payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS = (
+    "event_id, stream_id, stream_type, version, position, event_type, schema_version, payload,"
+    " metadata"
+)
+_encode_metadata = msgspec.msgpack.Encoder().encode
+_decode_metadata = msgspec.msgpack.Decoder(Metadata).decode
+
+_Result = AppendResult | BaseException
+
+
+class _Append:
+    __slots__ = ("events", "expected", "future", "loop", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        expected: ExpectedVersion,
+        events: Sequence[NewEvent],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.events = events
+        self.loop = loop
+        self.future: asyncio.Future[AppendResult] = loop.create_future()
+
+
+def _to_event(row: tuple[str, str, str, int, int, str, int, bytes, bytes]) -> RecordedEvent:
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], _decode_metadata(row[8])
+    )
+
+
+class _VersionCache:
+    """Bounded map of stream id to its committed version, owned by the writer thread."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(capacity, 1)
+        self._versions: dict[str, int] = {}
+
+    def get(self, stream_id: str) -> int | None:
+        return self._versions.get(stream_id)
+
+    def put(self, stream_id: str, version: int) -> None:
+        versions = self._versions
+        versions.pop(stream_id, None)
+        versions[stream_id] = version
+        if len(versions) > self.capacity:
+            del versions[next(iter(versions))]
+
+    def clear(self) -> None:
+        self._versions.clear()
+
+
+class SQLiteEventStore:
+    """Event store in one SQLite file (``sqlite:///PATH``); durable on acknowledge."""
+
+    def __init__(self, path: str, *, stream_cache_size: int = 100_000) -> None:
+        self.path = path
+        self._writer_conn = open_database(path)
+        self._local = threading.local()
+        self._versions = _VersionCache(stream_cache_size)
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.commits = 0
+
+    # -- write side -------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+        validate_append(stream_id, expected_version, events)
+        request = _Append(stream_id, expected_version, events, asyncio.get_running_loop())
+        if self._thread is None:
+            self._start_writer()
+        self._queue.put(request)
+        return await request.future
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_loop, name=f"aq-writer:{self.path}", daemon=True
+                )
+                self._thread.start()
+
+    def _write_loop(self) -> None:
+        take = self._queue.get
+        take_now = self._queue.get_nowait
+        stopping = False
+        while not stopping:
+            first = take()
+            if first is None:
+                break
+            batch = [first]
+            count = len(first.events)
+            while count < MAX_EVENTS_PER_COMMIT:
+                try:
+                    request = take_now()
+                except queue.Empty:
+                    break
+                if request is None:
+                    stopping = True
+                    break
+                batch.append(request)
+                count += len(request.events)
+            results = self._commit_batch(batch)
+            self.commits += 1
+            _deliver(batch, results)
+
+    def _commit_batch(self, batch: list[_Append]) -> list[_Result]:
+        conn = self._writer_conn
+        try:
+            with translated_errors(self.path):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    results, rows, versions = self._plan(conn, batch)
+                    conn.executemany(_INSERT, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.IntegrityError:
+            # Another process wrote, or an event id is reused: settle each append on its own.
+            self._versions.clear()
+            if len(batch) == 1:
+                return [self._explain_conflict(batch[0])]
+            return [self._commit_batch([request])[0] for request in batch]
+        except StoreError as error:
+            return [error] * len(batch)
+        except sqlite3.Error as error:
+            failure = StoreError(f"append to {self.path} failed: {error}")
+            return [failure] * len(batch)
+        for stream_id, version in versions.items():
+            self._versions.put(stream_id, version)
+        return results
+
+    def _plan(
+        self, conn: sqlite3.Connection, batch: list[_Append]
+    ) -> tuple[list[_Result], list[tuple[object, ...]], dict[str, int]]:
+        position: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        now = time.time()
+        results: list[_Result] = []
+        rows: list[tuple[object, ...]] = []
+        versions: dict[str, int] = {}
+        for request in batch:
+            stream_id = request.stream_id
+            current = versions.get(stream_id)
+            if current is None:
+                current = self._versions.get(stream_id)
+                if current is None:
+                    current = _committed_version(conn, stream_id)
+            try:
+                check_expected(stream_id, request.expected, current)
+            except ConcurrencyError:
+                results.append(self._explain_conflict(request))
+                continue
+            stream_type = stream_type_of(stream_id)
+            for event in request.events:
+                current += 1
+                position += 1
+                metadata = event.metadata
+                if not metadata.recorded_at:
+                    metadata = Metadata(
+                        metadata.correlation_id, metadata.causation_id, metadata.actor, now
+                    )
+                rows.append(
+                    (
+                        position,
+                        event.event_id,
+                        stream_id,
+                        stream_type,
+                        current,
+                        event.event_type,
+                        event.schema_version,
+                        event.payload,
+                        _encode_metadata(metadata),
+                    )
+                )
+            versions[stream_id] = current
+            results.append(AppendResult(stream_id, current, position))
+        return results, rows, versions
+
+    def _explain_conflict(self, request: _Append) -> _Result:
+        """A conflicting append is either a retry of one already committed, or a real conflict."""
+        conn = self._writer_conn
+        ids = [event.event_id for event in request.events]
+        marks = ",".join("?" * len(ids))
+        with translated_errors(self.path):
+            found = conn.execute(
+                f"SELECT stream_id, version, position FROM events WHERE event_id IN ({marks})"
+                " ORDER BY position",
+                ids,
+            ).fetchall()
+            actual = _committed_version(conn, request.stream_id)
+        if len(found) == len(ids) and all(row[0] == request.stream_id for row in found):
+            return AppendResult(request.stream_id, found[-1][1], found[-1][2])
+        if found:
+            return InvalidAppendError(
+                f"event ids of this append to {request.stream_id!r} are already used"
+            )
+        return ConcurrencyError(request.stream_id, request.expected, actual)
+
+    # -- read side --------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, durable=True)
+            self._local.conn = conn
+        return conn
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        last = (1 << 62) if to_version is None else to_version
+        with translated_errors(self.path):
+            rows = self._reader().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ?"
+                " ORDER BY version",
+                (stream_id, from_version, last),
+            )
+            return [_to_event(row) for row in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        with translated_errors(self.path):
+            return _committed_version(self._reader(), stream_id)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        with translated_errors(self.path):
+            rows = self._reader().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (after_position, limit),
+            )
+            return [_to_event(row) for row in rows]
+
+    async def head(self) -> int:
+        with translated_errors(self.path):
+            row = self._reader().execute("SELECT coalesce(max(position), 0) FROM events")
+            return int(row.fetchone()[0])
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(thread.join)
+        self._writer_conn.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+def _committed_version(conn: sqlite3.Connection, stream_id: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _deliver(batch: list[_Append], results: list[_Result]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Append, _Result]]] = {}
+    for request, result in zip(batch, results, strict=True):
+        by_loop.setdefault(request.loop, []).append((request, result))
+    for loop, settled in by_loop.items():
+        # A closed loop has nobody waiting for these answers any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[_Append, _Result]]) -> None:
+    for request, result in settled:
+        future = request.future
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -1,0 +1,114 @@
+"""Opening a SQLite store file safely: header checks, schema creation and versioning."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from adventure_quest.store.errors import StoreCorruptError, StoreError, StoreSchemaError
+
+SCHEMA_VERSION = 1
+_MAGIC = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL,
+    stream_id      TEXT    NOT NULL,
+    stream_type    TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload        BLOB    NOT NULL,
+    metadata       BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream_id, version);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id      TEXT    PRIMARY KEY,
+    version        INTEGER NOT NULL,
+    schema_version INTEGER NOT NULL,
+    state          BLOB    NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@contextlib.contextmanager
+def translated_errors(path: str) -> Iterator[None]:
+    """Turn SQLite's errors about a damaged or foreign file into StoreCorruptError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.IntegrityError | sqlite3.OperationalError):
+            raise
+        raise StoreCorruptError(
+            f"{path} is not a readable Adventure Quest store ({error}); "
+            "restore it from a backup or point the store URL at another file"
+        ) from error
+
+
+def check_header(path: str) -> None:
+    """Refuse a file that is not SQLite, or is shorter than its header says (truncated)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return
+    with open(path, "rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        raise StoreCorruptError(
+            f"{path} is not a SQLite database (bad header); "
+            "point the store URL at an Adventure Quest store file"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter = header[24:28]
+    pages = int.from_bytes(header[28:32], "big")
+    valid_for = header[92:96]
+    if change_counter == valid_for and pages * page_size > size:
+        raise StoreCorruptError(
+            f"{path} is truncated: its header says {pages * page_size} bytes, the file has "
+            f"{size}; restore it from a backup"
+        )
+
+
+def connect(path: str, *, durable: bool) -> sqlite3.Connection:
+    """Open a connection in autocommit mode with WAL; ``durable`` fsyncs every commit."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    with translated_errors(path):
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    return conn
+
+
+def open_database(path: str) -> sqlite3.Connection:
+    """Open (creating if new) the store at ``path`` and make sure its schema is ours and current."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.exists(path):
+            check_header(path)
+    try:
+        conn = connect(path, durable=True)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open SQLite store {path}: {error}") from error
+    with translated_errors(path):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreSchemaError(
+                f"{path} has schema version {version}, newer than this code's {SCHEMA_VERSION}; "
+                "upgrade Adventure Quest"
+            )
+        if version == 0 and tables:
+            conn.close()
+            raise StoreSchemaError(
+                f"{path} is a SQLite database but not an Adventure Quest store "
+                f"(it has tables {sorted(tables)}); point the store URL at another file"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        if version < SCHEMA_VERSION:
+            conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    return conn

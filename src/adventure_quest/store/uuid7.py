@@ -1,0 +1,16 @@
+"""UUIDv7 (RFC 9562): time-ordered ids, so new rows land at the end of an index."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def uuid7(now_ns: int | None = None, rand: bytes | None = None) -> str:
+    """A version-7 UUID in canonical text form, from a millisecond clock and 74 random bits."""
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    r = int.from_bytes(os.urandom(10) if rand is None else rand, "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (r >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | (r & 0x3FFF_FFFF_FFFF_FFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,201 @@
+"""The repository: snapshot plus tail equals replay (invariant 6), retries, bounded caches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adventure_quest.app.aggregates import event_codec, player_id_for, player_type
+from adventure_quest.app.game import Game
+from adventure_quest.app.repository import ConflictError, LruCache, Repository
+from adventure_quest.app.worlds import load_world
+from adventure_quest.domain.errors import DomainError
+from adventure_quest.domain.events import PlayerSaid
+from adventure_quest.store.envelope import ANY
+from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
+from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
+from tests.conftest import StoreFactory, run
+
+WORLD = load_world()
+COMMANDS = st.lists(
+    st.one_of(
+        st.tuples(st.just("move"), st.sampled_from(["north", "south", "east", "west", "up"])),
+        st.tuples(st.just("take"), st.sampled_from(["torch", "rope", "club", "herb", "potion"])),
+        st.tuples(st.just("drop"), st.sampled_from(["torch", "rope", "club"])),
+        st.tuples(st.just("use"), st.sampled_from(["herb", "potion", "torch"])),
+        st.tuples(st.just("attack"), st.sampled_from(["rat", "spider", "wolf"])),
+        st.tuples(st.just("say"), st.text(min_size=0, max_size=20)),
+        st.tuples(st.just("respawn"), st.just("")),
+    ),
+    max_size=40,
+)
+
+
+async def play(game: Game, player_id: str, commands: list[tuple[str, str]]) -> None:
+    for verb, words in commands:
+        try:
+            if verb == "respawn":
+                await game.respawn(player_id)
+            else:
+                await getattr(game, verb)(player_id, words)
+        except DomainError:
+            pass  # a refused command writes nothing; the sequence goes on
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(commands=COMMANDS, every=st.integers(1, 7), rolls=st.integers(0, 1000))
+def test_snapshot_plus_tail_equals_full_replay(
+    make_store: StoreFactory, commands: list[tuple[str, str]], every: int, rolls: int
+) -> None:
+    async def scenario() -> None:
+        store, snapshots = make_store(), MemorySnapshotStore()
+        codec = event_codec()
+        writing = Repository(store, snapshots, codec, snapshot_every=every, cache_size=0)
+        game = Game(writing, WORLD, roll=lambda: rolls)
+        player_id = player_id_for("Tester")
+        await game.create_character("Tester")
+        await play(game, player_id, commands)
+        stream = f"player-{player_id}"
+        kind = player_type()
+        replayed = await Repository(store, MemorySnapshotStore(), codec, cache_size=0).load(
+            kind, stream
+        )
+        from_snapshot = await Repository(store, snapshots, codec, cache_size=0).load(kind, stream)
+        assert from_snapshot == replayed
+        snapshot = await snapshots.load(stream)
+        if replayed.version >= every:
+            assert snapshot is not None
+            assert snapshot.version <= replayed.version
+
+    run(scenario())
+
+
+def test_a_snapshot_under_another_schema_is_ignored_and_replaced(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store, snapshots = make_store(), MemorySnapshotStore()
+        game = Game(Repository(store, snapshots, event_codec(), snapshot_every=1000), WORLD)
+        player_id = player_id_for("Schema")
+        await game.create_character("Schema")
+        await game.say(player_id, "hello")
+        stream = f"player-{player_id}"
+        # A snapshot written by an older release: another schema, bytes this code can't read.
+        await snapshots.save(Snapshot(stream, 2, 0, b"\x93not-a-player-state"))
+        loaded = await Repository(store, snapshots, event_codec(), cache_size=0).load(
+            player_type(), stream
+        )
+        assert loaded.state.name == "Schema"
+        assert loaded.version == 2
+        replaced = await snapshots.load(stream)
+        assert replaced is not None
+        assert replaced.schema_version == player_type().snapshot_schema
+        assert replaced.version == 2
+
+    run(scenario())
+
+
+def test_a_time_travel_load_shows_the_state_at_that_version() -> None:
+    async def scenario() -> None:
+        store, snapshots = MemoryEventStore(), MemorySnapshotStore()
+        repository = Repository(store, snapshots, event_codec(), snapshot_every=2)
+        game = Game(repository, WORLD)
+        player_id = player_id_for("Traveller")
+        await game.create_character("Traveller")
+        await game.move(player_id, "north")
+        await game.move(player_id, "north")
+        stream = f"player-{player_id}"
+        assert (await repository.load_at(player_type(), stream, 1)).state.room == WORLD.start_room
+        assert (await repository.load_at(player_type(), stream, 2)).state.room == "market_street"
+        assert (await repository.load_at(player_type(), stream, 3)).state.room == "north_gate"
+
+    run(scenario())
+
+
+class AlwaysBehind:
+    """An event store whose stream moves on between every load and append."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+        self.appends = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def append(self, stream_id: str, expected: int, events: list[object]) -> object:
+        self.appends += 1
+        await self.inner.append(stream_id, ANY, [event_codec().encode(PlayerSaid("x", "hi"))])
+        return await self.inner.append(stream_id, expected, events)  # type: ignore[arg-type]
+
+
+def test_a_command_retries_conflicts_then_answers_conflict() -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Busy")
+        behind = AlwaysBehind(store)
+        repository = Repository(behind, MemorySnapshotStore(), event_codec(), max_attempts=3)  # type: ignore[arg-type]
+        with pytest.raises(ConflictError):
+            await Game(repository, WORLD).say(player_id_for("Busy"), "hello")
+        assert behind.appends == 3
+
+    run(scenario())
+
+
+def test_concurrent_commands_of_one_player_land_or_answer_conflict(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        player_id = player_id_for("Chatty")
+        await game.create_character("Chatty")
+        outcomes = await asyncio.gather(
+            *(game.say(player_id, f"line {n}") for n in range(20)), return_exceptions=True
+        )
+        landed = [o for o in outcomes if not isinstance(o, BaseException)]
+        gave_up = [o for o in outcomes if isinstance(o, ConflictError)]
+        assert len(landed) + len(gave_up) == 20
+        assert len(landed) >= 10
+        recorded = await store.read_stream(f"player-{player_id}")
+        assert [e.version for e in recorded] == list(range(1, len(landed) + 2))
+
+    run(scenario())
+
+
+def test_lru_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    cache: LruCache[int] = LruCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1
+    cache.put("c", 3)
+    assert len(cache) == 2
+    assert cache.get("b") is None
+    assert cache.get("a") == 1
+    disabled: LruCache[int] = LruCache(0)
+    disabled.put("a", 1)
+    assert disabled.get("a") is None
+
+
+def test_snapshots_are_written_every_n_events() -> None:
+    async def scenario() -> SnapshotStore:
+        store, snapshots = MemoryEventStore(), MemorySnapshotStore()
+        game = Game(Repository(store, snapshots, event_codec(), snapshot_every=3), WORLD)
+        player_id = player_id_for("Counter")
+        await game.create_character("Counter")
+        for n in range(7):
+            await game.say(player_id, str(n))
+        return snapshots
+
+    snapshots = run(scenario())
+    snapshot = run(snapshots.load(f"player-{player_id_for('Counter')}"))
+    assert snapshot is not None
+    assert snapshot.version == 6
+    state = msgspec.msgpack.decode(snapshot.state)
+    assert state["name"] == "Counter"

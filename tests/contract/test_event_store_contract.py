@@ -1,0 +1,278 @@
+"""The event-store contract: every adapter passes the same tests (invariants 2 and 3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adventure_quest.store.envelope import ANY, NO_STREAM, Metadata, NewEvent, RecordedEvent
+from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError, StoreClosedError
+from adventure_quest.store.ports import EventStore
+from tests.conftest import StoreFactory, run
+
+FIXTURE_OK = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None, max_examples=40
+)
+
+
+def event(
+    n: int = 0, correlation_id: str = "", causation_id: str = "", actor: str = ""
+) -> NewEvent:
+    metadata = Metadata(correlation_id, causation_id, actor)
+    return NewEvent("Happened", b'{"n":%d}' % n, 1, metadata)
+
+
+async def read_everything(store: EventStore, page: int = 1000) -> list[RecordedEvent]:
+    seen: list[RecordedEvent] = []
+    while batch := await store.read_all(seen[-1].position if seen else 0, page):
+        seen += batch
+    return seen
+
+
+def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        result = await store.append("player-a", NO_STREAM, [event(1), event(2)])
+        assert (result.version, result.position) == (2, 2)
+        recorded = await store.read_stream("player-a")
+        assert [e.version for e in recorded] == [1, 2]
+        assert [e.position for e in recorded] == [1, 2]
+        assert recorded[0].stream_type == "player"
+        assert recorded[1].payload == b'{"n":2}'
+        assert await store.stream_version("player-a") == 2
+        assert await store.head() == 2
+
+    run(scenario())
+
+
+def test_append_at_a_stale_version_is_refused_and_writes_nothing(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.append("s-1", NO_STREAM, [event()])
+        with pytest.raises(ConcurrencyError) as caught:
+            await store.append("s-1", NO_STREAM, [event()])
+        assert (caught.value.expected, caught.value.actual) == (0, 1)
+        with pytest.raises(ConcurrencyError):
+            await store.append("s-1", 3, [event()])
+        assert await store.stream_version("s-1") == 1
+        assert await store.head() == 1
+
+    run(scenario())
+
+
+def test_expected_any_appends_whatever_the_version(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.append("s-1", ANY, [event()])
+        result = await store.append("s-1", ANY, [event(), event()])
+        assert result.version == 3
+
+    run(scenario())
+
+
+def test_metadata_is_kept_and_recorded_time_is_stamped(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        new = event(correlation_id="c1", causation_id="k1", actor="player-x")
+        await store.append("s-1", NO_STREAM, [new])
+        (recorded,) = await store.read_stream("s-1")
+        assert recorded.event_id == new.event_id
+        assert recorded.metadata.correlation_id == "c1"
+        assert recorded.metadata.causation_id == "k1"
+        assert recorded.metadata.actor == "player-x"
+        assert recorded.metadata.recorded_at > 1_700_000_000
+
+    run(scenario())
+
+
+def test_read_stream_honours_from_and_to_versions(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.append("s-1", NO_STREAM, [event(n) for n in range(10)])
+        await store.append("s-2", NO_STREAM, [event(99)])
+        middle = await store.read_stream("s-1", 3, 5)
+        assert [e.version for e in middle] == [3, 4, 5]
+        assert [e.version for e in await store.read_stream("s-1", 8)] == [8, 9, 10]
+        assert await store.read_stream("s-1", 11) == []
+        assert await store.read_stream("nobody") == []
+        assert await store.stream_version("nobody") == 0
+
+    run(scenario())
+
+
+def test_global_log_pages_from_a_position(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        for n in range(7):
+            await store.append(f"s-{n % 3}", ANY, [event(n)])
+        first = await store.read_all(0, 3)
+        assert [e.position for e in first] == [1, 2, 3]
+        rest = await store.read_all(3, 100)
+        assert [e.position for e in rest] == [4, 5, 6, 7]
+        assert await store.read_all(7) == []
+        assert await store.head() == 7
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "expected", "events"),
+    [
+        ("", NO_STREAM, 1),
+        ("x" * 201, NO_STREAM, 1),
+        ("bad\nid", NO_STREAM, 1),
+        ("s-1", -2, 1),
+        ("s-1", NO_STREAM, 0),
+    ],
+)
+def test_malformed_append_is_refused_and_writes_nothing(
+    make_store: StoreFactory, stream_id: str, expected: int, events: int
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        with pytest.raises(InvalidAppendError):
+            await store.append(stream_id, expected, [event() for _ in range(events)])
+        assert await store.head() == 0
+
+    run(scenario())
+
+
+def test_retrying_a_committed_append_returns_its_result_without_duplicates(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        batch = [event(1), event(2)]
+        first = await store.append("s-1", NO_STREAM, batch)
+        again = await store.append("s-1", NO_STREAM, batch)
+        assert again == first
+        assert await store.head() == 2
+        with pytest.raises(InvalidAppendError):
+            await store.append("s-2", NO_STREAM, [batch[0]])
+
+    run(scenario())
+
+
+def test_closed_store_refuses_appends(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.close()
+        with pytest.raises(StoreClosedError):
+            await store.append("s-1", NO_STREAM, [event()])
+
+    run(scenario())
+
+
+def test_of_concurrent_appends_with_the_same_expected_version_exactly_one_wins(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.append("s-1", NO_STREAM, [event()])
+        outcomes = await asyncio.gather(
+            *(store.append("s-1", 1, [event(n)]) for n in range(50)), return_exceptions=True
+        )
+        winners = [o for o in outcomes if not isinstance(o, BaseException)]
+        losers = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(winners) == 1
+        assert all(isinstance(o, ConcurrencyError) for o in losers)
+        assert await store.stream_version("s-1") == 2
+
+    run(scenario())
+
+
+def test_a_conflicting_append_fails_alone_while_the_rest_of_its_batch_commits(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        calls = [store.append(f"s-{n}", NO_STREAM, [event(n)]) for n in range(20)]
+        calls.append(store.append("s-3", 5, [event()]))  # wrong version, queued with the rest
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(outcomes[-1], ConcurrencyError)
+        assert not any(isinstance(o, BaseException) for o in outcomes[:-1])
+        assert await store.head() == 20
+
+    run(scenario())
+
+
+def test_many_concurrent_writers_on_one_stream_leave_versions_without_holes(
+    make_store: StoreFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        writers, each = 16, 10
+
+        async def writer(number: int) -> int:
+            conflicts = 0
+            for n in range(each):
+                while True:
+                    version = await store.stream_version("hot-1")
+                    await asyncio.sleep(0)  # let the other writers read the same version
+                    try:
+                        await store.append("hot-1", version, [event(number * 100 + n)])
+                        break
+                    except ConcurrencyError:
+                        conflicts += 1
+            return conflicts
+
+        conflicts = await asyncio.gather(*(writer(n) for n in range(writers)))
+        recorded = await store.read_stream("hot-1")
+        assert [e.version for e in recorded] == list(range(1, writers * each + 1))
+        assert sorted(e.payload for e in recorded) == sorted(
+            b'{"n":%d}' % (w * 100 + n) for w in range(writers) for n in range(each)
+        )
+        assert sum(conflicts) > 0  # the writers really did race
+
+    run(scenario())
+
+
+appends = st.lists(
+    st.tuples(
+        st.sampled_from(["a-1", "b-2", "c-3", "d-4"]),
+        st.sampled_from(["right", "wrong", "any"]),
+        st.integers(1, 4),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@FIXTURE_OK
+@given(plan=appends, page=st.integers(1, 7), concurrent=st.booleans())
+def test_log_and_streams_stay_gap_free_and_ordered(
+    make_store: StoreFactory, plan: list[tuple[str, str, int]], page: int, concurrent: bool
+) -> None:
+    """Invariants 2 and 3 against a model, sequential or all appends in flight at once."""
+
+    async def scenario() -> None:
+        store = make_store()
+        model: dict[str, int] = {}
+
+        async def attempt(stream: str, how: str, count: int) -> None:
+            current = model.get(stream, 0) if not concurrent else await store.stream_version(stream)
+            expected = {"right": current, "wrong": current + 7, "any": ANY}[how]
+            try:
+                result = await store.append(stream, expected, [event() for _ in range(count)])
+            except ConcurrencyError:
+                return
+            model[stream] = max(model.get(stream, 0), result.version)
+
+        if concurrent:
+            await asyncio.gather(*(attempt(*step) for step in plan))
+        else:
+            for step in plan:
+                await attempt(*step)
+        log = await read_everything(store, page)
+        assert [e.position for e in log] == list(range(1, len(log) + 1))
+        assert await store.head() == len(log)
+        for stream, version in model.items():
+            versions = [e.version for e in log if e.stream_id == stream]
+            assert versions == list(range(1, version + 1))
+            assert [e.version for e in await store.read_stream(stream)] == versions
+        assert len({e.event_id for e in log}) == len(log)
+
+    run(scenario())
