@@ -58,13 +58,19 @@ _ENV = {
 }
 
 
+def _to_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError(f"no conversion to {kind}")
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object | None) -> Settings:
     """Settings from ``AQ_*`` variables, then flags (``None`` flags are ignored)."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {field: env[var] for var, field in _ENV.items() if env.get(var)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        settings = msgspec.convert(values, Settings, strict=False)
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)
     except msgspec.ValidationError as error:
         raise SettingsError(f"invalid setting: {error}") from error
     return settings.check()

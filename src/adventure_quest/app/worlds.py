@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.world import World, parse_world
 
 
@@ -13,5 +14,10 @@ def load_world(path: str | Path | None = None) -> World:
     if path is None:
         data = resources.files("adventure_quest").joinpath("data/world.json").read_bytes()
     else:
-        data = Path(path).read_bytes()
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise DomainError(
+                "world_not_found", f"cannot read the world file {path}: {error.strerror}"
+            ) from error
     return parse_world(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -18,6 +19,7 @@ from adventure_quest.cli.play import QUIT, enter
 from adventure_quest.config import Settings, SettingsError, load_settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.store.errors import StoreError
+from adventure_quest.store.urls import sqlite_path
 
 T = TypeVar("T")
 
@@ -69,6 +71,9 @@ def play(
 
 async def _play(settings: Settings, name: str | None) -> None:
     interactive = sys.stdin.isatty()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Undecodable bytes become U+FFFD instead of ending the game with an exception.
+        sys.stdin.reconfigure(errors="replace")
     async with Services(settings) as services:
         while True:
             if name is None:
@@ -108,7 +113,20 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Print a stream's history, payloads upcast to the current schema."""
-    run(_events(settings_from(data_dir, store), resolve_stream(stream), as_json))
+    run(_events(existing_store(settings_from(data_dir, store)), resolve_stream(stream), as_json))
+
+
+def existing_store(settings: Settings) -> Settings:
+    """Refuse to inspect a SQLite store that does not exist (instead of creating an empty one)."""
+    url = settings.event_store_url
+    if url.startswith("sqlite:"):
+        try:
+            path = Path(sqlite_path(url))
+        except StoreError as error:
+            raise fail(str(error), error.code) from None
+        if not path.exists():
+            raise fail(f"there is no store at {path}; check --data-dir", "store_not_found")
+    return settings
 
 
 def resolve_stream(stream: str) -> str:
@@ -130,7 +148,9 @@ async def _events(settings: Settings, stream: str, as_json: bool) -> None:
                     "version": event.version, "position": event.position,
                     "event_id": event.event_id, "event_type": event.event_type,
                     "schema_version": event.schema_version, "payload": payload,
-                    "metadata": msgspec.to_builtins(event.metadata),
+                    "metadata": {
+                        f: getattr(event.metadata, f) for f in event.metadata.__struct_fields__
+                    },
                 }  # fmt: skip
                 typer.echo(msgspec.json.encode(line).decode())
             else:
@@ -146,7 +166,7 @@ def state(
     store: StoreUrl = None,
 ) -> None:
     """Show an aggregate's state, now or as it was at a version (time travel)."""
-    run(_state(settings_from(data_dir, store), resolve_stream(stream), version))
+    run(_state(existing_store(settings_from(data_dir, store)), resolve_stream(stream), version))
 
 
 async def _state(settings: Settings, stream: str, version: int | None) -> None:
@@ -159,6 +179,8 @@ async def _state(settings: Settings, stream: str, version: int | None) -> None:
         current = await services.store.stream_version(stream)
         if version is not None and not 0 <= version <= current:
             raise fail(f"{stream} has versions 0..{current}; got {version}", "version_out_of_range")
+        if current == 0 and stream_type == "player":
+            raise fail(f"stream {stream!r} has no events", "stream_not_found")
         at = current if version is None else version
         repository = services.repository
         loaded: Loaded[Any] = await (

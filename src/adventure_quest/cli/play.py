@@ -90,7 +90,8 @@ class Session:
         return self._told(outcome) + "\n" + await self._look("")
 
     async def _take(self, words: str) -> str:
-        words = words.removeprefix("up ").strip()
+        if words.casefold() == "up" or words.casefold().startswith("up "):
+            words = words[2:].strip()
         if not words:
             return "Take what?"
         return self._told(await self.game.take(self.player_id, words))

@@ -109,6 +109,11 @@ def evolve_all(state: PlayerState, events: list[Event]) -> PlayerState:
 # -- decisions -------------------------------------------------------------------------------
 
 
+def plain_text(text: str) -> bool:
+    """No control characters, lone surrogates (undecodable input) or unassigned code points."""
+    return not any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in text)
+
+
 def check_name(name: str) -> str:
     """A character name, trimmed; refuses empty, too long or control characters."""
     trimmed = " ".join(name.split())
@@ -116,7 +121,7 @@ def check_name(name: str) -> str:
         raise refuse("invalid_name", "A name cannot be empty.")
     if len(trimmed) > MAX_NAME_LENGTH:
         raise refuse("invalid_name", f"A name can be at most {MAX_NAME_LENGTH} characters long.")
-    if any(unicodedata.category(ch)[0] == "C" for ch in name):
+    if not plain_text(trimmed):
         raise refuse("invalid_name", "A name cannot contain control characters.")
     return trimmed
 
@@ -258,6 +263,6 @@ def say(state: PlayerState, text: str) -> list[Event]:
     text = " ".join(text.split())
     if not text:
         raise refuse("invalid_text", "Say what?")
-    if len(text) > MAX_SAY_LENGTH or any(unicodedata.category(ch) == "Cc" for ch in text):
+    if len(text) > MAX_SAY_LENGTH or not plain_text(text):
         raise refuse("invalid_text", f"You can say at most {MAX_SAY_LENGTH} plain characters.")
     return [PlayerSaid(state.room, text)]

@@ -38,6 +38,10 @@ from adventure_quest.store.errors import (
 from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
 
 MAX_EVENTS_PER_COMMIT: Final = 20_000
+#: How long the writer may wait for more callers of a busy store before it commits.
+LINGER_S: Final = 0.0003
+#: Below this many callers per commit the writer never lingers (latency over batching).
+LINGER_MIN_BATCH: Final = 8
 
 _INSERT = (
     "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,"
@@ -109,6 +113,7 @@ class SQLiteEventStore:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._last_batch = 0
         self.commits = 0
 
     # -- write side -------------------------------------------------------------------------
@@ -134,28 +139,48 @@ class SQLiteEventStore:
                 self._thread.start()
 
     def _write_loop(self) -> None:
-        take = self._queue.get
-        take_now = self._queue.get_nowait
         stopping = False
         while not stopping:
-            first = take()
+            first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            count = len(first.events)
-            while count < MAX_EVENTS_PER_COMMIT:
-                try:
-                    request = take_now()
-                except queue.Empty:
-                    break
-                if request is None:
-                    stopping = True
-                    break
-                batch.append(request)
-                count += len(request.events)
+            batch, stopping = self._gather(first)
             results = self._commit_batch(batch)
             self.commits += 1
             _deliver(batch, results)
+
+    def _gather(self, first: _Append) -> tuple[list[_Append], bool]:
+        """Everything queued after ``first``, lingering briefly for a busy writer's callers.
+
+        When the previous commit served many callers, they are about to send their next
+        appends; waiting up to LINGER_S for them to reach the previous batch's size lets one
+        fsync serve them all instead of splitting them over two commits.
+        """
+        take = self._queue.get
+        batch = [first]
+        count = len(first.events)
+        target = self._last_batch if self._last_batch >= LINGER_MIN_BATCH else 1
+        deadline = 0.0
+        while count < MAX_EVENTS_PER_COMMIT:
+            try:
+                request = take(block=False)
+            except queue.Empty:
+                if len(batch) >= target:
+                    break
+                now = time.monotonic()
+                deadline = deadline or now + LINGER_S
+                if now >= deadline:
+                    break
+                try:
+                    request = take(timeout=deadline - now)
+                except queue.Empty:
+                    break
+            if request is None:
+                return batch, True
+            batch.append(request)
+            count += len(request.events)
+        self._last_batch = len(batch)
+        return batch, False
 
     def _commit_batch(self, batch: list[_Append]) -> list[_Result]:
         conn = self._writer_conn

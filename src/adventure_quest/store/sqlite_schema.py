@@ -11,6 +11,12 @@ from pathlib import Path
 from adventure_quest.store.errors import StoreCorruptError, StoreError, StoreSchemaError
 
 SCHEMA_VERSION = 1
+#: Small pages: an append dirties one index leaf per stream it touches, and every dirty page is
+#: written to the WAL and fsync'd; 1 KiB pages cut the bytes per commit about fourfold.
+PAGE_SIZE = 1024
+#: Checkpoint less often than SQLite's default (1000 pages): a checkpoint writes each page once
+#: however often it changed, and runs inside a commit.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 _MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -108,7 +114,10 @@ def open_database(path: str) -> sqlite3.Connection:
                 f"{path} is a SQLite database but not an Adventure Quest store "
                 f"(it has tables {sorted(tables)}); point the store URL at another file"
             )
+        if version == 0:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         if version < SCHEMA_VERSION:
             conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
     return conn
