@@ -14,7 +14,6 @@ from adventure_quest.app.repository import Saved
 from adventure_quest.domain import player, room
 from adventure_quest.domain.events import (
     Event,
-    HandoverSettled,
     ItemDropped,
     ItemPickedUp,
     MonsterDefeated,
@@ -40,7 +39,9 @@ async def finish_take(game: Game, picked: ItemPickedUp, room_key: str) -> Saved[
         lambda s: player.receive_item(s, picked.item, room_key, handover_id, game.world),
         _metadata(picked.player_id, handover_id),
     )
-    if any(isinstance(e, HandoverSettled) for e in received.events):
+    # Checked on the state, not on what this call appended: a recovery that crashed after the
+    # refusal but before the return must still return the item (the room's side is idempotent).
+    if handover_id in received.state.refused_handovers:
         returned = await game.repository.update(
             game.rooms,
             game.rooms.stream_id(room_key),

@@ -107,6 +107,10 @@ class Repository:
         if cached is not None:
             return cached
         loaded = await self._load_from_store(kind, stream_id)
+        # A concurrent save may have cached a newer state while this load was reading.
+        newer = self._cache.get(stream_id)
+        if newer is not None and newer.version > loaded.version:
+            return newer
         self._cache.put(stream_id, loaded)
         return loaded
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import msgspec
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, gc=False):
     """Base of every domain event."""
 
 
-class HeldItem(msgspec.Struct, frozen=True):
+class HeldItem(msgspec.Struct, frozen=True, gc=False):
     """One item instance: a unique id and the kind of item it is."""
 
     item_id: str

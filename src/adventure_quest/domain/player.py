@@ -47,6 +47,8 @@ class PlayerState(msgspec.Struct, frozen=True):
     kills: int = 0
     deaths: int = 0
     recent_handovers: tuple[str, ...] = ()
+    #: Hand-overs this player refused: their items must go back where they came from.
+    refused_handovers: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -71,8 +73,14 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
                 inventory=(*state.inventory, item),
                 recent_handovers=remember(state.recent_handovers, handover_id),
             )
-        case ItemDropped(item=item) | ItemUsed(item=item):
+        case ItemDropped(item=item):
             return replace(state, inventory=tuple(i for i in state.inventory if i != item))
+        case ItemUsed(item=item, healed=healed):
+            return replace(
+                state,
+                inventory=tuple(i for i in state.inventory if i != item),
+                health=min(state.health + healed, state.max_health),
+            )
         case DamageTaken(amount=amount, handover_id=handover_id):
             return replace(
                 state,
@@ -93,7 +101,11 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
         case PlayerRespawned(room=room, health=health):
             return replace(state, alive=True, room=room, health=health)
         case HandoverSettled(handover_id=handover_id):
-            return replace(state, recent_handovers=remember(state.recent_handovers, handover_id))
+            return replace(
+                state,
+                recent_handovers=remember(state.recent_handovers, handover_id),
+                refused_handovers=remember(state.refused_handovers, handover_id),
+            )
         case PlayerSaid():
             return state
     return state
@@ -146,6 +158,7 @@ def require_alive(state: PlayerState) -> None:
 def move(state: PlayerState, direction: str, world: World) -> list[Event]:
     """Walk through an exit of the current room."""
     require_alive(state)
+    direction = direction.strip().casefold()
     direction = DIRECTIONS.get(direction, direction)
     if direction not in DIRECTIONS.values():
         raise refuse("unknown_direction", f"{direction!r} is not a direction.")

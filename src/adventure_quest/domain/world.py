@@ -85,7 +85,7 @@ class World(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rooms: dict[str, RoomDef]
 
     def check(self) -> World:
-        """Verify references and reciprocity rules; return self so it chains after parsing."""
+        """Verify that every reference names something that exists; return self (chains)."""
         problems: list[str] = []
         if self.start_room not in self.rooms:
             problems.append(f"start room {self.start_room!r} does not exist")
@@ -106,13 +106,15 @@ class World(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """Whether a player's words name this item (its key, name, alias or last name word)."""
         item = self.items[item_key]
         text = " ".join(words.casefold().split())
-        return text in (item_key, item.name, *item.aliases, item.name.rsplit(" ", 1)[-1])
+        names = (item.name, *item.aliases, item.name.rsplit(" ", 1)[-1])
+        return text == item_key or text in (name.casefold() for name in names)
 
     def monster_matches(self, monster_key: str, words: str) -> bool:
         """Whether a player's words name this monster."""
         monster = self.monsters[monster_key]
         text = " ".join(words.casefold().split())
-        return text in (monster_key, monster.name, *monster.aliases, monster.name.split()[-1])
+        names = (monster.name, *monster.aliases, monster.name.split()[-1])
+        return text == monster_key or text in (name.casefold() for name in names)
 
     def level_for(self, xp: int) -> int:
         """The level a character with ``xp`` experience has reached (1-based)."""
@@ -127,7 +129,7 @@ def parse_world(data: bytes) -> World:
     """Parse and check a world file; a malformed one raises DomainError('world_invalid')."""
     try:
         world = msgspec.json.decode(data, type=World)
-    except msgspec.ValidationError as error:
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise DomainError("world_invalid", f"world file is malformed: {error}") from error
     return world.check()
 

@@ -17,7 +17,7 @@ ExpectedVersion = int
 """``ANY``, ``NO_STREAM`` (0), or the exact version (>= 1) the stream must be at."""
 
 
-class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True, gc=False):
     """Why and by whom an event was recorded, and when (seconds since the epoch)."""
 
     correlation_id: str = ""
@@ -26,7 +26,7 @@ class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True)
     recorded_at: float = 0.0
 
 
-class NewEvent(msgspec.Struct, frozen=True):
+class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """An event about to be appended; its id is chosen by the writer so a retry is idempotent."""
 
     event_type: str
@@ -36,7 +36,7 @@ class NewEvent(msgspec.Struct, frozen=True):
     event_id: str = msgspec.field(default_factory=uuid7)
 
 
-class RecordedEvent(msgspec.Struct, frozen=True):
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     """An event as stored: its place in its stream (version) and in the shard's log (position)."""
 
     event_id: str

@@ -47,10 +47,6 @@ _INSERT = (
     "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,"
     " schema_version, payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COLUMNS = (
-    "event_id, stream_id, stream_type, version, position, event_type, schema_version, payload,"
-    " metadata"
-)
 _encode_metadata = msgspec.msgpack.Encoder().encode
 _decode_metadata = msgspec.msgpack.Decoder(Metadata).decode
 
@@ -72,12 +68,6 @@ class _Append:
         self.events = events
         self.loop = loop
         self.future: asyncio.Future[AppendResult] = loop.create_future()
-
-
-def _to_event(row: tuple[str, str, str, int, int, str, int, bytes, bytes]) -> RecordedEvent:
-    return RecordedEvent(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], _decode_metadata(row[8])
-    )
 
 
 class _VersionCache:
@@ -289,25 +279,57 @@ class SQLiteEventStore:
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         last = (1 << 62) if to_version is None else to_version
+        stream_type = stream_type_of(stream_id)
+        decode_metadata = _decode_metadata
         with translated_errors(self.path):
             rows = self._reader().execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ?"
-                " ORDER BY version",
+                "SELECT event_id, version, position, event_type, schema_version, payload, metadata"
+                " FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version",
                 (stream_id, from_version, last),
             )
-            return [_to_event(row) for row in rows]
+            # The stream's id and type are known: fetching them for every row costs a third.
+            return [
+                RecordedEvent(
+                    r[0],
+                    stream_id,
+                    stream_type,
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    decode_metadata(r[6]),
+                )
+                for r in rows
+            ]
 
     async def stream_version(self, stream_id: str) -> int:
         with translated_errors(self.path):
             return _committed_version(self._reader(), stream_id)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        decode_metadata = _decode_metadata
+        types: dict[str, str] = {}
         with translated_errors(self.path):
             rows = self._reader().execute(
-                f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                "SELECT event_id, stream_id, version, position, event_type, schema_version,"
+                " payload, metadata FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (after_position, limit),
             )
-            return [_to_event(row) for row in rows]
+            return [
+                RecordedEvent(
+                    r[0],
+                    r[1],
+                    types.get(r[1]) or types.setdefault(r[1], stream_type_of(r[1])),
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    decode_metadata(r[7]),
+                )
+                for r in rows
+            ]
 
     async def head(self) -> int:
         with translated_errors(self.path):

@@ -17,6 +17,8 @@ PAGE_SIZE = 1024
 #: Checkpoint less often than SQLite's default (1000 pages): a checkpoint writes each page once
 #: however often it changed, and runs inside a commit.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+#: Page cache per connection, KiB: the hot index leaves of busy streams stay in memory.
+CACHE_KIB = 32_768
 _MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -85,6 +87,7 @@ def connect(path: str, *, durable: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     with translated_errors(path):
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     return conn
 
