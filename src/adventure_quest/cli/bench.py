@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
+
+from adventure_quest import runtime
 
 Url = Annotated[
     str | None,
@@ -28,7 +29,7 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """N single-event appends by C concurrent clients: events/s, p50/p99 latency."""
         with scratch_url(store) as url:
-            report(asyncio.run(append.run(url, clients, events)), as_json)
+            report(runtime.run(append.run(url, clients, events)), as_json)
 
     @bench_app.command("load")
     def bench_load(
@@ -39,7 +40,7 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """Load an aggregate of H events by full replay and from a snapshot."""
         with scratch_url(store) as url:
-            report(asyncio.run(load.run(url, history, repeats, as_json)), as_json)
+            report(runtime.run(load.run(url, history, repeats, as_json)), as_json)
 
     @bench_app.command("read")
     def bench_read(
@@ -49,4 +50,4 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """Read N events of the global log, decoded: events/s."""
         with scratch_url(store) as url:
-            report(asyncio.run(read.run(url, events, as_json)), as_json)
+            report(runtime.run(read.run(url, events, as_json)), as_json)

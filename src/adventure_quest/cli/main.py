@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sys
 from collections.abc import Coroutine
@@ -12,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import typer
 
+from adventure_quest import runtime
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
 from adventure_quest.bootstrap import Services
@@ -47,7 +47,7 @@ def fail(message: str, code: str) -> typer.Exit:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning configuration and store errors into clear messages."""
     try:
-        return asyncio.run(coroutine)
+        return runtime.run(coroutine)
     except (SettingsError, StoreError, DomainError) as error:
         raise fail(str(error), error.code) from None
 

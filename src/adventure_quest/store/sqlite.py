@@ -91,6 +91,62 @@ class _VersionCache:
         self._versions.clear()
 
 
+class _Transaction:
+    """A group-commit transaction being filled: each request's outcome and the rows inserted."""
+
+    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.position: int = conn.execute(
+            "SELECT coalesce(max(position), 0) FROM events"
+        ).fetchone()[0]
+        self.now = time.time()
+        self.results: list[_Result] = []
+        self.versions: dict[str, int] = {}
+
+    def add(self, requests: list[_Append]) -> None:
+        """Check each request's expected version and insert the rows of those that pass."""
+        rows: list[tuple[object, ...]] = []
+        versions, cached, now = self.versions, self.store.cached_versions, self.now
+        position = self.position
+        for request in requests:
+            stream_id = request.stream_id
+            current = versions.get(stream_id)
+            if current is None:
+                current = cached.get(stream_id)
+                if current is None:
+                    current = _committed_version(self.conn, stream_id)
+            try:
+                check_expected(stream_id, request.expected, current)
+            except ConcurrencyError:
+                self.results.append(self.store._explain_conflict(request))
+                continue
+            stream_type = stream_type_of(stream_id)
+            for event in request.events:
+                current += 1
+                position += 1
+                md = event.metadata
+                metadata = (md.correlation_id, md.causation_id, md.actor, md.recorded_at or now)
+                rows.append(
+                    (
+                        position,
+                        event.event_id,
+                        stream_id,
+                        stream_type,
+                        current,
+                        event.event_type,
+                        event.schema_version,
+                        event.payload,
+                        _encode_metadata(metadata),
+                    )
+                )
+            versions[stream_id] = current
+            self.results.append(AppendResult(stream_id, current, position))
+        if rows:
+            self.conn.executemany(_INSERT, rows)
+        self.position = position
+
+
 class SQLiteEventStore:
     """Event store in one SQLite file (``sqlite:///PATH``); durable on acknowledge."""
 
@@ -98,7 +154,7 @@ class SQLiteEventStore:
         self.path = path
         self._writer_conn = open_database(path)
         self._local = threading.local()
-        self._versions = _VersionCache(stream_cache_size)
+        self.cached_versions = _VersionCache(stream_cache_size)
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -134,27 +190,73 @@ class SQLiteEventStore:
             first = self._queue.get()
             if first is None:
                 break
-            batch, stopping = self._gather(first)
-            results = self._commit_batch(batch)
+            batch = [first]
+            try:
+                results, stopping = self._commit(batch, gather=True)
+            except Exception as error:  # a bug must fail these appends, not hang their callers
+                results = [StoreError(f"append to {self.path} failed: {error!r}")] * len(batch)
             self.commits += 1
             _deliver(batch, results)
 
-    def _gather(self, first: _Append) -> tuple[list[_Append], bool]:
-        """Everything queued after ``first``, lingering briefly for a busy writer's callers.
+    def _commit(self, batch: list[_Append], *, gather: bool) -> tuple[list[_Result], bool]:
+        """Commit ``batch`` (growing it with queued requests when ``gather``) in one transaction.
 
-        When the previous commit served many callers, they are about to send their next
-        appends; waiting up to LINGER_S for them to reach the previous batch's size lets one
-        fsync serve them all instead of splitting them over two commits.
+        Returns each request's result, and whether the close sentinel was taken off the queue.
+        """
+        conn = self._writer_conn
+        stopping = False
+        try:
+            with translated_errors(self.path):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    transaction = _Transaction(self, conn)
+                    transaction.add(batch)
+                    if gather:
+                        stopping = self._gather(transaction, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.IntegrityError:
+            # Another process wrote, or an event id is reused: settle each append on its own.
+            self.cached_versions.clear()
+            if len(batch) == 1:
+                return [self._explain_conflict(batch[0])], stopping
+            return [self._commit([request], gather=False)[0][0] for request in batch], stopping
+        except StoreError as error:
+            return [error] * len(batch), stopping
+        except sqlite3.Error as error:
+            return [StoreError(f"append to {self.path} failed: {error}")] * len(batch), stopping
+        for stream_id, version in transaction.versions.items():
+            self.cached_versions.put(stream_id, version)
+        return transaction.results, stopping
+
+    def _gather(self, transaction: _Transaction, batch: list[_Append]) -> bool:
+        """Insert requests as they arrive until the queue is dry; True if told to stop.
+
+        Rows are inserted while the event loop is still producing the rest of the batch, so
+        SQLite's work overlaps the callers'. When the previous commit served many callers, they
+        are about to send their next appends: waiting up to LINGER_S for them to reach the
+        previous batch's size lets one fsync serve them all.
         """
         take = self._queue.get
-        batch = [first]
-        count = len(first.events)
         target = self._last_batch if self._last_batch >= LINGER_MIN_BATCH else 1
+        count = sum(len(request.events) for request in batch)
         deadline = 0.0
-        while count < MAX_EVENTS_PER_COMMIT:
-            try:
-                request = take(block=False)
-            except queue.Empty:
+        stopping = False
+        while count < MAX_EVENTS_PER_COMMIT and not stopping:
+            arrived: list[_Append] = []
+            while True:
+                try:
+                    request = take(block=False)
+                except queue.Empty:
+                    break
+                if request is None:
+                    stopping = True
+                    break
+                arrived.append(request)
+            if not arrived and not stopping:
                 if len(batch) >= target:
                     break
                 now = time.monotonic()
@@ -165,86 +267,15 @@ class SQLiteEventStore:
                     request = take(timeout=deadline - now)
                 except queue.Empty:
                     break
-            if request is None:
-                return batch, True
-            batch.append(request)
-            count += len(request.events)
+                if request is None:
+                    stopping = True
+                else:
+                    arrived.append(request)
+            batch += arrived
+            count += sum(len(request.events) for request in arrived)
+            transaction.add(arrived)
         self._last_batch = len(batch)
-        return batch, False
-
-    def _commit_batch(self, batch: list[_Append]) -> list[_Result]:
-        conn = self._writer_conn
-        try:
-            with translated_errors(self.path):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    results, rows, versions = self._plan(conn, batch)
-                    conn.executemany(_INSERT, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.IntegrityError:
-            # Another process wrote, or an event id is reused: settle each append on its own.
-            self._versions.clear()
-            if len(batch) == 1:
-                return [self._explain_conflict(batch[0])]
-            return [self._commit_batch([request])[0] for request in batch]
-        except StoreError as error:
-            return [error] * len(batch)
-        except sqlite3.Error as error:
-            failure = StoreError(f"append to {self.path} failed: {error}")
-            return [failure] * len(batch)
-        for stream_id, version in versions.items():
-            self._versions.put(stream_id, version)
-        return results
-
-    def _plan(
-        self, conn: sqlite3.Connection, batch: list[_Append]
-    ) -> tuple[list[_Result], list[tuple[object, ...]], dict[str, int]]:
-        position: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
-        now = time.time()
-        results: list[_Result] = []
-        rows: list[tuple[object, ...]] = []
-        versions: dict[str, int] = {}
-        for request in batch:
-            stream_id = request.stream_id
-            current = versions.get(stream_id)
-            if current is None:
-                current = self._versions.get(stream_id)
-                if current is None:
-                    current = _committed_version(conn, stream_id)
-            try:
-                check_expected(stream_id, request.expected, current)
-            except ConcurrencyError:
-                results.append(self._explain_conflict(request))
-                continue
-            stream_type = stream_type_of(stream_id)
-            for event in request.events:
-                current += 1
-                position += 1
-                metadata = event.metadata
-                if not metadata.recorded_at:
-                    metadata = Metadata(
-                        metadata.correlation_id, metadata.causation_id, metadata.actor, now
-                    )
-                rows.append(
-                    (
-                        position,
-                        event.event_id,
-                        stream_id,
-                        stream_type,
-                        current,
-                        event.event_type,
-                        event.schema_version,
-                        event.payload,
-                        _encode_metadata(metadata),
-                    )
-                )
-            versions[stream_id] = current
-            results.append(AppendResult(stream_id, current, position))
-        return results, rows, versions
+        return stopping
 
     def _explain_conflict(self, request: _Append) -> _Result:
         """A conflicting append is either a retry of one already committed, or a real conflict."""
