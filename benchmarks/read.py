@@ -22,7 +22,8 @@ async def run(url: str, events: int, quiet: bool) -> dict[str, Any]:
     store = open_event_store(url)
     codec = event_codec()
     try:
-        start_at = await store.head()
+        log = store.logs()[0]
+        start_at = await log.head()
         progress = Progress("writing log", events, quiet)
         event = codec.encode(PlayerMoved("village_square", "market_street", "north"))
         written = 0
@@ -36,7 +37,7 @@ async def run(url: str, events: int, quiet: bool) -> dict[str, Any]:
         decode = codec.decode
         position, seen = start_at, 0
         started = time.perf_counter()
-        while page := await store.read_all(position, PAGE):
+        while page := await log.read_all(position, PAGE):
             for recorded in page:
                 decode(recorded)
             seen += len(page)

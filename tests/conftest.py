@@ -9,25 +9,35 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore, SnapshotStore
-from adventure_quest.store.sqlite import SQLiteEventStore
-from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+from adventure_quest.store.urls import open_event_store, open_snapshot_store
+from tests import postgres
 
 T = TypeVar("T")
 
-EVENT_STORES = ["memory", "sqlite"]
+EVENT_STORES = ["memory", "sqlite", "sqlite-sharded", "postgres", "postgres-sharded"]
 StoreFactory = Callable[[], EventStore]
 SnapshotFactory = Callable[[], SnapshotStore]
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one scenario on a fresh event loop."""
-    return asyncio.run(coroutine)
-
-
 class Closable(Protocol):
     async def close(self) -> None: ...
+
+
+_opened: list[Closable] = []
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one scenario on a fresh event loop; stores it opened are closed on that loop."""
+
+    async def scenario() -> T:
+        try:
+            return await coroutine
+        finally:
+            while _opened:
+                await _opened.pop().close()
+
+    return asyncio.run(scenario())
 
 
 S = TypeVar("S", bound=Closable)
@@ -36,24 +46,33 @@ S = TypeVar("S", bound=Closable)
 def _factory(
     adapter: str, build: Callable[[str, Path], S], tmp_path: Path
 ) -> Iterator[Callable[[], S]]:
-    opened: list[S] = []
     counter = iter(range(1_000_000))
 
     def make() -> S:
-        opened.append(build(adapter, tmp_path / f"s{next(counter)}.sqlite"))
-        return opened[-1]
+        store = build(adapter, tmp_path / f"s{next(counter)}.sqlite")
+        _opened.append(store)
+        return store
 
     yield make
-    for store in opened:
-        run(store.close())
+
+
+def _urls(adapter: str, path: Path) -> str:
+    if adapter == "memory":
+        return "memory://"
+    if adapter == "sqlite":
+        return f"sqlite:///{path}"
+    if adapter == "sqlite-sharded":
+        return f"sqlite:///{path}.0,sqlite:///{path}.1"
+    databases = postgres.fresh(2 if adapter == "postgres-sharded" else 1)
+    return ",".join(databases)
 
 
 def _event_store(adapter: str, path: Path) -> EventStore:
-    return MemoryEventStore() if adapter == "memory" else SQLiteEventStore(str(path))
+    return open_event_store(_urls(adapter, path))
 
 
 def _snapshot_store(adapter: str, path: Path) -> SnapshotStore:
-    return MemorySnapshotStore() if adapter == "memory" else SQLiteSnapshotStore(str(path))
+    return open_snapshot_store(_urls(adapter, path))
 
 
 @pytest.fixture(params=EVENT_STORES)

@@ -93,7 +93,7 @@ def test_creating_a_character_records_it_on_its_own_stream() -> None:
         assert outcome.player.player_id == player_id
         assert outcome.events == [PlayerCreated(player_id, "Alice", START, 100, 100)]
         assert await stored(game, f"player-{player_id}") == outcome.events
-        assert await game.repository.store.head() == 1
+        assert await game.repository.store.logs()[0].head() == 1
 
     asyncio.run(scenario())
 
@@ -141,7 +141,7 @@ def test_an_invalid_name_writes_nothing() -> None:
         game = new_game()
         assert await refusal(game.create_character("x" * 33)) == "invalid_name"
         assert await refusal(game.create_character("")) == "invalid_name"
-        assert await game.repository.store.head() == 0
+        assert await game.repository.store.logs()[0].head() == 0
 
     asyncio.run(scenario())
 
@@ -159,7 +159,7 @@ def test_commands_for_a_character_that_does_not_exist_are_refused() -> None:
         ]
         for command in commands:
             assert await refusal(command()) == "player_not_found"
-        assert await game.repository.store.head() == 0
+        assert await game.repository.store.logs()[0].head() == 0
 
     asyncio.run(scenario())
 
@@ -175,7 +175,7 @@ def test_moving_appends_player_moved_to_the_player_stream_only() -> None:
         assert outcome.events == [PlayerMoved(START, "market_street", "north")]
         assert outcome.player.room == "market_street"
         assert await stored_kinds(game, f"player-{player_id}") == ["PlayerCreated", "PlayerMoved"]
-        assert await game.repository.store.head() == 2
+        assert await game.repository.store.logs()[0].head() == 2
 
     asyncio.run(scenario())
 
@@ -187,7 +187,7 @@ def test_a_refused_move_writes_nothing() -> None:
         assert await refusal(game.move(player_id, "up")) == "no_exit"
         assert await refusal(game.move(player_id, "sideways")) == "unknown_direction"
         assert (await game.player(player_id)).room == START
-        assert await game.repository.store.head() == 1
+        assert await game.repository.store.logs()[0].head() == 1
 
     asyncio.run(scenario())
 
@@ -254,7 +254,7 @@ def test_taking_or_dropping_what_is_not_there_is_refused_and_writes_nothing() ->
         player_id = await joined(game)
         assert await refusal(game.take(player_id, "sword")) == "item_not_here"
         assert await refusal(game.drop(player_id, "torch")) == "item_not_carried"
-        assert await game.repository.store.head() == 1
+        assert await game.repository.store.logs()[0].head() == 1
 
     asyncio.run(scenario())
 
@@ -359,7 +359,7 @@ def test_attacking_a_monster_that_is_not_here_is_refused_and_writes_nothing() ->
         game = new_game()
         player_id = await joined(game)
         assert await refusal(game.attack(player_id, "rat")) == "monster_not_here"
-        assert await game.repository.store.head() == 1
+        assert await game.repository.store.logs()[0].head() == 1
 
     asyncio.run(scenario())
 

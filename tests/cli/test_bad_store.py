@@ -157,7 +157,9 @@ def test_a_store_from_a_newer_version_of_the_game_is_refused(tmp_path: Path) -> 
     ("url", "problem"),
     [
         ("foo://x", "unsupported store URL 'foo://x'"),
-        ("postgres://localhost/aq", "unsupported store URL"),
+        ("postgresql://[bad/aq", "cannot parse store URL"),
+        ("postgresql://127.0.0.1:5432", "cannot parse store URL"),
+        ("sqlite:///a.sqlite,,sqlite:///b.sqlite", "an empty shard URL"),
         ("sqlite://", "cannot parse store URL 'sqlite://'"),
         ("sqlite:///", "cannot parse store URL"),
         ("sqlite://host/events.sqlite", "cannot parse store URL"),

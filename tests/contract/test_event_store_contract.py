@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from adventure_quest.store.envelope import ANY, NO_STREAM, Metadata, NewEvent, RecordedEvent
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError, StoreClosedError
-from adventure_quest.store.ports import EventStore
+from adventure_quest.store.ports import EventStore, GlobalLog
+from adventure_quest.store.sharding import shard_of
 from tests.conftest import StoreFactory, run
 
 FIXTURE_OK = settings(
@@ -25,11 +26,20 @@ def event(
     return NewEvent("Happened", b'{"n":%d}' % n, 1, metadata)
 
 
-async def read_everything(store: EventStore, page: int = 1000) -> list[RecordedEvent]:
+async def read_log(log: GlobalLog, page: int = 1000) -> list[RecordedEvent]:
     seen: list[RecordedEvent] = []
-    while batch := await store.read_all(seen[-1].position if seen else 0, page):
+    while batch := await log.read_all(seen[-1].position if seen else 0, page):
         seen += batch
     return seen
+
+
+async def read_everything(store: EventStore, page: int = 1000) -> list[RecordedEvent]:
+    """Every shard's log, one after the other."""
+    return [event for log in store.logs() for event in await read_log(log, page)]
+
+
+async def total_head(store: EventStore) -> int:
+    return sum([await log.head() for log in store.logs()])
 
 
 def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFactory) -> None:
@@ -40,10 +50,11 @@ def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFac
         recorded = await store.read_stream("player-a")
         assert [e.version for e in recorded] == [1, 2]
         assert [e.position for e in recorded] == [1, 2]
+        assert recorded == await read_everything(store)
         assert recorded[0].stream_type == "player"
         assert recorded[1].payload == b'{"n":2}'
         assert await store.stream_version("player-a") == 2
-        assert await store.head() == 2
+        assert await total_head(store) == 2
 
     run(scenario())
 
@@ -58,7 +69,7 @@ def test_append_at_a_stale_version_is_refused_and_writes_nothing(make_store: Sto
         with pytest.raises(ConcurrencyError):
             await store.append("s-1", 3, [event()])
         assert await store.stream_version("s-1") == 1
-        assert await store.head() == 1
+        assert await total_head(store) == 1
 
     run(scenario())
 
@@ -106,14 +117,39 @@ def test_read_stream_honours_from_and_to_versions(make_store: StoreFactory) -> N
 def test_global_log_pages_from_a_position(make_store: StoreFactory) -> None:
     async def scenario() -> None:
         store = make_store()
-        for n in range(7):
-            await store.append(f"s-{n % 3}", ANY, [event(n)])
-        first = await store.read_all(0, 3)
-        assert [e.position for e in first] == [1, 2, 3]
-        rest = await store.read_all(3, 100)
-        assert [e.position for e in rest] == [4, 5, 6, 7]
-        assert await store.read_all(7) == []
-        assert await store.head() == 7
+        for n in range(30):
+            await store.append(f"s-{n % 5}", ANY, [event(n)])
+        assert await total_head(store) == 30
+        for log in store.logs():
+            whole = await log.read_all(0, 1000)
+            head = await log.head()
+            assert [e.position for e in whole] == list(range(1, head + 1))
+            assert all(e.shard == log.shard for e in whole)
+            assert await log.read_all(0, 3) == whole[:3]
+            assert await log.read_all(3, 100) == whole[3:]
+            assert await log.read_all(head) == []
+
+    run(scenario())
+
+
+def test_a_waiting_reader_wakes_when_an_event_is_appended(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.append("s-1", NO_STREAM, [event()])
+        heads = [await log.head() for log in store.logs()]
+        log = store.logs()[heads.index(1)]
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await store.append("s-1", 1, [event()])
+
+        writer = asyncio.create_task(later())
+        started = asyncio.get_running_loop().time()
+        assert await log.wait_for(1, timeout=5.0) == 2
+        assert asyncio.get_running_loop().time() - started < 1.0
+        await writer
+        # Nothing new: the wait ends at its timeout with the unchanged head.
+        assert await log.wait_for(2, timeout=0.05) == 2
 
     run(scenario())
 
@@ -135,7 +171,7 @@ def test_malformed_append_is_refused_and_writes_nothing(
         store = make_store()
         with pytest.raises(InvalidAppendError):
             await store.append(stream_id, expected, [event() for _ in range(events)])
-        assert await store.head() == 0
+        assert await total_head(store) == 0
 
     run(scenario())
 
@@ -149,9 +185,16 @@ def test_retrying_a_committed_append_returns_its_result_without_duplicates(
         first = await store.append("s-1", NO_STREAM, batch)
         again = await store.append("s-1", NO_STREAM, batch)
         assert again == first
-        assert await store.head() == 2
+        assert await total_head(store) == 2
+        # Ids are unique per shard's log: reuse them on another stream of the same shard.
+        shards = len(store.logs())
+        neighbour = next(
+            f"s-{n}"
+            for n in range(2, 1000)
+            if shard_of(f"s-{n}", shards) == shard_of("s-1", shards)
+        )
         with pytest.raises(InvalidAppendError):
-            await store.append("s-2", NO_STREAM, [batch[0]])
+            await store.append(neighbour, NO_STREAM, [batch[0]])
 
     run(scenario())
 
@@ -194,7 +237,7 @@ def test_a_conflicting_append_fails_alone_while_the_rest_of_its_batch_commits(
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         assert isinstance(outcomes[-1], ConcurrencyError)
         assert not any(isinstance(o, BaseException) for o in outcomes[:-1])
-        assert await store.head() == 20
+        assert await total_head(store) == 20
 
     run(scenario())
 
@@ -266,9 +309,11 @@ def test_log_and_streams_stay_gap_free_and_ordered(
         else:
             for step in plan:
                 await attempt(*step)
+        for shard_log in store.logs():
+            positions = [e.position for e in await read_log(shard_log, page)]
+            assert positions == list(range(1, await shard_log.head() + 1))
         log = await read_everything(store, page)
-        assert [e.position for e in log] == list(range(1, len(log) + 1))
-        assert await store.head() == len(log)
+        assert await total_head(store) == len(log)
         for stream, version in model.items():
             versions = [e.version for e in log if e.stream_id == stream]
             assert versions == list(range(1, version + 1))

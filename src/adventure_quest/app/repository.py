@@ -178,7 +178,7 @@ class Repository:
         for attempt in range(self.max_attempts):
             if attempt:
                 # Jittered back-off, so writers that collided do not collide again in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.0005 * 2**attempt))
+                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
             loaded = await self.load(kind, stream_id)
             events = decide(loaded.state)
             if not events:

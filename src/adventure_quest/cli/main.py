@@ -19,7 +19,9 @@ from adventure_quest.cli.play import QUIT, enter
 from adventure_quest.config import Settings, SettingsError, load_settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.store.errors import StoreError
-from adventure_quest.store.urls import sqlite_path
+from adventure_quest.store.migrate import SCHEMA_VERSION_OF, upgrade_store
+from adventure_quest.store.postgres_connect import where
+from adventure_quest.store.urls import split_urls, sqlite_path
 
 T = TypeVar("T")
 
@@ -29,6 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+db_app = typer.Typer(help="Event store schema: create and migrate (idempotent).")
+app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Reproducible performance measurements (see docs/benchmarks.md).")
 app.add_typer(bench_app, name="bench")
 
@@ -118,12 +122,12 @@ def events(
 
 def existing_store(settings: Settings) -> Settings:
     """Refuse to inspect a SQLite store that does not exist (instead of creating an empty one)."""
-    url = settings.event_store_url
-    if url.startswith("sqlite:"):
-        try:
-            path = Path(sqlite_path(url))
-        except StoreError as error:
-            raise fail(str(error), error.code) from None
+    try:
+        paths = [Path(sqlite_path(u)) for u in split_urls(settings.event_store_url)
+                 if u.startswith("sqlite:")]  # fmt: skip
+    except StoreError as error:
+        raise fail(str(error), error.code) from None
+    for path in paths:
         if not path.exists():
             raise fail(f"there is no store at {path}; check --data-dir", "store_not_found")
     return settings
@@ -190,6 +194,17 @@ async def _state(settings: Settings, stream: str, version: int | None) -> None:
         )
         body = {"stream": stream, "version": loaded.version, "state": loaded.state}
         typer.echo(msgspec.json.format(msgspec.json.encode(body)).decode())
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
+    """Create or migrate the schema of every shard of the store (safe to run again)."""
+    settings = settings_from(data_dir, store)
+    for url in split_urls(settings.event_store_url):
+        applied = run(upgrade_store(url))
+        shown = where(url) if url.startswith("postgres") else url
+        done = f"applied migrations {applied}" if applied else "already up to date"
+        typer.echo(f"{shown}: {done} (schema version {SCHEMA_VERSION_OF[url.split(':', 1)[0]]})")
 
 
 def main() -> None:

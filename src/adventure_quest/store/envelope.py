@@ -48,6 +48,8 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     schema_version: int
     payload: bytes
     metadata: Metadata
+    #: Which shard's log ``position`` belongs to (0 when the store is not sharded).
+    shard: int = 0
 
 
 class AppendResult(msgspec.Struct, frozen=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import SplitResult, urlsplit
+
 
 class StoreError(Exception):
     """Base of every store error; ``code`` is stable and machine-readable."""
@@ -51,3 +53,27 @@ class StoreClosedError(StoreError):
     """The store was closed; no more appends are accepted."""
 
     code = "store_closed"
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached right now; ``retryable`` says whether trying again can help.
+
+    An append that fails this way may or may not have committed: retry it with the same events
+    (same event ids) and the store answers with the original result instead of a duplicate.
+    """
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def parse_url(url: str) -> SplitResult:
+    """``urlsplit`` that reports a malformed URL as StoreUrlError instead of ValueError."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as error:
+        raise StoreUrlError(f"cannot parse store URL {url!r}: {error}") from error
+    return parts

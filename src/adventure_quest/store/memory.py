@@ -16,12 +16,15 @@ from adventure_quest.store.envelope import (
 )
 from adventure_quest.store.errors import InvalidAppendError, StoreClosedError
 from adventure_quest.store.ports import Snapshot
+from adventure_quest.store.tailing import HeadSignal
 
 
 class MemoryEventStore:
     """Keeps the global log in a list and each stream as a list of log indexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shard: int = 0) -> None:
+        self.shard = shard
+        self._signal = HeadSignal()
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[int]] = {}
         self._ids: dict[str, int] = {}
@@ -58,11 +61,13 @@ class MemoryEventStore:
                 event.schema_version,
                 event.payload,
                 metadata,
+                self.shard,
             )
             self._ids[event.event_id] = len(self._log)
             indexes.append(len(self._log))
             self._log.append(recorded)
         self._streams[stream_id] = indexes
+        self._signal.notify()
         return AppendResult(stream_id, version, len(self._log))
 
     def _retried(self, stream_id: str, events: Sequence[NewEvent]) -> AppendResult | None:
@@ -91,6 +96,12 @@ class MemoryEventStore:
 
     async def head(self) -> int:
         return len(self._log)
+
+    async def wait_for(self, after_position: int, timeout: float) -> int:
+        return await self._signal.wait_for(self.head, after_position, timeout)
+
+    def logs(self) -> Sequence[MemoryEventStore]:
+        return (self,)
 
     async def close(self) -> None:
         self._closed = True

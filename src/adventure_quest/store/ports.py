@@ -1,4 +1,4 @@
-"""Ports of the write side's storage: the event store and the snapshot store."""
+"""Ports of the write side's storage: the event store, its global logs, the snapshot store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,26 @@ import msgspec
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 
 
+class GlobalLog(Protocol):
+    """One shard's log of every event, in commit order, numbered 1, 2, 3… without holes."""
+
+    shard: int
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to ``limit`` events with position > after_position, in order; never skips one."""
+        ...
+
+    async def head(self) -> int:
+        """The position of the last committed event; 0 when empty."""
+        ...
+
+    async def wait_for(self, after_position: int, timeout: float) -> int:
+        """Wait (without busy polling) until head > after_position or timeout; return head."""
+        ...
+
+
 class EventStore(Protocol):
-    """Append-only streams with optimistic concurrency, and one global log per store."""
+    """Append-only streams with optimistic concurrency; one global log per shard."""
 
     async def append(
         self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
@@ -29,12 +47,8 @@ class EventStore(Protocol):
         """The stream's current version; 0 when it has no events."""
         ...
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        """Up to ``limit`` events of the global log with position > after_position, in order."""
-        ...
-
-    async def head(self) -> int:
-        """The position of the last event of the global log; 0 when empty."""
+    def logs(self) -> Sequence[GlobalLog]:
+        """The global log of each shard, in shard order (one for an unsharded store)."""
         ...
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -36,6 +36,7 @@ from adventure_quest.store.errors import (
     StoreError,
 )
 from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
+from adventure_quest.store.tailing import HeadSignal
 
 MAX_EVENTS_PER_COMMIT: Final = 20_000
 #: How long the writer may wait for more callers of a busy store before it commits.
@@ -150,8 +151,10 @@ class _Transaction:
 class SQLiteEventStore:
     """Event store in one SQLite file (``sqlite:///PATH``); durable on acknowledge."""
 
-    def __init__(self, path: str, *, stream_cache_size: int = 100_000) -> None:
+    def __init__(self, path: str, *, shard: int = 0, stream_cache_size: int = 100_000) -> None:
         self.path = path
+        self.shard = shard
+        self._signal = HeadSignal()
         self._writer_conn = open_database(path)
         self._local = threading.local()
         self.cached_versions = _VersionCache(stream_cache_size)
@@ -196,7 +199,7 @@ class SQLiteEventStore:
             except Exception as error:  # a bug must fail these appends, not hang their callers
                 results = [StoreError(f"append to {self.path} failed: {error!r}")] * len(batch)
             self.commits += 1
-            _deliver(batch, results)
+            _deliver(batch, results, self._signal.notify)
 
     def _commit(self, batch: list[_Append], *, gather: bool) -> tuple[list[_Result], bool]:
         """Commit ``batch`` (growing it with queued requests when ``gather``) in one transaction.
@@ -310,7 +313,7 @@ class SQLiteEventStore:
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         last = (1 << 62) if to_version is None else to_version
-        stream_type = stream_type_of(stream_id)
+        stream_type, shard = stream_type_of(stream_id), self.shard
         decode_metadata = _decode_metadata
         with translated_errors(self.path):
             rows = self._reader().execute(
@@ -330,6 +333,7 @@ class SQLiteEventStore:
                     r[4],
                     r[5],
                     decode_metadata(r[6]),
+                    shard,
                 )
                 for r in rows
             ]
@@ -339,7 +343,7 @@ class SQLiteEventStore:
             return _committed_version(self._reader(), stream_id)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        decode_metadata = _decode_metadata
+        decode_metadata, shard = _decode_metadata, self.shard
         types: dict[str, str] = {}
         with translated_errors(self.path):
             rows = self._reader().execute(
@@ -358,9 +362,16 @@ class SQLiteEventStore:
                     r[5],
                     r[6],
                     decode_metadata(r[7]),
+                    shard,
                 )
                 for r in rows
             ]
+
+    async def wait_for(self, after_position: int, timeout: float) -> int:
+        return await self._signal.wait_for(self.head, after_position, timeout)
+
+    def logs(self) -> Sequence[SQLiteEventStore]:
+        return (self,)
 
     async def head(self) -> int:
         with translated_errors(self.path):
@@ -388,17 +399,18 @@ def _committed_version(conn: sqlite3.Connection, stream_id: str) -> int:
     return int(row[0])
 
 
-def _deliver(batch: list[_Append], results: list[_Result]) -> None:
+def _deliver(batch: list[_Append], results: list[_Result], committed: Callable[[], None]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Append, _Result]]] = {}
     for request, result in zip(batch, results, strict=True):
         by_loop.setdefault(request.loop, []).append((request, result))
     for loop, settled in by_loop.items():
         # A closed loop has nobody waiting for these answers any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, settled)
+            loop.call_soon_threadsafe(_settle, settled, committed)
 
 
-def _settle(settled: list[tuple[_Append, _Result]]) -> None:
+def _settle(settled: list[tuple[_Append, _Result]], committed: Callable[[], None]) -> None:
+    committed()
     for request, result in settled:
         future = request.future
         if future.done():

@@ -92,6 +92,20 @@ def connect(path: str, *, durable: bool) -> sqlite3.Connection:
     return conn
 
 
+def upgrade(path: str) -> list[int]:
+    """Create or migrate the store at ``path``; returns the schema versions applied."""
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    before = 0
+    if exists:
+        check_header(path)
+        probe = sqlite3.connect(path)
+        with translated_errors(path):
+            before = probe.execute("PRAGMA user_version").fetchone()[0]
+        probe.close()
+    open_database(path).close()
+    return list(range(before + 1, SCHEMA_VERSION + 1))
+
+
 def open_database(path: str) -> sqlite3.Connection:
     """Open (creating if new) the store at ``path`` and make sure its schema is ours and current."""
     if path != ":memory:":

@@ -1,41 +1,79 @@
-"""Open stores by URL: ``memory://`` and ``sqlite:///PATH`` (more backends join here)."""
+"""Open stores by URL: ``memory://``, ``sqlite:///PATH``, ``postgresql://…``; commas shard.
+
+``--store postgresql://h/a,postgresql://h/b`` opens two shards: each stream lives on the shard a
+stable hash of its id picks (store/sharding.py), each shard keeps its own global log.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from adventure_quest.store.errors import StoreUrlError
+from adventure_quest.store.errors import StoreUrlError, parse_url
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore, SnapshotStore
+from adventure_quest.store.sharding import ShardedEventStore, ShardedSnapshotStore
 from adventure_quest.store.sqlite import SQLiteEventStore
 from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
 
-SUPPORTED = "memory://, sqlite:///PATH"
+SUPPORTED = "memory://, sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or several joined by commas"
 
 
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///PATH`` URL (``sqlite:///rel`` is relative, ``////abs``)."""
-    parts = urlsplit(url)
+    parts = parse_url(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.strip("/"):
         raise StoreUrlError(f"cannot parse store URL {url!r}: expected sqlite:///PATH")
     return parts.path[1:]
 
 
-def open_event_store(url: str, *, stream_cache_size: int = 100_000) -> EventStore:
-    """The event store a URL names; raises StoreUrlError naming the supported forms."""
-    scheme = urlsplit(url).scheme
+def split_urls(url: str) -> list[str]:
+    """The shard URLs of a store URL (one for an unsharded store)."""
+    urls = [part.strip() for part in url.split(",")]
+    if not all(urls):
+        raise StoreUrlError(f"cannot parse store URL {url!r}: an empty shard URL")
+    return urls
+
+
+def _scheme(url: str) -> str:
+    scheme = parse_url(url).scheme
+    if scheme not in ("memory", "sqlite", "postgresql", "postgres"):
+        raise StoreUrlError(f"unsupported store URL {url!r}; supported: {SUPPORTED}")
+    return scheme
+
+
+def _open_one(url: str, shard: int, stream_cache_size: int) -> EventStore:
+    scheme = _scheme(url)
     if scheme == "memory":
-        return MemoryEventStore()
+        return MemoryEventStore(shard=shard)
     if scheme == "sqlite":
-        return SQLiteEventStore(sqlite_path(url), stream_cache_size=stream_cache_size)
-    raise StoreUrlError(f"unsupported store URL {url!r}; supported: {SUPPORTED}")
+        return SQLiteEventStore(sqlite_path(url), shard=shard, stream_cache_size=stream_cache_size)
+    from adventure_quest.store.postgres import PostgresEventStore
+    from adventure_quest.store.postgres_connect import check_url
+
+    return PostgresEventStore(check_url(url), shard=shard)
 
 
-def open_snapshot_store(url: str) -> SnapshotStore:
-    """The snapshot store kept beside the event store a URL names."""
-    scheme = urlsplit(url).scheme
+def _open_snapshots(url: str) -> SnapshotStore:
+    scheme = _scheme(url)
     if scheme == "memory":
         return MemorySnapshotStore()
     if scheme == "sqlite":
         return SQLiteSnapshotStore(sqlite_path(url))
-    raise StoreUrlError(f"unsupported store URL {url!r}; supported: {SUPPORTED}")
+    from adventure_quest.store.postgres_connect import check_url
+    from adventure_quest.store.postgres_snapshots import PostgresSnapshotStore
+
+    return PostgresSnapshotStore(check_url(url))
+
+
+def open_event_store(url: str, *, stream_cache_size: int = 100_000) -> EventStore:
+    """The event store a URL names; raises StoreUrlError naming the supported forms."""
+    urls = split_urls(url)
+    if len(urls) == 1:
+        return _open_one(urls[0], 0, stream_cache_size)
+    return ShardedEventStore([_open_one(u, n, stream_cache_size) for n, u in enumerate(urls)])
+
+
+def open_snapshot_store(url: str) -> SnapshotStore:
+    """The snapshot store kept beside the event store a URL names (on each shard)."""
+    urls = split_urls(url)
+    if len(urls) == 1:
+        return _open_snapshots(urls[0])
+    return ShardedSnapshotStore([_open_snapshots(u) for u in urls])

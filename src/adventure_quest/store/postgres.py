@@ -1,0 +1,276 @@
+"""PostgreSQL event store (``postgresql://…``): group commit through one server-side function.
+
+Appends from many tasks queue up; a flusher sends everything queued in one call of
+``aq_append`` (see postgres_schema.py), which checks versions, skips retried event ids, inserts,
+notifies listeners and commits, in one round trip and one WAL flush. Two flushers alternate, so
+one batch travels while the other commits. Commits are serialized per shard by an advisory lock
+held to commit, which is what makes the global log gap-safe (docs/postgres.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from adventure_quest.store.appending import validate_append
+from adventure_quest.store.envelope import (
+    AppendResult,
+    ExpectedVersion,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    stream_type_of,
+)
+from adventure_quest.store.errors import (
+    ConcurrencyError,
+    InvalidAppendError,
+    StoreClosedError,
+    StoreError,
+)
+from adventure_quest.store.postgres_connect import connect_pool, translated
+from adventure_quest.store.postgres_schema import NOTIFY_CHANNEL
+from adventure_quest.store.tailing import HeadSignal
+
+MAX_EVENTS_PER_CALL: Final = 5_000
+MAX_REQUESTS_PER_CALL: Final = 1_000
+FLUSHERS: Final = 2
+
+_encode_metadata = msgspec.msgpack.Encoder().encode
+_decode_metadata = msgspec.msgpack.Decoder(Metadata).decode
+_SELECT = (
+    "SELECT event_id::text, stream_id, version, position, event_type, schema_version, payload,"
+    " metadata FROM aq_events"
+)
+
+
+class _Append:
+    __slots__ = ("events", "expected", "future", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        expected: ExpectedVersion,
+        events: Sequence[NewEvent],
+        future: asyncio.Future[AppendResult],
+    ) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.events = events
+        self.future = future
+
+
+class PostgresEventStore:
+    """One shard's event store in PostgreSQL; durable on acknowledge (synchronous commit)."""
+
+    def __init__(self, dsn: str, *, shard: int = 0, pool_size: int = 8) -> None:
+        self.dsn = dsn
+        self.shard = shard
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._pending: list[_Append] = []
+        self._flushers = 0
+        self._closed = False
+        self._signal = HeadSignal()
+        self._listener: asyncpg.Connection | None = None
+        self.commits = 0
+
+    async def _connection_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await connect_pool(self.dsn, self._pool_size + FLUSHERS)
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
+        pool = await self._connection_pool()
+        async with translated(self.dsn), pool.acquire() as conn:
+            yield conn
+
+    # -- write side -------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+        validate_append(stream_id, expected_version, events)
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Append(stream_id, expected_version, events, future))
+        if self._flushers < FLUSHERS:
+            self._flushers += 1
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take_batch()
+                try:
+                    rows = await self._call_append(batch)
+                except BaseException as error:
+                    failure = error if isinstance(error, StoreError) else StoreError(repr(error))
+                    for request in batch:
+                        if not request.future.done():
+                            request.future.set_exception(failure)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                self.commits += 1
+                for request, row in zip(batch, rows, strict=True):
+                    if not request.future.done():
+                        _settle(request, row)
+        finally:
+            self._flushers -= 1
+
+    def _take_batch(self) -> list[_Append]:
+        """The oldest queued requests, up to the per-call limits (at least one)."""
+        pending, taken, events = self._pending, 0, 0
+        for request in pending:
+            if taken and (
+                taken >= MAX_REQUESTS_PER_CALL or events + len(request.events) > MAX_EVENTS_PER_CALL
+            ):
+                break
+            taken += 1
+            events += len(request.events)
+        batch = pending[:taken]
+        del pending[:taken]
+        return batch
+
+    async def _call_append(self, batch: list[_Append]) -> list[asyncpg.Record]:
+        now = time.time()
+        streams, expected, counts = [], [], []
+        ids, types, schemas, payloads, metadata = [], [], [], [], []
+        for request in batch:
+            streams.append(request.stream_id)
+            expected.append(request.expected)
+            counts.append(len(request.events))
+            for event in request.events:
+                md = event.metadata
+                ids.append(event.event_id)
+                types.append(event.event_type)
+                schemas.append(event.schema_version)
+                payloads.append(event.payload)
+                metadata.append(
+                    _encode_metadata(
+                        (md.correlation_id, md.causation_id, md.actor, md.recorded_at or now)
+                    )
+                )
+        async with self._connection() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT outcome, new_version, last_position"
+                " FROM aq_append($1, $2, $3, $4, $5, $6, $7, $8)",
+                streams, expected, counts, ids, types, schemas, payloads, metadata,
+            )  # fmt: skip
+        return rows
+
+    # -- read side --------------------------------------------------------------------------
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        last = (1 << 31) - 1 if to_version is None else min(to_version, (1 << 31) - 1)
+        first = max(min(from_version, (1 << 31) - 1), -(1 << 31))
+        stream_type, shard, decode = stream_type_of(stream_id), self.shard, _decode_metadata
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT event_id::text, version, position, event_type, schema_version, payload,"
+                " metadata FROM aq_events WHERE stream_id = $1 AND version BETWEEN $2 AND $3"
+                " ORDER BY version",
+                stream_id, first, last,
+            )  # fmt: skip
+        return [
+            RecordedEvent(
+                r[0], stream_id, stream_type, r[1], r[2], r[3], r[4], r[5], decode(r[6]), shard
+            )
+            for r in rows
+        ]
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self._connection() as conn:
+            version = await conn.fetchval(
+                "SELECT coalesce(max(version), 0) FROM aq_events WHERE stream_id = $1", stream_id
+            )
+        return int(version)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        types: dict[str, str] = {}
+        shard, decode = self.shard, _decode_metadata
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2",
+                after_position, max(limit, 0),
+            )  # fmt: skip
+        return [
+            RecordedEvent(
+                r[0],
+                r[1],
+                types.get(r[1]) or types.setdefault(r[1], stream_type_of(r[1])),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                decode(r[7]),
+                shard,
+            )
+            for r in rows
+        ]
+
+    async def head(self) -> int:
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM aq_events"))
+
+    async def wait_for(self, after_position: int, timeout: float) -> int:
+        """Wait until the head passes ``after_position`` (LISTEN/NOTIFY, polling as fallback)."""
+        await self._listen()
+        return await self._signal.wait_for(self.head, after_position, timeout)
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            async with translated(self.dsn):
+                self._listener = await asyncpg.connect(self.dsn)
+                await self._listener.add_listener(NOTIFY_CHANNEL, self._notified)
+        except StoreError:
+            self._listener = None  # polling carries on; the next wait tries again
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
+        self._signal.notify()
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._flushers:
+            await asyncio.sleep(0.001)
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    def logs(self) -> Sequence[PostgresEventStore]:
+        return (self,)
+
+
+def _settle(request: _Append, row: Any) -> None:
+    outcome, version, position = row
+    future = request.future
+    if outcome in ("ok", "duplicate"):
+        future.set_result(AppendResult(request.stream_id, version, position))
+    elif outcome == "conflict":
+        future.set_exception(ConcurrencyError(request.stream_id, request.expected, version))
+    else:
+        future.set_exception(
+            InvalidAppendError(
+                f"event ids of this append to {request.stream_id!r} are already used"
+            )
+        )
