@@ -87,3 +87,9 @@ def make_snapshot_store(
 ) -> Iterator[SnapshotFactory]:
     """A factory of fresh snapshot stores of one adapter."""
     yield from _factory(request.param, _snapshot_store, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    postgres.drop_all()

@@ -18,7 +18,8 @@ import asyncpg
 from adventure_quest.store.postgres_connect import upgrade
 
 SERVER = os.environ.get("AQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-DATABASES = ("aq_test_0", "aq_test_1")
+# Named after this process, so test runs side by side (a developer's and CI's) never collide.
+DATABASES = (f"aq_test_{os.getpid()}_0", f"aq_test_{os.getpid()}_1")
 _prepared: list[bool] = []
 
 
@@ -51,6 +52,38 @@ def _run_aside(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run set-up on its own loop in a thread: callers may be inside a running loop."""
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, coroutine).result()
+
+
+_scratch: list[str] = []
+
+
+async def scratch_database(name: str) -> str:
+    """The URL of a new, empty database (no schema) for this run, dropped when the run ends."""
+    database = f"aq_test_{os.getpid()}_{name}"
+    admin = await asyncpg.connect(url("postgres"), timeout=10)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    _scratch.append(database)
+    return url(database)
+
+
+async def _drop(databases: list[str]) -> None:
+    admin = await asyncpg.connect(url("postgres"), timeout=10)
+    try:
+        for database in databases:
+            await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+def drop_all() -> None:
+    """Remove this run's databases (called once the session ends)."""
+    databases = [*DATABASES[: 2 if _prepared else 0], *_scratch]
+    if databases:
+        _run_aside(_drop(databases))
 
 
 def fresh(count: int) -> list[str]:

@@ -18,14 +18,16 @@ import msgspec
 from adventure_quest.app.aggregates import AggregateType
 from adventure_quest.domain.events import Event
 from adventure_quest.store.codec import EventCodec
-from adventure_quest.store.envelope import AppendResult, Metadata
-from adventure_quest.store.errors import ConcurrencyError
+from adventure_quest.store.envelope import AppendResult, Metadata, NewEvent
+from adventure_quest.store.errors import ConcurrencyError, StoreUnavailableError
 from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
 
 S = TypeVar("S", bound=msgspec.Struct)
 T = TypeVar("T")
 
 _encode_state = msgspec.msgpack.Encoder().encode
+#: Times an append is re-sent (same event ids) after the store was unreachable: 0.05 s, 0.1 s…
+UNAVAILABLE_RETRIES = 5
 
 
 class ConflictError(Exception):
@@ -184,7 +186,7 @@ class Repository:
             if not events:
                 return Saved(loaded.state, events, None)
             try:
-                result = await self.store.append(
+                result = await self._append(
                     stream_id, loaded.version, [self.codec.encode(e, metadata) for e in events]
                 )
             except ConcurrencyError:
@@ -203,6 +205,22 @@ class Repository:
                 await self._snapshot(kind, stream_id, saved)
             return Saved(state, events, result)
         raise ConflictError(stream_id, self.max_attempts)
+
+    async def _append(self, stream_id: str, expected: int, events: list[NewEvent]) -> AppendResult:
+        """Append; when the store was unreachable, send the very same events again.
+
+        The outcome of an append cut off by a lost connection is unknown. Re-sending the same
+        event ids is safe: the store answers a committed append with its original result.
+        """
+        attempt = 0
+        while True:
+            try:
+                return await self.store.append(stream_id, expected, events)
+            except StoreUnavailableError as error:
+                if not error.retryable or attempt >= UNAVAILABLE_RETRIES:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+                attempt += 1
 
     def forget(self, stream_id: str) -> None:
         """Drop a cached state (after an outside change)."""

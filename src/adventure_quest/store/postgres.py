@@ -92,8 +92,16 @@ class PostgresEventStore:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
         pool = await self._connection_pool()
-        async with translated(self.dsn), pool.acquire() as conn:
-            yield conn
+        async with translated(self.dsn):
+            conn = await pool.acquire()
+            try:
+                yield conn
+            except BaseException:
+                # Its state is unknown (cut off mid-call, say): never hand it out again.
+                conn.terminate()
+                raise
+            finally:
+                await pool.release(conn)
 
     # -- write side -------------------------------------------------------------------------
 

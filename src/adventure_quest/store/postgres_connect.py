@@ -22,6 +22,7 @@ _UNAVAILABLE = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.CrashShutdownError,
@@ -118,8 +119,9 @@ async def upgrade(dsn: str) -> list[int]:
     async with translated(dsn):
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
-            await conn.execute(MIGRATIONS_TABLE)
+            # Lock first: even CREATE TABLE IF NOT EXISTS races with a concurrent upgrader.
             await conn.execute("SELECT pg_advisory_lock($1)", UPGRADE_LOCK)
+            await conn.execute(MIGRATIONS_TABLE)
             current = await schema_version(conn)
             if current > SCHEMA_VERSION:
                 raise StoreSchemaError(
