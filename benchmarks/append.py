@@ -45,6 +45,7 @@ async def run(url: str, clients: int, events: int) -> dict[str, Any]:
     return {
         "benchmark": "append",
         "store": url.split(":", 1)[0],
+        "shards": url.count(",") + 1,
         "clients": clients,
         "events": len(latencies),
         "seconds": round(elapsed, 3),

@@ -68,6 +68,7 @@ async def run(url: str, size: int, repeats: int, quiet: bool) -> dict[str, Any]:
     return {
         "benchmark": "load",
         "store": url.split(":", 1)[0],
+        "shards": url.count(",") + 1,
         "history": size,
         "load_ms_full": round(full_s * 1000, 3),
         "load_ms_snapshot": round(statistics.median(from_snapshot) * 1000, 4),

@@ -22,8 +22,8 @@ async def run(url: str, events: int, quiet: bool) -> dict[str, Any]:
     store = open_event_store(url)
     codec = event_codec()
     try:
-        log = store.logs()[0]
-        start_at = await log.head()
+        logs = store.logs()
+        start_at = [await log.head() for log in logs]
         progress = Progress("writing log", events, quiet)
         event = codec.encode(PlayerMoved("village_square", "market_street", "north"))
         written = 0
@@ -35,13 +35,15 @@ async def run(url: str, events: int, quiet: bool) -> dict[str, Any]:
             progress.update(written)
         progress.done()
         decode = codec.decode
-        position, seen = start_at, 0
+        seen = 0
         started = time.perf_counter()
-        while page := await log.read_all(position, PAGE):
-            for recorded in page:
-                decode(recorded)
-            seen += len(page)
-            position = page[-1].position
+        for log, start in zip(logs, start_at, strict=True):
+            after = start
+            while page := await log.read_all(after, PAGE):
+                for recorded in page:
+                    decode(recorded)
+                seen += len(page)
+                after = page[-1].position
         elapsed = time.perf_counter() - started
     finally:
         await store.close()
@@ -50,6 +52,7 @@ async def run(url: str, events: int, quiet: bool) -> dict[str, Any]:
     return {
         "benchmark": "read",
         "store": url.split(":", 1)[0],
+        "shards": len(logs),
         "events": seen,
         "seconds": round(elapsed, 3),
         "events_per_s": round(seen / elapsed),
