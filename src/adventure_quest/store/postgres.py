@@ -16,17 +16,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 import asyncpg
-import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from adventure_quest.store.appending import validate_append
 from adventure_quest.store.envelope import (
     AppendResult,
     ExpectedVersion,
-    Metadata,
     NewEvent,
     RecordedEvent,
-    stream_type_of,
 )
 from adventure_quest.store.errors import (
     ConcurrencyError,
@@ -36,18 +33,20 @@ from adventure_quest.store.errors import (
 )
 from adventure_quest.store.postgres_connect import connect_pool, translated
 from adventure_quest.store.postgres_schema import NOTIFY_CHANNEL
+from adventure_quest.store.rows import (
+    LOG_COLUMNS,
+    STREAM_COLUMNS,
+    encode_metadata,
+    log_events,
+    stream_events,
+)
 from adventure_quest.store.tailing import HeadSignal
 
 MAX_EVENTS_PER_CALL: Final = 5_000
 MAX_REQUESTS_PER_CALL: Final = 1_000
 FLUSHERS: Final = 2
 
-_encode_metadata = msgspec.msgpack.Encoder().encode
-_decode_metadata = msgspec.msgpack.Decoder(Metadata).decode
-_SELECT = (
-    "SELECT event_id::text, stream_id, version, position, event_type, schema_version, payload,"
-    " metadata FROM aq_events"
-)
+_INT_MAX = (1 << 31) - 1
 
 
 class _Append:
@@ -155,23 +154,24 @@ class PostgresEventStore:
 
     async def _call_append(self, batch: list[_Append]) -> list[asyncpg.Record]:
         now = time.time()
-        streams, expected, counts = [], [], []
-        ids, types, schemas, payloads, metadata = [], [], [], [], []
+        streams: list[str] = []
+        expected: list[int] = []
+        counts: list[int] = []
+        ids: list[str] = []
+        types: list[str] = []
+        schemas: list[int] = []
+        payloads: list[bytes] = []
+        metadata: list[bytes] = []
         for request in batch:
             streams.append(request.stream_id)
             expected.append(request.expected)
             counts.append(len(request.events))
             for event in request.events:
-                md = event.metadata
                 ids.append(event.event_id)
                 types.append(event.event_type)
                 schemas.append(event.schema_version)
                 payloads.append(event.payload)
-                metadata.append(
-                    _encode_metadata(
-                        (md.correlation_id, md.causation_id, md.actor, md.recorded_at or now)
-                    )
-                )
+                metadata.append(encode_metadata(event.metadata, now))
         async with self._connection() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(
                 "SELECT outcome, new_version, last_position"
@@ -185,22 +185,15 @@ class PostgresEventStore:
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
-        last = (1 << 31) - 1 if to_version is None else min(to_version, (1 << 31) - 1)
-        first = max(min(from_version, (1 << 31) - 1), -(1 << 31))
-        stream_type, shard, decode = stream_type_of(stream_id), self.shard, _decode_metadata
+        last = _INT_MAX if to_version is None else min(to_version, _INT_MAX)
+        first = max(min(from_version, _INT_MAX), -_INT_MAX)
         async with self._connection() as conn:
             rows = await conn.fetch(
-                "SELECT event_id::text, version, position, event_type, schema_version, payload,"
-                " metadata FROM aq_events WHERE stream_id = $1 AND version BETWEEN $2 AND $3"
-                " ORDER BY version",
+                f"SELECT event_id::text, {STREAM_COLUMNS} FROM aq_events"
+                " WHERE stream_id = $1 AND version BETWEEN $2 AND $3 ORDER BY version",
                 stream_id, first, last,
             )  # fmt: skip
-        return [
-            RecordedEvent(
-                r[0], stream_id, stream_type, r[1], r[2], r[3], r[4], r[5], decode(r[6]), shard
-            )
-            for r in rows
-        ]
+        return stream_events(stream_id, rows, self.shard)
 
     async def stream_version(self, stream_id: str) -> int:
         async with self._connection() as conn:
@@ -210,28 +203,13 @@ class PostgresEventStore:
         return int(version)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        types: dict[str, str] = {}
-        shard, decode = self.shard, _decode_metadata
         async with self._connection() as conn:
             rows = await conn.fetch(
-                f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2",
+                f"SELECT event_id::text, {LOG_COLUMNS} FROM aq_events"
+                " WHERE position > $1 ORDER BY position LIMIT $2",
                 after_position, max(limit, 0),
             )  # fmt: skip
-        return [
-            RecordedEvent(
-                r[0],
-                r[1],
-                types.get(r[1]) or types.setdefault(r[1], stream_type_of(r[1])),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                decode(r[7]),
-                shard,
-            )
-            for r in rows
-        ]
+        return log_events(rows, self.shard)
 
     async def head(self) -> int:
         async with self._connection() as conn:

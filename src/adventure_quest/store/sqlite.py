@@ -18,13 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-import msgspec
-
 from adventure_quest.store.appending import check_expected, validate_append
 from adventure_quest.store.envelope import (
     AppendResult,
     ExpectedVersion,
-    Metadata,
     NewEvent,
     RecordedEvent,
     stream_type_of,
@@ -34,6 +31,13 @@ from adventure_quest.store.errors import (
     InvalidAppendError,
     StoreClosedError,
     StoreError,
+)
+from adventure_quest.store.rows import (
+    LOG_COLUMNS,
+    STREAM_COLUMNS,
+    encode_metadata,
+    log_events,
+    stream_events,
 )
 from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
 from adventure_quest.store.tailing import HeadSignal
@@ -48,8 +52,6 @@ _INSERT = (
     "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,"
     " schema_version, payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_encode_metadata = msgspec.msgpack.Encoder().encode
-_decode_metadata = msgspec.msgpack.Decoder(Metadata).decode
 
 _Result = AppendResult | BaseException
 
@@ -126,8 +128,6 @@ class _Transaction:
             for event in request.events:
                 current += 1
                 position += 1
-                md = event.metadata
-                metadata = (md.correlation_id, md.causation_id, md.actor, md.recorded_at or now)
                 rows.append(
                     (
                         position,
@@ -138,7 +138,7 @@ class _Transaction:
                         event.event_type,
                         event.schema_version,
                         event.payload,
-                        _encode_metadata(metadata),
+                        encode_metadata(event.metadata, now),
                     )
                 )
             versions[stream_id] = current
@@ -313,59 +313,26 @@ class SQLiteEventStore:
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         last = (1 << 62) if to_version is None else to_version
-        stream_type, shard = stream_type_of(stream_id), self.shard
-        decode_metadata = _decode_metadata
         with translated_errors(self.path):
             rows = self._reader().execute(
-                "SELECT event_id, version, position, event_type, schema_version, payload, metadata"
-                " FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version",
+                f"SELECT event_id, {STREAM_COLUMNS} FROM events"
+                " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version",
                 (stream_id, from_version, last),
             )
-            # The stream's id and type are known: fetching them for every row costs a third.
-            return [
-                RecordedEvent(
-                    r[0],
-                    stream_id,
-                    stream_type,
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    decode_metadata(r[6]),
-                    shard,
-                )
-                for r in rows
-            ]
+            return stream_events(stream_id, rows, self.shard)
 
     async def stream_version(self, stream_id: str) -> int:
         with translated_errors(self.path):
             return _committed_version(self._reader(), stream_id)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        decode_metadata, shard = _decode_metadata, self.shard
-        types: dict[str, str] = {}
         with translated_errors(self.path):
             rows = self._reader().execute(
-                "SELECT event_id, stream_id, version, position, event_type, schema_version,"
-                " payload, metadata FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                f"SELECT event_id, {LOG_COLUMNS} FROM events"
+                " WHERE position > ? ORDER BY position LIMIT ?",
                 (after_position, limit),
             )
-            return [
-                RecordedEvent(
-                    r[0],
-                    r[1],
-                    types.get(r[1]) or types.setdefault(r[1], stream_type_of(r[1])),
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
-                    decode_metadata(r[7]),
-                    shard,
-                )
-                for r in rows
-            ]
+            return log_events(rows, self.shard)
 
     async def wait_for(self, after_position: int, timeout: float) -> int:
         return await self._signal.wait_for(self.head, after_position, timeout)
