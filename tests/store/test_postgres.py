@@ -17,6 +17,7 @@ from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError
 from adventure_quest.store.postgres import PostgresEventStore
 from adventure_quest.store.postgres_connect import upgrade
 from adventure_quest.store.postgres_schema import SCHEMA_VERSION
+from adventure_quest.store.tailing import POLL_S
 from tests import postgres
 from tests.conftest import run
 
@@ -244,3 +245,55 @@ def test_upgrade_is_idempotent_and_safe_to_run_concurrently() -> None:
         assert [r[0] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
 
     run(scenario())
+
+
+def test_a_lost_notification_delays_a_waiting_reader_by_at_most_the_poll_interval() -> None:
+    (url,) = postgres.fresh(1)
+
+    async def scenario() -> float:
+        reader, writer = PostgresEventStore(url), PostgresEventStore(url)
+        await writer.append("s-1", NO_STREAM, [event()])
+        assert await reader.wait_for(0, timeout=1.0) == 1  # the reader is now LISTENing
+        listener = reader._listener
+        assert listener is not None
+        admin = await asyncpg.connect(postgres.url("postgres"))
+        await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+        await admin.close()
+
+        async def later() -> None:
+            await asyncio.sleep(0.1)
+            await writer.append("s-1", 1, [event()])  # its NOTIFY reaches no listener
+
+        task = asyncio.create_task(later())
+        started = asyncio.get_running_loop().time()
+        assert await reader.wait_for(1, timeout=5.0) == 2
+        waited = asyncio.get_running_loop().time() - started
+        await task
+        await reader.close()
+        await writer.close()
+        return waited
+
+    assert run(scenario()) < 0.1 + POLL_S + 0.3
+
+
+def test_a_waiting_reader_is_woken_by_notify_long_before_the_poll_interval() -> None:
+    (url,) = postgres.fresh(1)
+
+    async def scenario() -> float:
+        reader, writer = PostgresEventStore(url), PostgresEventStore(url)
+        await reader.wait_for(0, timeout=0.01)  # start listening
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await writer.append("s-1", NO_STREAM, [event()])
+
+        task = asyncio.create_task(later())
+        started = asyncio.get_running_loop().time()
+        assert await reader.wait_for(0, timeout=5.0) == 1
+        waited = asyncio.get_running_loop().time() - started
+        await task
+        await reader.close()
+        await writer.close()
+        return waited
+
+    assert run(scenario()) < 0.05 + POLL_S / 2
