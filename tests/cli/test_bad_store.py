@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from adventure_quest.app.worlds import load_world
 from adventure_quest.cli.main import app
+from adventure_quest.store.sqlite_schema import SCHEMA_VERSION
 
 #: Every command that opens the store, each on a stream it would find in a healthy store.
 OPENING_COMMANDS = [
@@ -143,13 +144,15 @@ def test_a_sqlite_database_of_another_program_is_refused_and_left_untouched(
 def test_a_store_from_a_newer_version_of_the_game_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite"
     with sqlite3.connect(path) as newer:
-        newer.execute("PRAGMA user_version = 2")
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     newer.close()
     before = digest(path)
 
     result = on_file(path, ("events", "player:Tess"))
 
-    assert_refused(result, "store_schema", "schema version 2", "upgrade Adventure Quest")
+    assert_refused(
+        result, "store_schema", f"schema version {SCHEMA_VERSION + 1}", "upgrade Adventure Quest"
+    )
     assert_untouched(path, before)
 
 

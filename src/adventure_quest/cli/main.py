@@ -78,7 +78,7 @@ async def _play(settings: Settings, name: str | None) -> None:
     if isinstance(sys.stdin, io.TextIOWrapper):
         # Undecodable bytes become U+FFFD instead of ending the game with an exception.
         sys.stdin.reconfigure(errors="replace")
-    async with Services(settings) as services:
+    async with Services.open(settings) as services:
         while True:
             if name is None:
                 typer.echo("What is your name, adventurer?")
@@ -141,7 +141,7 @@ def resolve_stream(stream: str) -> str:
 
 
 async def _events(settings: Settings, stream: str, as_json: bool) -> None:
-    async with Services(settings) as services:
+    async with Services.open(settings) as services:
         recorded = await services.store.read_stream(stream)
         if not recorded:
             raise fail(f"stream {stream!r} has no events", "stream_not_found")
@@ -174,7 +174,7 @@ def state(
 
 
 async def _state(settings: Settings, stream: str, version: int | None) -> None:
-    async with Services(settings) as services:
+    async with Services.open(settings) as services:
         game, stream_type = services.game, stream.partition("-")[0]
         if stream_type not in ("player", "room"):
             raise fail(f"{stream!r} is not a player-… or room-… stream", "unknown_stream_type")

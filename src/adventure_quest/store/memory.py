@@ -107,6 +107,22 @@ class MemoryEventStore:
         self._closed = True
 
 
+class MemoryCheckpointStore:
+    """Positions in a dict."""
+
+    def __init__(self) -> None:
+        self._positions: dict[str, int] = {}
+
+    async def load(self, name: str) -> int:
+        return self._positions.get(name, 0)
+
+    async def save(self, name: str, position: int) -> None:
+        self._positions[name] = max(position, self._positions.get(name, 0))
+
+    async def close(self) -> None:
+        return None
+
+
 class MemorySnapshotStore:
     """Keeps the latest snapshot of each stream in a dict."""
 

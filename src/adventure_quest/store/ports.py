@@ -56,6 +56,22 @@ class EventStore(Protocol):
         ...
 
 
+class CheckpointStore(Protocol):
+    """Named positions kept beside a shard's log (where a relay has published up to)."""
+
+    async def load(self, name: str) -> int:
+        """The saved position; 0 when none was saved."""
+        ...
+
+    async def save(self, name: str, position: int) -> None:
+        """Keep ``position`` for ``name`` (it only moves forward)."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""
+        ...
+
+
 class Snapshot(msgspec.Struct, frozen=True):
     """An aggregate's state at ``version``, encoded under a snapshot ``schema_version``."""
 

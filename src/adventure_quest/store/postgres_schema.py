@@ -121,6 +121,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     """
     + _APPEND_FUNCTION,
+    # 2: named positions (relay checkpoints) beside the log.
+    """
+    CREATE TABLE aq_checkpoints (
+        name     text   PRIMARY KEY,
+        position bigint NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

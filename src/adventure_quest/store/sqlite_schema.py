@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adventure_quest.store.errors import StoreCorruptError, StoreError, StoreSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Small pages: an append dirties one index leaf per stream it touches, and every dirty page is
 #: written to the WAL and fsync'd; 1 KiB pages cut the bytes per commit about fourfold.
 PAGE_SIZE = 1024
@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     version        INTEGER NOT NULL,
     schema_version INTEGER NOT NULL,
     state          BLOB    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name     TEXT    PRIMARY KEY,
+    position INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -85,10 +89,14 @@ def check_header(path: str) -> None:
 def connect(path: str, *, durable: bool) -> sqlite3.Connection:
     """Open a connection in autocommit mode with WAL; ``durable`` fsyncs every commit."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    with translated_errors(path):
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    try:
+        with translated_errors(path):
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    except BaseException:
+        conn.close()  # a damaged file must not keep -wal/-shm files behind
+        raise
     return conn
 
 
@@ -116,17 +124,24 @@ def open_database(path: str) -> sqlite3.Connection:
         conn = connect(path, durable=True)
     except sqlite3.Error as error:
         raise StoreError(f"cannot open SQLite store {path}: {error}") from error
+    try:
+        _prepare(conn, path)
+    except BaseException:
+        conn.close()  # a damaged file must not keep -wal/-shm files behind
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: str) -> None:
     with translated_errors(path):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         if version > SCHEMA_VERSION:
-            conn.close()
             raise StoreSchemaError(
                 f"{path} has schema version {version}, newer than this code's {SCHEMA_VERSION}; "
                 "upgrade Adventure Quest"
             )
         if version == 0 and tables:
-            conn.close()
             raise StoreSchemaError(
                 f"{path} is a SQLite database but not an Adventure Quest store "
                 f"(it has tables {sorted(tables)}); point the store URL at another file"
@@ -137,4 +152,3 @@ def open_database(path: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         if version < SCHEMA_VERSION:
             conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-    return conn

@@ -41,5 +41,7 @@ class HeadSignal:
             remaining = deadline - time.monotonic()
             if current > after_position or remaining <= 0:
                 return current
+            # asyncio.timeout, not wait_for: wait_for can swallow a racing cancellation (3.11).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(self.poll_s, remaining))
+                async with asyncio.timeout(min(self.poll_s, remaining)):
+                    await event.wait()

@@ -7,10 +7,15 @@ stable hash of its id picks (store/sharding.py), each shard keeps its own global
 from __future__ import annotations
 
 from adventure_quest.store.errors import StoreUrlError, parse_url
-from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from adventure_quest.store.ports import EventStore, SnapshotStore
+from adventure_quest.store.memory import (
+    MemoryCheckpointStore,
+    MemoryEventStore,
+    MemorySnapshotStore,
+)
+from adventure_quest.store.ports import CheckpointStore, EventStore, SnapshotStore
 from adventure_quest.store.sharding import ShardedEventStore, ShardedSnapshotStore
 from adventure_quest.store.sqlite import SQLiteEventStore
+from adventure_quest.store.sqlite_checkpoints import SQLiteCheckpointStore
 from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
 
 SUPPORTED = "memory://, sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or several joined by commas"
@@ -61,6 +66,23 @@ def _open_snapshots(url: str) -> SnapshotStore:
     from adventure_quest.store.postgres_snapshots import PostgresSnapshotStore
 
     return PostgresSnapshotStore(check_url(url))
+
+
+def _open_checkpoints(url: str) -> CheckpointStore:
+    scheme = _scheme(url)
+    if scheme == "memory":
+        return MemoryCheckpointStore()
+    if scheme == "sqlite":
+        return SQLiteCheckpointStore(sqlite_path(url))
+    from adventure_quest.store.postgres_checkpoints import PostgresCheckpointStore
+    from adventure_quest.store.postgres_connect import check_url
+
+    return PostgresCheckpointStore(check_url(url))
+
+
+def open_checkpoint_stores(url: str) -> list[CheckpointStore]:
+    """One checkpoint store per shard, in shard order (beside each shard's log)."""
+    return [_open_checkpoints(u) for u in split_urls(url)]
 
 
 def open_event_store(url: str, *, stream_cache_size: int = 100_000) -> EventStore:

@@ -1,0 +1,1 @@
+"""The processing path: the queue port, its adapters (in-process, NATS JetStream), the relay."""

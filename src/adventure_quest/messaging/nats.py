@@ -1,0 +1,371 @@
+"""The NATS JetStream queue of the distributed shape.
+
+One file-storage stream (``AQ_EVENTS`` by default) holds every partition; partition ``p`` is the
+subject ``{subject_prefix}.{p}``. Each consumer group reads a partition through a durable pull
+consumer named ``{group}-p{partition}``.
+
+What the rest of the project relies on from JetStream, and where it stops:
+
+* **Acknowledged is written, not fsync'd.** A publish ack means the server wrote the message
+  into its file (the page cache); the file store fsyncs in the background every
+  ``sync_interval``, two minutes by default. A crash of the nats-server *process* loses nothing
+  acknowledged (tests/messaging/test_nats_failures.py kills it with SIGKILL), but a power loss,
+  kernel panic or loss of the host of a single-replica stream can lose up to the last two
+  minutes of acknowledged messages, and consumer acknowledgements (those only cause
+  redelivery). Lost messages are the real danger: the relay has already moved its checkpoint
+  past them, so no projection would ever see them (DESIGN.md invariants 1 and 4).
+  ``jetstream { sync_interval: always }`` fsyncs each write before the ack and closes that
+  window, at the cost of write throughput, but only nats-server 2.10 and later know the option:
+  2.9.x rejects it as an unknown field and always syncs every two minutes. Without it, use
+  replicas (R3) so that no single host's loss loses acknowledged messages.
+* **De-duplication.** Every message carries ``Nats-Msg-Id`` = the event id, and the stream drops
+  a second message with an id it saw within its ``duplicate_window`` (``DUPLICATE_WINDOW``,
+  10 minutes). A relay that republishes after a crash inside that window creates no duplicates;
+  after it, duplicates are possible and consumers absorb them by applying idempotently.
+* **Ack policy ALL.** Acknowledging a message acknowledges every earlier message of the
+  consumer, so ``ack()`` sends one ack for a whole batch. The catch is redelivery: unacked
+  messages come back only after ``ACK_WAIT``, and a consumer that meanwhile fetches and acks
+  later messages silently acknowledges the earlier ones too. So a ``NatsConsumer`` that finds
+  deliveries from a previous owner still awaiting acknowledgement (that owner crashed) recreates
+  the durable at its ack floor, and the unacked messages are delivered again at once and in
+  order. That is why one (group, partition) must have one live consumer at a time.
+* **Order.** One connection publishes in the given order, so each subject (partition) stores
+  the events in that order. A batch that fails part of the way through raises; publishing it
+  again stores only what is missing, which can then follow a later event of the same
+  partition (a rare case: it takes one message refused and a later one stored). Consumers must
+  therefore apply by stream version, not by arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from adventure_quest.messaging.ports import (
+    DEFAULT_PARTITIONS,
+    QueueUnavailableError,
+    partition_of,
+)
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.errors import StoreError
+
+#: How long the stream remembers a message id to drop a republished copy (seconds).
+DUPLICATE_WINDOW = 600.0
+#: An existing stream with a shorter window is refused: a relay restart must fit in it.
+MIN_DUPLICATE_WINDOW = 120.0
+#: A fetched message not acknowledged within this time is delivered again (seconds).
+ACK_WAIT = 30.0
+#: How many delivered but unacknowledged messages a consumer may have (bounds one fetch).
+MAX_ACK_PENDING = 10_000
+
+_RECONNECT_WAIT = 1  # seconds between reconnection attempts; nats-py takes an int
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(RecordedEvent)
+_log = logging.getLogger(__name__)
+_TRANSPORT_ERRORS = (nats.errors.Error, TimeoutError, OSError)
+
+
+class NatsStreamMismatchError(StoreError):
+    """The stream or consumer exists with a shape this queue was not configured for."""
+
+    code = "queue_stream_mismatch"
+
+
+class NatsQueue:
+    """The partitioned queue on one JetStream stream; connects on first use."""
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        stream: str = "AQ_EVENTS",
+        partitions: int = DEFAULT_PARTITIONS,
+        subject_prefix: str = "aq.events",
+        timeout: float = 5.0,
+    ) -> None:
+        if partitions < 1:
+            raise ValueError(f"a queue needs at least one partition, not {partitions}")
+        self.url = url
+        self.stream = stream
+        self.partitions = partitions
+        self.subject_prefix = subject_prefix
+        #: The longest wait for the server in any one operation (connect, acks, API calls).
+        self.timeout = timeout
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._connecting = asyncio.Lock()
+        self._unacked: set[asyncio.Future[api.PubAck]] = set()
+
+    def subject(self, partition: int) -> str:
+        return f"{self.subject_prefix}.{partition}"
+
+    async def publish(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        js = await self.jetstream()
+        acks: list[asyncio.Future[api.PubAck]] = []
+        try:
+            for event in events:
+                subject = self.subject(partition_of(event.stream_id, self.partitions))
+                ack = await js.publish_async(
+                    subject,
+                    _encoder.encode(event),
+                    wait_stall=self.timeout,
+                    headers={"Nats-Msg-Id": event.event_id},
+                )
+                acks.append(ack)
+                self._unacked.add(ack)
+            async with asyncio.timeout(self.timeout):
+                await asyncio.gather(*acks)
+        except _TRANSPORT_ERRORS as error:
+            for ack in acks:
+                ack.cancel()
+            raise self.unavailable(f"publishing {len(events)} events failed", error) from error
+        finally:
+            self._unacked.difference_update(acks)
+
+    def consumer(self, group: str, partition: int) -> NatsConsumer:
+        if not _NAME.fullmatch(group):
+            raise ValueError(f"consumer group {group!r} must match {_NAME.pattern}")
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
+        return NatsConsumer(self, group, partition)
+
+    async def close(self) -> None:
+        # close(), not drain(): nothing is in flight that draining would save, since publish
+        # awaits every ack and ack() waits for the server's confirmation.
+        client, self._client, self._js = self._client, None, None
+        if client is not None:
+            with contextlib.suppress(OSError):  # closing while reconnecting: no socket left
+                await client.close()
+
+    async def jetstream(self) -> JetStreamContext:
+        """The JetStream context of a live connection (made, with the stream, on first use)."""
+        async with self._connecting:
+            if self._client is None or self._js is None or self._client.is_closed:
+                self._client, self._js = await self._connect()
+        if not self._client.is_connected:
+            raise self.unavailable("the connection is lost, reconnecting")
+        return self._js
+
+    def unavailable(self, what: str, error: BaseException | None = None) -> QueueUnavailableError:
+        detail = f": {type(error).__name__} {error}".rstrip() if error is not None else ""
+        return QueueUnavailableError(f"NATS at {_redacted(self.url)}: {what}{detail}")
+
+    async def _connect(self) -> tuple[Client, JetStreamContext]:
+        client = Client()
+        try:
+            await self._open(client)
+            js = client.jetstream(timeout=self.timeout)
+            await self._ensure_stream(js)
+        except _TRANSPORT_ERRORS as error:
+            await client.close()
+            raise self.unavailable("cannot connect", error) from error
+        except BaseException:
+            await client.close()
+            raise
+        return client, js
+
+    async def _open(self, client: Client) -> None:
+        """Connect, failing at the first refused attempt; once connected, reconnect forever.
+
+        While reconnecting, operations fail fast (see jetstream()) instead of queueing up.
+        """
+        first_error: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+        async def report(error: Exception) -> None:
+            if not first_error.done():
+                first_error.set_result(error)
+            _log.warning("NATS at %s: %s %s", _redacted(self.url), type(error).__name__, error)
+
+        async def disconnected() -> None:
+            # Fail the publishes waiting for acks now rather than at their timeout; if the
+            # server did store them, publishing them again is de-duplicated.
+            for ack in self._unacked:
+                if not ack.done():
+                    ack.set_exception(ConnectionError("the connection to the server was lost"))
+
+        connecting = asyncio.ensure_future(
+            client.connect(
+                self.url,
+                error_cb=report,
+                disconnected_cb=disconnected,
+                connect_timeout=max(1, round(self.timeout)),
+                reconnect_time_wait=_RECONNECT_WAIT,
+                max_reconnect_attempts=-1,
+            )
+        )
+        either: set[asyncio.Future[Any]] = {connecting, first_error}
+        try:
+            await asyncio.wait(either, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gave_up = not connecting.done()
+            if gave_up:
+                connecting.cancel()
+                await asyncio.wait({connecting})
+        if gave_up:
+            raise first_error.result() if first_error.done() else TimeoutError("no answer")
+        first_error.cancel()
+        connecting.result()
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[self.subject(p) for p in range(self.partitions)],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS,
+            duplicate_window=DUPLICATE_WINDOW,
+        )
+        try:
+            self._check_stream((await js.stream_info(self.stream)).config)
+        except nats.js.errors.NotFoundError:
+            try:
+                await js.add_stream(config)
+            except nats.js.errors.BadRequestError as error:  # a race, or overlapping subjects
+                try:
+                    self._check_stream((await js.stream_info(self.stream)).config)
+                except nats.js.errors.NotFoundError:
+                    raise self._mismatch(f"cannot be created: {error.description}") from error
+
+    def _check_stream(self, found: api.StreamConfig) -> None:
+        expected = {self.subject(p) for p in range(self.partitions)}
+        if set(found.subjects or ()) != expected:
+            raise self._mismatch(
+                f"has subjects {sorted(found.subjects or ())}, this queue needs "
+                f"{self.partitions} partitions {self.subject_prefix}.0..{self.partitions - 1}"
+            )
+        if found.storage != api.StorageType.FILE:
+            raise self._mismatch(f"uses {found.storage} storage, not file storage")
+        if found.duplicate_window < MIN_DUPLICATE_WINDOW:
+            raise self._mismatch(
+                f"de-duplicates over {found.duplicate_window} s, less than {MIN_DUPLICATE_WINDOW} s"
+            )
+
+    def _mismatch(self, what: str) -> NatsStreamMismatchError:
+        return NatsStreamMismatchError(
+            f"JetStream stream {self.stream!r} at {_redacted(self.url)} {what}"
+        )
+
+
+class NatsConsumer:
+    """One consumer group's durable pull consumer (ack policy ALL) on one partition."""
+
+    def __init__(self, queue: NatsQueue, group: str, partition: int) -> None:
+        self.partition = partition
+        self.name = f"{group}-p{partition}"
+        self._queue = queue
+        self._subject = queue.subject(partition)
+        self._js: JetStreamContext | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._last: Msg | None = None  # the last message fetched and not yet acknowledged
+
+    async def fetch(self, max_events: int, timeout: float) -> list[RecordedEvent]:
+        if max_events < 1:
+            return []
+        sub = await self._subscription()
+        try:
+            messages = await sub.fetch(max_events, timeout=max(timeout, 0.01))
+        except TimeoutError:
+            return []  # nats.errors.TimeoutError is one, and also means "nothing arrived"
+        except _TRANSPORT_ERRORS as error:
+            raise self._queue.unavailable(f"fetching from {self.name} failed", error) from error
+        self._last = messages[-1]
+        return [_decoder.decode(message.data) for message in messages]
+
+    async def ack(self) -> None:
+        last = self._last
+        if last is None:
+            return
+        try:
+            await last.ack_sync(timeout=self._queue.timeout)  # confirmed, so pending() agrees
+        except _TRANSPORT_ERRORS as error:
+            raise self._queue.unavailable(f"acknowledging on {self.name} failed", error) from error
+        self._last = None
+
+    async def pending(self) -> int:
+        # Only reads (or creates) the durable: a monitor asking for lag must not take it over.
+        js = await self._queue.jetstream()
+        try:
+            info = await self._info(js) or await js.add_consumer(
+                self._queue.stream, self._config(after=0)
+            )
+        except _TRANSPORT_ERRORS as error:
+            raise self._queue.unavailable(f"reading {self.name} failed", error) from error
+        return (info.num_pending or 0) + (info.num_ack_pending or 0)
+
+    async def _subscription(self) -> JetStreamContext.PullSubscription:
+        js = await self._queue.jetstream()
+        if self._sub is None or self._js is not js:
+            try:
+                await self._take_over(js)
+                self._sub = await js.pull_subscribe_bind(
+                    durable=self.name, stream=self._queue.stream
+                )
+            except _TRANSPORT_ERRORS as error:
+                raise self._queue.unavailable(f"binding {self.name} failed", error) from error
+            self._js, self._last = js, None
+        return self._sub
+
+    async def _take_over(self, js: JetStreamContext) -> None:
+        """Create the durable, or restart it at its ack floor if an owner crashed mid-batch."""
+        stream = self._queue.stream
+        info = await self._info(js)
+        if info is None:
+            await js.add_consumer(stream, self._config(after=0))
+        elif info.num_ack_pending:
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            await js.delete_consumer(stream, self.name)
+            await js.add_consumer(stream, self._config(after=floor))
+
+    async def _info(self, js: JetStreamContext) -> api.ConsumerInfo | None:
+        """The durable's state, None if it does not exist yet."""
+        stream = self._queue.stream
+        try:
+            info = cast(api.ConsumerInfo, await js.consumer_info(stream, self.name))
+        except nats.js.errors.NotFoundError:
+            return None
+        if (
+            info.config.filter_subject != self._subject
+            or info.config.ack_policy != api.AckPolicy.ALL
+        ):
+            raise NatsStreamMismatchError(
+                f"consumer {self.name!r} of stream {stream!r} reads "
+                f"{info.config.filter_subject!r} with ack policy {info.config.ack_policy}, "
+                f"not {self._subject!r} with ack policy all"
+            )
+        return info
+
+    def _config(self, *, after: int) -> api.ConsumerConfig:
+        return api.ConsumerConfig(
+            name=self.name,
+            durable_name=self.name,
+            filter_subject=self._subject,
+            ack_policy=api.AckPolicy.ALL,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if after else api.DeliverPolicy.ALL,
+            opt_start_seq=after + 1 if after else None,
+            ack_wait=ACK_WAIT,
+            max_ack_pending=MAX_ACK_PENDING,
+        )
+
+
+def _redacted(url: str) -> str:
+    """``url`` without a password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,1 @@
+"""The read path: projection runner, read models, read-database adapters."""

@@ -1,0 +1,40 @@
+"""The read-database port: projections write the primary, queries read (replicas later)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from adventure_quest.projections.model import Row, Table, Unit
+
+
+class ReadDatabase(Protocol):
+    """Where read models live."""
+
+    async def create(self, tables: Sequence[Table]) -> None:
+        """Create the tables (and the bookkeeping of applied versions) if missing."""
+        ...
+
+    def unit(self) -> AbstractAsyncContextManager[Unit]:
+        """A transaction: everything done through the unit commits together, or not at all."""
+        ...
+
+    async def get(self, table: Table, key: str) -> Row | None:
+        """One row by primary key."""
+        ...
+
+    async def select(
+        self,
+        table: Table,
+        *,
+        where: dict[str, Any] | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Rows matching ``where`` (equality), ordered by (column, descending) pairs."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

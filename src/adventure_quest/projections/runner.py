@@ -1,0 +1,154 @@
+"""Applying events to read models exactly once in effect, and the worker that feeds it.
+
+Delivery is at least once and may skip ahead; applying is idempotent. For each projection and
+stream the read database keeps the last applied version, in the same transaction as the rows:
+
+- an event at or below it is a duplicate and is skipped;
+- an event beyond the next version means the queue skipped some (a gap): the missing events are
+  read from the event store and applied first, never out of order.
+
+A batch is one read-database transaction: rows and versions commit together, so a crash at any
+moment leaves either all of the batch or none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import msgspec
+
+from adventure_quest.domain.events import Event
+from adventure_quest.messaging.ports import Consumer, MessageQueue
+from adventure_quest.projections.model import Projection, Rows, Table, Unit
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.store.codec import EventCodec
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.ports import EventStore
+
+log = logging.getLogger(__name__)
+
+
+class Applied(msgspec.Struct):
+    """What a batch did, counted."""
+
+    applied: int = 0
+    duplicates: int = 0
+    gap_events: int = 0
+
+
+class ProjectionRunner:
+    """Applies batches of recorded events to every projection."""
+
+    def __init__(
+        self,
+        db: ReadDatabase,
+        projections: Sequence[Projection],
+        store: EventStore,
+        codec: EventCodec[Event],
+    ) -> None:
+        self.db = db
+        self.projections = list(projections)
+        self.store = store
+        self.codec = codec
+        self.totals = Applied()
+
+    @property
+    def tables(self) -> list[Table]:
+        return [table for projection in self.projections for table in projection.tables]
+
+    async def setup(self) -> None:
+        await self.db.create(self.tables)
+
+    async def apply(self, events: Sequence[RecordedEvent]) -> Applied:
+        """Apply one batch to every projection, in one transaction."""
+        counts = Applied()
+        async with self.db.unit() as unit:
+            for projection in self.projections:
+                await self._apply_one(unit, projection, events, counts)
+        self.totals.applied += counts.applied
+        self.totals.duplicates += counts.duplicates
+        self.totals.gap_events += counts.gap_events
+        return counts
+
+    async def _apply_one(
+        self, unit: Unit, projection: Projection, events: Sequence[RecordedEvent], counts: Applied
+    ) -> None:
+        streams = list(dict.fromkeys(event.stream_id for event in events))
+        last = await unit.versions(projection.name, streams)
+        start = dict(last)
+        todo: list[RecordedEvent] = []
+        for event in events:
+            seen = last.get(event.stream_id, 0)
+            if event.version <= seen:
+                counts.duplicates += 1
+                continue
+            if event.version > seen + 1:
+                missing = await self.store.read_stream(event.stream_id, seen + 1, event.version - 1)
+                counts.gap_events += len(missing)
+                todo += missing
+            todo.append(event)
+            last[event.stream_id] = event.version
+        if not todo:
+            return
+        decoded: list[tuple[Event, RecordedEvent]] = [(self.codec.decode(r), r) for r in todo]
+        rows = Rows(unit, {table.name: table for table in projection.tables})
+        await rows.prefetch(key for e, r in decoded for key in projection.prefetch(e, r))
+        for domain_event, recorded in decoded:
+            await projection.apply(domain_event, recorded, rows)
+        await rows.flush()
+        await unit.set_versions(
+            projection.name, {s: v for s, v in last.items() if start.get(s) != v}
+        )
+        counts.applied += len(todo)
+
+
+class ProjectionWorker:
+    """Consumes a set of partitions for one consumer group and feeds the runner."""
+
+    def __init__(
+        self,
+        runner: ProjectionRunner,
+        queue: MessageQueue,
+        partitions: Sequence[int],
+        *,
+        group: str = "projections",
+        batch: int = 500,
+        fetch_timeout_s: float = 0.5,
+    ) -> None:
+        self.runner = runner
+        self.queue = queue
+        self.partitions = list(partitions)
+        self.group = group
+        self.batch = batch
+        self.fetch_timeout_s = fetch_timeout_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume every owned partition until ``stop`` is set."""
+        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
+        await asyncio.gather(*(self._consume(consumer, stop) for consumer in consumers))
+
+    async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            events = await consumer.fetch(self.batch, self.fetch_timeout_s)
+            if events:
+                await self.runner.apply(events)
+                await consumer.ack()
+
+
+def parse_partitions(spec: str, partitions: int) -> list[int]:
+    """``"0-7"``, ``"1,3,5"`` or ``"all"`` as partition numbers, checked against the count."""
+    if spec == "all":
+        return list(range(partitions))
+    chosen: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(f"cannot read partitions {spec!r}: use 0-7, 1,3,5 or all") from None
+        if not 0 <= first <= last < partitions:
+            raise ValueError(f"partitions {part!r} outside 0-{partitions - 1}")
+        chosen += range(first, last + 1)
+    return sorted(set(chosen))

@@ -1,0 +1,115 @@
+"""SQLite read database (the embedded default): one file, WAL, one writer at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from adventure_quest.projections import sql
+from adventure_quest.projections.model import Row, Table
+
+_CHUNK = 500
+
+
+def _mark(_: int) -> str:
+    return "?"
+
+
+class SQLiteUnit:
+    """A transaction on the writer connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(stream_ids), _CHUNK):
+            chunk = list(stream_ids[start : start + _CHUNK])
+            rows = self._conn.execute(
+                f"SELECT stream_id, version FROM {sql.VERSIONS_TABLE} WHERE projection = ?"
+                f" AND stream_id IN ({', '.join('?' * len(chunk))})",
+                [projection, *chunk],
+            )
+            found.update(rows)
+        return found
+
+    async def set_versions(self, projection: str, versions: dict[str, int]) -> None:
+        self._conn.executemany(
+            f"INSERT INTO {sql.VERSIONS_TABLE} (projection, stream_id, version) VALUES (?, ?, ?)"
+            " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version",
+            [(projection, stream, version) for stream, version in versions.items()],
+        )
+
+    async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start : start + _CHUNK])
+            query = sql.select_by_keys(table, len(chunk), _mark)
+            found.update(sql.to_row(table, record) for record in self._conn.execute(query, chunk))
+        return found
+
+    async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
+        if puts:
+            self._conn.executemany(
+                sql.upsert(table, _mark), [sql.to_params(table, k, r) for k, r in puts.items()]
+            )
+        if deletes:
+            self._conn.executemany(
+                f"DELETE FROM {table.name} WHERE {table.key} = ?", [(k,) for k in deletes]
+            )
+
+
+class SQLiteReadDatabase:
+    """Read models in one SQLite file; ``sqlite:///PATH``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._lock = asyncio.Lock()
+
+    async def create(self, tables: Sequence[Table]) -> None:
+        self._conn.execute(sql.VERSIONS_DDL)
+        for table in tables:
+            for statement in sql.create_statements(table):
+                self._conn.execute(statement)
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[SQLiteUnit]:
+        async with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteUnit(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    async def get(self, table: Table, key: str) -> Row | None:
+        record = self._conn.execute(sql.select_by_keys(table, 1, _mark), [key]).fetchone()
+        return None if record is None else sql.to_row(table, record)[1]
+
+    async def select(
+        self,
+        table: Table,
+        *,
+        where: dict[str, Any] | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        query, params = sql.select(table, where or {}, order_by, limit, _mark)
+        return [
+            {table.key: key, **row}
+            for key, row in (sql.to_row(table, r) for r in self._conn.execute(query, params))
+        ]
+
+    async def close(self) -> None:
+        self._conn.close()

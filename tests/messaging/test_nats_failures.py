@@ -1,0 +1,251 @@
+"""The NATS queue when its server stops, restarts or crashes.
+
+Each test runs its own nats-server on a free loopback port with its own store directory, so it
+can stop and restart it; the shared server on port 4222 is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+import pytest
+
+from adventure_quest.messaging.nats import NatsQueue, NatsStreamMismatchError
+from adventure_quest.messaging.ports import QueueUnavailableError
+from adventure_quest.store.envelope import Metadata, RecordedEvent
+from tests.conftest import run
+
+T = TypeVar("T")
+
+NATS_SERVER = "/usr/sbin/nats-server"
+#: Publishing to a stopped server must fail within this many seconds.
+FAIL_FAST = 5.0
+
+
+class NatsServer:
+    """A nats-server with JetStream of our own, that a test can stop, kill and start again."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = _free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)]
+        command += ["-js", "-sd", str(self.store), "-l", str(self.store / "server.log")]
+        self._process = subprocess.Popen(command)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {(self.store / 'server.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                time.sleep(0.02)
+            else:
+                return
+        raise RuntimeError(f"nats-server did not listen on port {self.port} within 10 s")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the server (SIGTERM: a clean shutdown; SIGKILL: a crash of the process)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(sig)
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def queue_on(server: NatsServer, partitions: int = 2) -> NatsQueue:
+    return NatsQueue(server.url, stream="AQ_FAILURES", partitions=partitions, timeout=2.0)
+
+
+def events_of(stream_id: str, count: int, start: int = 1) -> list[RecordedEvent]:
+    return [
+        RecordedEvent(
+            event_id=str(uuid.uuid4()),
+            stream_id=stream_id,
+            stream_type="player",
+            version=version,
+            position=version,
+            event_type="PlayerMoved",
+            schema_version=1,
+            payload=b"{}",
+            metadata=Metadata(actor=stream_id),
+        )
+        for version in range(start, start + count)
+    ]
+
+
+async def closing(queues: list[NatsQueue], scenario: Awaitable[T]) -> T:
+    try:
+        async with asyncio.timeout(30.0):
+            return await scenario
+    finally:
+        for queue in queues:
+            await queue.close()
+
+
+async def retried(attempt: Callable[[], Awaitable[T]], seconds: float = 10.0) -> T:
+    """What a relay does: retry on QueueUnavailableError until the server is back."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await attempt()
+        except QueueUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def read_all(queue: NatsQueue, partition: int, count: int) -> list[RecordedEvent]:
+    consumer = queue.consumer("g", partition)
+    got: list[RecordedEvent] = []
+    while len(got) < count:
+        batch = await consumer.fetch(count, 2.0)
+        assert batch, f"only {len(got)} of {count} events arrived"
+        got.extend(batch)
+        await consumer.ack()
+    return got
+
+
+def test_publishing_to_a_stopped_server_fails_fast_naming_the_server(server: NatsServer) -> None:
+    queue = queue_on(server)
+    events = events_of("player-1", 3)
+
+    async def scenario() -> None:
+        await queue.publish(events)
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailableError) as raised:
+            await queue.publish(events_of("player-1", 1, start=4))
+        assert time.monotonic() - started < FAIL_FAST
+        assert raised.value.code == "queue_unavailable"
+        assert server.url in str(raised.value)
+
+    run(closing([queue], scenario()))
+
+
+def test_publishing_to_a_server_that_never_answered_fails_fast(server: NatsServer) -> None:
+    server.stop()
+    queue = queue_on(server)
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailableError, match=str(server.port)):
+            await queue.publish(events_of("player-1", 1))
+        assert time.monotonic() - started < FAIL_FAST
+
+    run(closing([queue], scenario()))
+
+
+def test_publishing_after_the_stream_was_deleted_fails_with_no_responders(
+    server: NatsServer,
+) -> None:
+    queue = queue_on(server)
+
+    async def scenario() -> None:
+        await queue.publish(events_of("player-1", 1))
+        admin = await nats.connect(server.url)
+        await admin.jetstream().delete_stream(queue.stream)
+        await admin.close()
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailableError, match="NoStreamResponse"):
+            await queue.publish(events_of("player-1", 1, start=2))
+        assert time.monotonic() - started < FAIL_FAST
+
+    run(closing([queue], scenario()))
+
+
+def test_acknowledged_events_survive_a_restart_and_publishing_resumes(server: NatsServer) -> None:
+    queue = queue_on(server, partitions=1)
+    before, after = events_of("player-1", 20), events_of("player-1", 5, start=21)
+
+    async def scenario() -> None:
+        await queue.publish(before)
+        server.stop()
+        server.start()
+        await retried(lambda: queue.publish(after))  # the same queue reconnects by itself
+        await queue.publish(before)  # republished: de-duplicated across the restart
+        assert await read_all(queue, 0, 25) == before + after
+        assert await queue.consumer("g", 0).pending() == 0
+
+    run(closing([queue], scenario()))
+
+
+def test_acknowledged_events_survive_a_crash_of_the_server_process(server: NatsServer) -> None:
+    queue = queue_on(server, partitions=1)
+    events = events_of("player-1", 500)
+
+    async def scenario() -> None:
+        await queue.publish(events)
+        server.stop(signal.SIGKILL)
+        server.start()
+        restarted = queue_on(server, partitions=1)
+        try:
+            assert await retried(lambda: read_all(restarted, 0, 500)) == events
+        finally:
+            await restarted.close()
+
+    run(closing([queue], scenario()))
+
+
+def test_a_consumers_acknowledged_position_survives_a_restart(server: NatsServer) -> None:
+    queue = queue_on(server, partitions=1)
+    events = events_of("player-1", 10)
+
+    async def scenario() -> None:
+        await queue.publish(events)
+        consumer = queue.consumer("g", 0)
+        assert await consumer.fetch(6, 2.0) == events[:6]
+        await consumer.ack()
+        await queue.close()
+        server.stop()
+        server.start()
+        restarted = queue_on(server, partitions=1)
+        try:
+            successor = restarted.consumer("g", 0)
+            assert await retried(successor.pending) == 4
+            assert await successor.fetch(10, 2.0) == events[6:]
+        finally:
+            await restarted.close()
+
+    run(closing([queue], scenario()))
+
+
+def test_a_stream_made_for_another_partition_count_is_refused(server: NatsServer) -> None:
+    queue = queue_on(server, partitions=2)
+    other = queue_on(server, partitions=3)
+
+    async def scenario() -> None:
+        await queue.publish(events_of("player-1", 1))
+        with pytest.raises(NatsStreamMismatchError, match="3 partitions") as raised:
+            await other.publish(events_of("player-1", 1))
+        assert raised.value.code == "queue_stream_mismatch"
+
+    run(closing([queue, other], scenario()))
