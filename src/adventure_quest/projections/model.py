@@ -52,6 +52,7 @@ class Rows:
         self._tables = tables
         self._rows: dict[RowKey, Row | None] = {}
         self.changed: set[RowKey] = set()
+        self._journal: list[tuple[RowKey, Row | None, bool]] | None = None
 
     async def prefetch(self, keys: Iterable[RowKey]) -> None:
         """Load, table by table in one query each, the rows not loaded yet."""
@@ -72,12 +73,34 @@ class Rows:
         return None if row is None else dict(row)
 
     def put(self, table: str, key: str, row: Row) -> None:
+        self._remember((table, key))
         self._rows[(table, key)] = row
         self.changed.add((table, key))
 
     def delete(self, table: str, key: str) -> None:
+        self._remember((table, key))
         self._rows[(table, key)] = None
         self.changed.add((table, key))
+
+    def _remember(self, row_key: RowKey) -> None:
+        if self._journal is not None:
+            self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed))
+
+    def begin(self) -> None:
+        """Start recording changes, so one event's changes can be undone."""
+        self._journal = []
+
+    def undo_point_passed(self) -> None:
+        """Keep the changes since ``begin``."""
+        self._journal = None
+
+    def undo(self) -> None:
+        """Forget every change since ``begin`` (an event that failed half-way)."""
+        for row_key, before, was_changed in reversed(self._journal or []):
+            self._rows[row_key] = before
+            if not was_changed:
+                self.changed.discard(row_key)
+        self._journal = None
 
     async def flush(self) -> None:
         """Write every changed row through the unit."""

@@ -21,13 +21,15 @@ import msgspec
 
 from adventure_quest.domain.events import Event
 from adventure_quest.messaging.ports import Consumer, MessageQueue
-from adventure_quest.projections.model import Projection, Rows, Table, Unit
+from adventure_quest.projections import dead_letters
+from adventure_quest.projections.model import Projection, Row, Rows, Table, Unit
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.ports import EventStore
 
 log = logging.getLogger(__name__)
+LETTERS, PARKED = dead_letters.DEAD_LETTERS, dead_letters.PARKED_STREAMS
 
 
 class Applied(msgspec.Struct):
@@ -36,6 +38,7 @@ class Applied(msgspec.Struct):
     applied: int = 0
     duplicates: int = 0
     gap_events: int = 0
+    parked: int = 0
 
 
 class ProjectionRunner:
@@ -56,7 +59,8 @@ class ProjectionRunner:
 
     @property
     def tables(self) -> list[Table]:
-        return [table for projection in self.projections for table in projection.tables]
+        owned = [table for projection in self.projections for table in projection.tables]
+        return [*owned, *dead_letters.TABLES]
 
     async def setup(self) -> None:
         await self.db.create(self.tables)
@@ -70,6 +74,7 @@ class ProjectionRunner:
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events
+        self.totals.parked += counts.parked
         return counts
 
     async def _apply_one(
@@ -92,16 +97,118 @@ class ProjectionRunner:
             last[event.stream_id] = event.version
         if not todo:
             return
-        decoded: list[tuple[Event, RecordedEvent]] = [(self.codec.decode(r), r) for r in todo]
-        rows = Rows(unit, {table.name: table for table in projection.tables})
-        await rows.prefetch(key for e, r in decoded for key in projection.prefetch(e, r))
-        for domain_event, recorded in decoded:
-            await projection.apply(domain_event, recorded, rows)
+        rows = Rows(unit, {t.name: t for t in [*projection.tables, *dead_letters.TABLES]})
+        parked = dead_letters.PARKED_STREAMS.name
+        await rows.prefetch(
+            (parked, dead_letters.parking_key(projection.name, s))
+            for s in dict.fromkeys(r.stream_id for r in todo)
+        )
+        decoded: list[tuple[Event | None, RecordedEvent, str]] = []
+        for recorded in todo:
+            try:
+                decoded.append((self.codec.decode(recorded), recorded, ""))
+            except Exception as error:
+                decoded.append((None, recorded, f"cannot decode: {error!r}"))
+        await rows.prefetch(
+            key for e, r, _ in decoded if e is not None for key in projection.prefetch(e, r)
+        )
+        for domain_event, recorded, decode_failure in decoded:
+            failure = decode_failure or await self._apply_event(
+                projection, domain_event, recorded, rows
+            )
+            if failure:
+                dead_letters.park(rows, projection.name, recorded, failure)
+                counts.parked += 1
+            else:
+                counts.applied += 1
         await rows.flush()
         await unit.set_versions(
             projection.name, {s: v for s, v in last.items() if start.get(s) != v}
         )
-        counts.applied += len(todo)
+
+    def projection(self, name: str) -> Projection:
+        """The projection called ``name``; ValueError naming the known ones otherwise."""
+        for projection in self.projections:
+            if projection.name == name:
+                return projection
+        known = ", ".join(p.name for p in self.projections)
+        raise ValueError(f"no projection {name!r}; known: {known}")
+
+    async def dead_letters(self, projection: str | None = None) -> list[Row]:
+        """Parked events, by projection, stream and version."""
+        where = {} if projection is None else {"projection": projection}
+        letters = await self.db.select(dead_letters.DEAD_LETTERS, where=where)
+        return sorted(letters, key=lambda r: (r["projection"], r["stream_id"], r["version"]))
+
+    async def retry(self, name: str, stream_id: str | None = None) -> tuple[int, int]:
+        """Apply a projection's parked events again, in order; (applied, still parked)."""
+        projection = self.projection(name)
+        letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
+        applied = 0
+        async with self.db.unit() as unit:
+            rows = Rows(unit, {t.name: t for t in [*projection.tables, *dead_letters.TABLES]})
+            for stream in dict.fromkeys(r["stream_id"] for r in letters):
+                rows.delete(
+                    dead_letters.PARKED_STREAMS.name, dead_letters.parking_key(name, stream)
+                )
+                for letter in (r for r in letters if r["stream_id"] == stream):
+                    version = letter["version"]
+                    (recorded,) = await self.store.read_stream(stream, version, version)
+                    try:
+                        event: Event | None = self.codec.decode(recorded)
+                    except Exception:
+                        event = None
+                    failure = await self._apply_event(projection, event, recorded, rows)
+                    if failure:
+                        dead_letters.park(rows, name, recorded, failure)
+                        break
+                    rows.delete(
+                        dead_letters.DEAD_LETTERS.name, letter[dead_letters.DEAD_LETTERS.key]
+                    )
+                    applied += 1
+            await rows.flush()
+        return applied, len(letters) - applied
+
+    async def skip(self, name: str, stream_id: str | None = None) -> int:
+        """Drop a projection's parked events (the read model goes on without them)."""
+        self.projection(name)
+        letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
+        async with self.db.unit() as unit:
+            await unit.write(
+                dead_letters.DEAD_LETTERS, {}, [r[dead_letters.DEAD_LETTERS.key] for r in letters]
+            )
+            streams = dict.fromkeys(r["stream_id"] for r in letters)
+            await unit.write(
+                dead_letters.PARKED_STREAMS,
+                {},
+                [dead_letters.parking_key(name, stream) for stream in streams],
+            )
+        return len(letters)
+
+    async def _apply_event(
+        self, projection: Projection, event: Event | None, recorded: RecordedEvent, rows: Rows
+    ) -> str:
+        """Apply one event; on failure undo its changes and say why ("" when applied)."""
+        parking = dead_letters.parking_key(projection.name, recorded.stream_id)
+        if await rows.get(dead_letters.PARKED_STREAMS.name, parking) is not None:
+            return "parked behind an earlier failure of its stream"
+        if event is None:
+            return "cannot decode"
+        rows.begin()
+        try:
+            await projection.apply(event, recorded, rows)
+        except Exception as error:
+            rows.undo()
+            log.warning(
+                "%s failed on %s v%d (%r); parking the stream",
+                projection.name,
+                recorded.stream_id,
+                recorded.version,
+                error,
+            )
+            return f"{type(error).__name__}: {error}"
+        rows.undo_point_passed()
+        return ""
 
 
 class ProjectionWorker:

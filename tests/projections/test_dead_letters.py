@@ -1,0 +1,111 @@
+"""Poison events are parked in order per projection and stream; the rest goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from adventure_quest.app.aggregates import event_codec, player_id_for
+from adventure_quest.app.game import Game
+from adventure_quest.app.repository import Repository
+from adventure_quest.app.worlds import load_world
+from adventure_quest.domain.events import Event, PlayerSaid
+from adventure_quest.projections.model import RowKey, Rows
+from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
+from adventure_quest.projections.runner import ProjectionRunner
+from adventure_quest.projections.sqlite import SQLiteReadDatabase
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
+from tests.conftest import run
+
+WORLD = load_world()
+
+
+class Fragile(PlayerDetails):
+    """Player details that choke on speeches containing "boom" until repaired."""
+
+    broken = True
+
+    def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
+        return super().prefetch(event, recorded)
+
+    async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
+        await super().apply(event, recorded, rows)  # a change that must be undone on failure
+        if self.broken and isinstance(event, PlayerSaid) and "boom" in event.text:
+            raise ValueError("cannot handle a boom")
+
+
+async def all_events(store: MemoryEventStore) -> list[RecordedEvent]:
+    return await store.read_all(0, 10_000)
+
+
+def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Ann")
+        await game.create_character("Bob")
+        ann, bob = player_id_for("Ann"), player_id_for("Bob")
+        await game.say(ann, "hello")
+        await game.say(ann, "boom")
+        await game.move(ann, "north")  # after the poison: must wait behind it
+        await game.move(bob, "north")  # another stream: must go on
+        projection = Fragile()
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, [projection], store, event_codec())
+        await runner.setup()
+        counts = await runner.apply(await all_events(store))
+        assert (counts.applied, counts.parked) == (4, 2)
+        letters = await runner.dead_letters()
+        assert [(r["stream_id"], r["version"]) for r in letters] == [
+            (f"player-{ann}", 3),
+            (f"player-{ann}", 4),
+        ]
+        assert "cannot handle a boom" in letters[0]["error"]
+        assert "parked behind" in letters[1]["error"]
+        bob_row = await db.get(PLAYER_DETAILS, bob)
+        ann_row = await db.get(PLAYER_DETAILS, ann)
+        assert bob_row is not None
+        assert bob_row["room"] == "market_street"
+        assert ann_row is not None
+        assert ann_row["room"] == WORLD.start_room
+        # Later events of the parked stream are parked too, in order.
+        await game.say(ann, "still here")
+        more = (await all_events(store))[-1:]
+        assert (await runner.apply(more)).parked == 1
+        # Repaired: a retry applies the letters in order and unparks the stream.
+        projection.broken = False
+        assert await runner.retry("player_details") == (3, 0)
+        assert await runner.dead_letters() == []
+        ann_row = await db.get(PLAYER_DETAILS, ann)
+        assert ann_row is not None
+        assert ann_row["room"] == "market_street"
+        await game.move(ann, "south")
+        assert (await runner.apply((await all_events(store))[-1:])).applied == 1
+        await db.close()
+
+    run(scenario())
+
+
+def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Cy")
+        cy = player_id_for("Cy")
+        await game.say(cy, "boom")
+        await game.move(cy, "north")
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, [Fragile()], store, event_codec())
+        await runner.setup()
+        await runner.apply(await all_events(store))
+        assert await runner.retry("player_details") == (0, 2)
+        assert [r["version"] for r in await runner.dead_letters()] == [2, 3]
+        assert await runner.skip("player_details") == 2
+        assert await runner.dead_letters() == []
+        await game.move(cy, "south")
+        counts = await runner.apply((await all_events(store))[-1:])
+        assert counts.applied == 1  # unparked: the stream goes on without the skipped events
+        await db.close()
+
+    run(scenario())
