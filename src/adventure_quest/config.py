@@ -32,16 +32,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int = 5
     #: A world file to play instead of the shipped one.
     world_path: Path | None = None
+    #: Message queue URL: ``memory://`` (in-process) or ``nats://HOST:PORT``.
+    queue_url: str = "memory://"
+    #: Read database URL; empty means ``sqlite:///<data_dir>/read.sqlite``.
+    read_db_url: str = ""
+    #: Partitions of the queue (events of one stream always share one).
+    partitions: int = 16
 
     @property
     def event_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'events.sqlite'}"
+
+    @property
+    def read_database_url(self) -> str:
+        return self.read_db_url or f"sqlite:///{self.data_dir / 'read.sqlite'}"
 
     def check(self) -> Settings:
         """Refuse values that cannot work, naming the setting."""
         for name in ("snapshot_every", "aggregate_cache_size", "stream_cache_size"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.partitions <= 1024:
+            raise SettingsError(f"partitions must be 1..1024, got {self.partitions}")
         if self.max_attempts < 1:
             raise SettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
         return self
@@ -55,6 +67,9 @@ _ENV = {
     "AQ_STREAM_CACHE_SIZE": "stream_cache_size",
     "AQ_MAX_ATTEMPTS": "max_attempts",
     "AQ_WORLD": "world_path",
+    "AQ_QUEUE": "queue_url",
+    "AQ_READ_DB": "read_db_url",
+    "AQ_PARTITIONS": "partitions",
 }
 
 

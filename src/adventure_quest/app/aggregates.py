@@ -48,9 +48,18 @@ def player_id_for(name: str) -> str:
     return str(uuid.uuid5(_NAMES, " ".join(name.split()).casefold()))
 
 
+#: Schema 2 added the achievement counters (rooms visited, items taken...). They summarise the
+#: whole history, so a schema 1 snapshot would decode them as zero: it must be replayed instead.
+PLAYER_SNAPSHOT_SCHEMA = 2
+
+
 def player_type() -> AggregateType[player.PlayerState]:
     return AggregateType(
-        "player", player.PlayerState, lambda _: player.PlayerState(), player.evolve, 1
+        "player",
+        player.PlayerState,
+        lambda _: player.PlayerState(),
+        player.evolve,
+        PLAYER_SNAPSHOT_SCHEMA,
     )
 
 

@@ -57,8 +57,13 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def settings_from(data_dir: Path | None, store: str | None) -> Settings:
+    return settings_with(data_dir=data_dir, store_url=store)
+
+
+def settings_with(**flags: object | None) -> Settings:
+    """Settings from AQ_* variables and the given flags; a bad value is a clear error."""
     try:
-        return load_settings(data_dir=data_dir, store_url=store)
+        return load_settings(None, **flags)
     except SettingsError as error:
         raise fail(str(error), error.code) from None
 
@@ -209,7 +214,8 @@ def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from adventure_quest.cli import bench
+    from adventure_quest.cli import bench, processing
 
     bench.register(bench_app)
+    processing.register(app, settings_with, run)
     app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adventure_quest.domain.events import (
+    AchievementUnlocked,
     DamageTaken,
     Event,
     HandoverSettled,
@@ -63,6 +64,7 @@ def describe_stats(world: World, player: PlayerState) -> str:
         f"{player.name}: level {player.level}, {player.xp} XP{to_next}; "
         f"health {player.health}/{player.max_health}; {player.kills} monsters defeated; "
         f"{player.deaths} deaths; {state}; in {world.rooms[player.room].name}."
+        + (f" Achievements: {', '.join(player.achievements)}." if player.achievements else "")
     )
 
 
@@ -108,6 +110,8 @@ def narrate(world: World, event: Event) -> str | None:
             return f"You awaken in the {world.rooms[room].name}, whole again."
         case PlayerSaid(text=text):
             return f'You say: "{text}"'
+        case AchievementUnlocked(title=title):
+            return f"Achievement unlocked: {title}!"
         case HandoverSettled(reason=reason):
             return f"The hand-over did not happen ({reason}); the item stays where it was."
     return None

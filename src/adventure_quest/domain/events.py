@@ -110,6 +110,13 @@ class PlayerSaid(Event, frozen=True):
     text: str
 
 
+class AchievementUnlocked(Event, frozen=True):
+    """The player earned an achievement (``achievement`` is its stable key); it is never lost."""
+
+    achievement: str
+    title: str
+
+
 class HandoverSettled(Event, frozen=True):
     """A hand-over reached this stream but changed nothing (it is kept for idempotence)."""
 
@@ -172,6 +179,7 @@ PLAYER_EVENTS: tuple[type[Event], ...] = (
     PlayerRespawned,
     PlayerSaid,
     HandoverSettled,
+    AchievementUnlocked,
 )
 ROOM_EVENTS: tuple[type[Event], ...] = (
     ItemPickedUp,

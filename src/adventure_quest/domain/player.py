@@ -9,6 +9,7 @@ from msgspec.structs import replace
 
 from adventure_quest.domain.errors import refuse
 from adventure_quest.domain.events import (
+    AchievementUnlocked,
     DamageTaken,
     Event,
     HandoverSettled,
@@ -49,10 +50,26 @@ class PlayerState(msgspec.Struct, frozen=True):
     recent_handovers: tuple[str, ...] = ()
     #: Hand-overs this player refused: their items must go back where they came from.
     refused_handovers: tuple[str, ...] = ()
+    # What achievements are judged on. Each only ever grows, so a rule that held once still
+    # holds on any later state, however late the achievements process looks at it.
+    #: Keys of the achievements unlocked, in unlock order.
+    achievements: tuple[str, ...] = ()
+    #: Every room ever entered, once each, in first-visit order (bounded by the world's size).
+    rooms_visited: tuple[str, ...] = ()
+    items_taken: int = 0
+    most_items_carried: int = 0
+    respawns: int = 0
+    #: Monsters defeated while the character was badly hurt (see ``badly_hurt``).
+    close_call_kills: int = 0
 
     @property
     def exists(self) -> bool:
         return bool(self.player_id)
+
+    @property
+    def badly_hurt(self) -> bool:
+        """Below a fifth of maximum health."""
+        return self.health * 5 < self.max_health
 
 
 def remember(handovers: tuple[str, ...], handover_id: str) -> tuple[str, ...]:
@@ -60,18 +77,26 @@ def remember(handovers: tuple[str, ...], handover_id: str) -> tuple[str, ...]:
     return (*handovers, handover_id)[-RECENT_HANDOVERS:]
 
 
+def visit(rooms: tuple[str, ...], room: str) -> tuple[str, ...]:
+    """The visited rooms with ``room`` added, unless it is there already."""
+    return rooms if room in rooms else (*rooms, room)
+
+
 def evolve(state: PlayerState, event: Event) -> PlayerState:
     """The state after ``event``; pure and total over player events."""
     match event:
         case PlayerCreated(player_id, name, room, max_health, health):
-            return PlayerState(player_id, name, room, health, max_health)
+            return PlayerState(player_id, name, room, health, max_health, rooms_visited=(room,))
         case PlayerMoved(to_room=to_room):
-            return replace(state, room=to_room)
+            return replace(state, room=to_room, rooms_visited=visit(state.rooms_visited, to_room))
         case ItemTaken(item=item, handover_id=handover_id):
+            inventory = (*state.inventory, item)
             return replace(
                 state,
-                inventory=(*state.inventory, item),
+                inventory=inventory,
                 recent_handovers=remember(state.recent_handovers, handover_id),
+                items_taken=state.items_taken + 1,
+                most_items_carried=max(state.most_items_carried, len(inventory)),
             )
         case ItemDropped(item=item):
             return replace(state, inventory=tuple(i for i in state.inventory if i != item))
@@ -92,6 +117,7 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
                 state,
                 xp=state.xp + amount,
                 kills=state.kills + 1,
+                close_call_kills=state.close_call_kills + int(state.badly_hurt),
                 recent_handovers=remember(state.recent_handovers, handover_id),
             )
         case LevelledUp(level=level, max_health=max_health):
@@ -99,13 +125,24 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
         case PlayerDied():
             return replace(state, alive=False, health=0, deaths=state.deaths + 1)
         case PlayerRespawned(room=room, health=health):
-            return replace(state, alive=True, room=room, health=health)
+            return replace(
+                state,
+                alive=True,
+                room=room,
+                health=health,
+                respawns=state.respawns + 1,
+                rooms_visited=visit(state.rooms_visited, room),
+            )
         case HandoverSettled(handover_id=handover_id):
             return replace(
                 state,
                 recent_handovers=remember(state.recent_handovers, handover_id),
                 refused_handovers=remember(state.refused_handovers, handover_id),
             )
+        case AchievementUnlocked(achievement=achievement):
+            if achievement in state.achievements:
+                return state
+            return replace(state, achievements=(*state.achievements, achievement))
         case PlayerSaid():
             return state
     return state

@@ -282,6 +282,8 @@ class NatsConsumer:
             return []  # nats.errors.TimeoutError is one, and also means "nothing arrived"
         except _TRANSPORT_ERRORS as error:
             raise self._queue.unavailable(f"fetching from {self.name} failed", error) from error
+        if not messages:  # a fetch can end with status messages only
+            return []
         self._last = messages[-1]
         return [_decoder.decode(message.data) for message in messages]
 

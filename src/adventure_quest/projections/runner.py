@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import msgspec
 
 from adventure_quest.domain.events import Event
-from adventure_quest.messaging.ports import Consumer, MessageQueue
+from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
 from adventure_quest.projections import dead_letters
 from adventure_quest.projections.model import Projection, Row, Rows, Table, Unit
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.errors import StoreUnavailableError
 from adventure_quest.store.ports import EventStore
 
 log = logging.getLogger(__name__)
@@ -237,11 +238,22 @@ class ProjectionWorker:
         await asyncio.gather(*(self._consume(consumer, stop) for consumer in consumers))
 
     async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        backoff = 0.05
         while not stop.is_set():
-            events = await consumer.fetch(self.batch, self.fetch_timeout_s)
-            if events:
-                await self.runner.apply(events)
-                await consumer.ack()
+            try:
+                events = await consumer.fetch(self.batch, self.fetch_timeout_s)
+                if events:
+                    await self.runner.apply(events)
+                    await consumer.ack()
+                backoff = 0.05
+            except (QueueUnavailableError, StoreUnavailableError) as error:
+                # Unacknowledged events come back: the broker or a store being down costs
+                # time, never an event.
+                log.warning(
+                    "partition %d: %s; retrying in %.2f s", consumer.partition, error, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
 
 def parse_partitions(spec: str, partitions: int) -> list[int]:

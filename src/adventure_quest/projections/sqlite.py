@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from adventure_quest.projections import sql
 from adventure_quest.projections.model import Row, Table
+from adventure_quest.store.errors import StoreSchemaError
 
 _CHUNK = 500
 
@@ -74,6 +75,9 @@ class SQLiteReadDatabase:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
+        # Queries read on their own connection: they see committed rows only, never a unit's.
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader.execute("PRAGMA busy_timeout=30000")
         self._lock = asyncio.Lock()
 
     async def create(self, tables: Sequence[Table]) -> None:
@@ -94,7 +98,8 @@ class SQLiteReadDatabase:
             self._conn.execute("COMMIT")
 
     async def get(self, table: Table, key: str) -> Row | None:
-        record = self._conn.execute(sql.select_by_keys(table, 1, _mark), [key]).fetchone()
+        with _missing_tables(self.path):
+            record = self._reader.execute(sql.select_by_keys(table, 1, _mark), [key]).fetchone()
         return None if record is None else sql.to_row(table, record)[1]
 
     async def select(
@@ -106,10 +111,23 @@ class SQLiteReadDatabase:
         limit: int | None = None,
     ) -> list[Row]:
         query, params = sql.select(table, where or {}, order_by, limit, _mark)
-        return [
-            {table.key: key, **row}
-            for key, row in (sql.to_row(table, r) for r in self._conn.execute(query, params))
-        ]
+        with _missing_tables(self.path):
+            records = self._reader.execute(query, params).fetchall()
+        return [{table.key: key, **row} for key, row in (sql.to_row(table, r) for r in records)]
 
     async def close(self) -> None:
+        self._reader.close()
         self._conn.close()
+
+
+@contextmanager
+def _missing_tables(path: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if "no such table" not in str(error):
+            raise
+        raise StoreSchemaError(
+            f"{path} lacks a read-model table ({error}); the projections create the tables"
+            " when they start (aq process / aq worker)"
+        ) from error

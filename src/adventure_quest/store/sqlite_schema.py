@@ -79,7 +79,10 @@ def check_header(path: str) -> None:
     change_counter = header[24:28]
     pages = int.from_bytes(header[28:32], "big")
     valid_for = header[92:96]
-    if change_counter == valid_for and pages * page_size > size:
+    # While another process checkpoints, page 1 (with the new size) is written before the file
+    # grows: a live WAL makes the comparison meaningless, and SQLite's own reads catch damage.
+    in_use = os.path.exists(f"{path}-wal") and os.path.getsize(f"{path}-wal") > 0
+    if change_counter == valid_for and pages * page_size > size and not in_use:
         raise StoreCorruptError(
             f"{path} is truncated: its header says {pages * page_size} bytes, the file has "
             f"{size}; restore it from a backup"

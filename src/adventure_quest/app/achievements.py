@@ -1,0 +1,136 @@
+"""The achievements process manager: it watches player streams and unlocks what was earned.
+
+It consumes the queue like a projection worker, but its effect is a command on the player's own
+stream: load, ``achievements.unlock``, append. Delivery is at least once, and that needs no
+bookkeeping here: unlock decides on the character's state, which holds every achievement already
+unlocked, so a redelivered event appends nothing, and when two copies of the process race, the
+append's expected version lets one through and the other decides again on the newer state.
+
+Each unlock names as its cause (``causation_id``) the event that earned it, and shares that
+event's ``correlation_id``, so a trace leads from the command to its achievement. A manager that
+is behind sees a character already further on than the event it is handling; it then judges the
+character as it was at that event (``unlock(..., as_of=...)``), so an achievement is unlocked
+while handling the event that earned it, not an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from adventure_quest.app.game import Game
+from adventure_quest.app.repository import ConflictError
+from adventure_quest.domain import achievements
+from adventure_quest.domain.events import AchievementUnlocked, Event
+from adventure_quest.domain.player import PlayerState
+from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
+from adventure_quest.store.envelope import Metadata, RecordedEvent
+from adventure_quest.store.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S: Final = 5.0
+#: Failures worth waiting out: the store or broker is down, or writers kept colliding.
+TRANSIENT = (ConflictError, StoreUnavailableError, QueueUnavailableError)
+
+
+class AchievementsManager:
+    """Consumes ``partitions`` as consumer group ``group`` and unlocks achievements."""
+
+    def __init__(
+        self,
+        game: Game,
+        queue: MessageQueue,
+        partitions: Sequence[int],
+        group: str = "achievements",
+        *,
+        batch: int = 500,
+        fetch_timeout_s: float = 0.5,
+    ) -> None:
+        self.game = game
+        self.queue = queue
+        self.partitions = list(partitions)
+        self.group = group
+        self.batch = batch
+        self.fetch_timeout_s = fetch_timeout_s
+        self.checked = 0
+        self.unlocked = 0
+        self.failures = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume every owned partition until ``stop`` is set."""
+        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
+        await asyncio.gather(*(self._consume(consumer, stop) for consumer in consumers))
+
+    async def handle(self, recorded: RecordedEvent) -> list[Event]:
+        """Check the character whose stream carried ``recorded``; what that check appended."""
+        players = self.game.players
+        if recorded.stream_type != players.prefix or recorded.event_type == "AchievementUnlocked":
+            return []
+        then = await self._state_at(recorded)
+        metadata = Metadata(
+            correlation_id=recorded.metadata.correlation_id,
+            causation_id=recorded.event_id,
+            actor=recorded.metadata.actor,
+        )
+        saved = await self.game.repository.update(
+            players,
+            recorded.stream_id,
+            lambda state: achievements.unlock(state, self.game.world, as_of=then),
+            metadata,
+        )
+        self.checked += 1
+        self.unlocked += sum(isinstance(event, AchievementUnlocked) for event in saved.events)
+        return saved.events
+
+    async def _state_at(self, recorded: RecordedEvent) -> PlayerState:
+        """The character as ``recorded`` left it (or a later state, when that earns the same)."""
+        repository, players = self.game.repository, self.game.players
+        loaded = await repository.load(players, recorded.stream_id)
+        if loaded.version < recorded.version:
+            # Another process appended since this one cached the character. Deciding on the
+            # stale state would append nothing, and no conflict would reveal the miss.
+            repository.forget(recorded.stream_id)
+            loaded = await repository.load(players, recorded.stream_id)
+        if loaded.version <= recorded.version or not achievements.earned(
+            loaded.state, self.game.world
+        ):
+            return loaded.state  # nothing to unlock, or nothing later to tell apart from
+        return (await repository.load_at(players, recorded.stream_id, recorded.version)).state
+
+    async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        backoff = 0.05
+        while not stop.is_set():
+            try:
+                events = await consumer.fetch(self.batch, self.fetch_timeout_s)
+                for recorded in events:
+                    await self._handle_until_done(recorded, stop)
+                if events and not stop.is_set():
+                    await consumer.ack()
+                backoff = 0.05
+            except QueueUnavailableError as error:
+                backoff = await self._back_off(error, backoff, stop)
+
+    async def _handle_until_done(self, recorded: RecordedEvent, stop: asyncio.Event) -> None:
+        """Handle one event, waiting out transient failures; give up only when stopping.
+
+        Stopping leaves the batch unacknowledged, so it is delivered again after a restart.
+        """
+        backoff = 0.05
+        while not stop.is_set():
+            try:
+                await self.handle(recorded)
+                return
+            except TRANSIENT as error:
+                backoff = await self._back_off(error, backoff, stop)
+
+    async def _back_off(self, error: Exception, backoff: float, stop: asyncio.Event) -> float:
+        self.failures += 1
+        log.warning("achievements %s: %s; retrying in %.2f s", self.group, error, backoff)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(backoff):
+                await stop.wait()
+        return min(backoff * 2, MAX_BACKOFF_S)

@@ -1,0 +1,223 @@
+"""``aq process|relay|worker|status|dlq``: the processing path from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adventure_quest.app.worlds import load_world
+from adventure_quest.config import Settings
+from adventure_quest.processing import Processing, as_json, prometheus
+from adventure_quest.projections.runner import parse_partitions
+
+Partitions = Annotated[
+    str, typer.Option("--partitions", help="Partitions to consume: 0-7, 1,3,5 or all.")
+]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Embedded data directory [env AQ_DATA_DIR].")
+]
+Store = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
+Queue = Annotated[
+    str | None, typer.Option("--queue", help="memory:// or nats://HOST:PORT [env AQ_QUEUE].")
+]
+ReadDb = Annotated[
+    str | None, typer.Option("--read-db", help="Read database URL [env AQ_READ_DB].")
+]
+SettingsOf = Callable[..., Settings]
+
+
+async def until_stopped(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run jobs until SIGINT or SIGTERM, then let each finish its current step."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await asyncio.gather(*(job(stop) for job in jobs))
+
+
+async def report(processing: Processing, stop: asyncio.Event, every_s: float = 5.0) -> None:
+    """A progress line on stderr every few seconds while running."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await stop.wait()
+        totals = processing.runner.totals
+        published = sum(relay.published for relay in processing.relays)
+        print(
+            f"published {published}, applied {totals.applied}, duplicates {totals.duplicates},"
+            f" parked {totals.parked}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., object]) -> None:
+    """Attach the commands; ``settings_of`` builds settings from flags, ``run`` runs cleanly."""
+
+    @app.command("process")
+    def process(
+        partitions: Partitions = "all",
+        data_dir: DataDir = None,
+        store: Store = None,
+        queue: Queue = None,
+        read_db: ReadDb = None,
+    ) -> None:
+        """Run the relays and projection workers of every shard in this process."""
+        settings = settings_of(
+            data_dir=data_dir, store_url=store, queue_url=queue, read_db_url=read_db
+        )
+        run(_process(settings, partitions, relays=True, workers=True))
+
+    @app.command("relay")
+    def relay(data_dir: DataDir = None, store: Store = None, queue: Queue = None) -> None:
+        """Run one relay per shard: the event store's logs to the queue (needs nats://)."""
+        settings = settings_of(data_dir=data_dir, store_url=store, queue_url=queue)
+        _needs_shared_queue(settings)
+        run(_process(settings, "all", relays=True, workers=False))
+
+    @app.command("worker")
+    def worker(
+        partitions: Partitions = "all",
+        data_dir: DataDir = None,
+        store: Store = None,
+        queue: Queue = None,
+        read_db: ReadDb = None,
+    ) -> None:
+        """Run projection workers for some partitions (needs a shared queue: nats://)."""
+        settings = settings_of(
+            data_dir=data_dir, store_url=store, queue_url=queue, read_db_url=read_db
+        )
+        _needs_shared_queue(settings)
+        run(_process(settings, partitions, relays=False, workers=True))
+
+    @app.command("status")
+    def status(
+        data_dir: DataDir = None,
+        store: Store = None,
+        queue: Queue = None,
+        read_db: ReadDb = None,
+        as_json_flag: Json = False,
+        as_prometheus: Annotated[bool, typer.Option("--prometheus")] = False,
+    ) -> None:
+        """Relay and projection lag (events, seconds, ok/lagging/stalled) and dead letters."""
+        settings = settings_of(
+            data_dir=data_dir, store_url=store, queue_url=queue, read_db_url=read_db
+        )
+        run(_status(settings, as_json_flag, as_prometheus))
+
+    dlq = typer.Typer(help="Events a projection failed on, parked in order per stream.")
+    app.add_typer(dlq, name="dlq")
+
+    @dlq.command("list")
+    def dlq_list(
+        projection: str | None = None,
+        data_dir: DataDir = None,
+        store: Store = None,
+        read_db: ReadDb = None,
+        as_json_flag: Json = False,
+    ) -> None:
+        """List parked events."""
+        settings = settings_of(data_dir=data_dir, store_url=store, read_db_url=read_db)
+        run(_dlq(settings, "list", projection, None, as_json_flag))
+
+    @dlq.command("retry")
+    def dlq_retry(
+        projection: Annotated[str, typer.Option(help="Projection to retry.")],
+        stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+        data_dir: DataDir = None,
+        store: Store = None,
+        read_db: ReadDb = None,
+    ) -> None:
+        """Apply parked events again, in order (a new failure parks them again)."""
+        settings = settings_of(data_dir=data_dir, store_url=store, read_db_url=read_db)
+        run(_dlq(settings, "retry", projection, stream, False))
+
+    @dlq.command("skip")
+    def dlq_skip(
+        projection: Annotated[str, typer.Option(help="Projection to skip for.")],
+        stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+        data_dir: DataDir = None,
+        store: Store = None,
+        read_db: ReadDb = None,
+    ) -> None:
+        """Drop parked events: the read model goes on without them."""
+        settings = settings_of(data_dir=data_dir, store_url=store, read_db_url=read_db)
+        run(_dlq(settings, "skip", projection, stream, False))
+
+
+def _needs_shared_queue(settings: Settings) -> None:
+    if settings.queue_url.startswith("memory:"):
+        typer.echo(
+            "error [queue_not_shared]: the in-process queue (memory://) lives inside one process;"
+            " run `aq process`, or give --queue nats://HOST:PORT (AQ_QUEUE) to split the parts",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool) -> None:
+    async with Processing.open(settings, load_world(settings.world_path)) as processing:
+        chosen = parse_partitions(spec, settings.partitions)
+        jobs: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        if relays:
+            jobs += [relay.run for relay in processing.relays]
+        if workers:
+            jobs.append(processing.worker(chosen).run)
+            jobs.append(processing.achievements(chosen).run)
+        jobs.append(lambda stop: report(processing, stop))
+        print(
+            f"processing: {len(processing.relays) if relays else 0} relay(s),"
+            f" partitions {chosen if workers else []}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        await until_stopped(*jobs)
+
+
+async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
+    async with Processing.open(settings, load_world(settings.world_path)) as processing:
+        status = await processing.status()
+    if prom:
+        typer.echo(prometheus(status), nl=False)
+    elif json_out:
+        typer.echo(as_json(status))
+    else:
+        for r in status["relays"]:
+            typer.echo(
+                f"relay shard {r['shard']}: {r['state']}, {r['lag_events']} events /"
+                f" {r['lag_seconds']} s behind (published {r['position']} of {r['head']})"
+            )
+        typer.echo(f"projections: {status['projections']['lag_events']} events behind")
+        typer.echo(f"dead letters: {status['dead_letters']}")
+
+
+async def _dlq(
+    settings: Settings, action: str, projection: str | None, stream: str | None, json_out: bool
+) -> None:
+    async with Processing.open(settings, load_world(settings.world_path)) as processing:
+        runner = processing.runner
+        if action == "list":
+            letters = await runner.dead_letters(projection)
+            for letter in letters:
+                typer.echo(
+                    as_json(letter)
+                    if json_out
+                    else f"{letter['projection']} {letter['stream_id']} v{letter['version']}"
+                    f" {letter['event_type']}: {letter['error']}"
+                )
+            if not json_out:
+                typer.echo(f"{len(letters)} parked event(s)")
+        elif action == "retry" and projection is not None:
+            applied, parked = await runner.retry(projection, stream)
+            typer.echo(f"applied {applied}, still parked {parked}")
+        elif projection is not None:
+            typer.echo(f"skipped {await runner.skip(projection, stream)}")

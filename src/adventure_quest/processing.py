@@ -1,0 +1,203 @@
+"""The processing path wired from settings: relays, the queue, projection workers, status.
+
+``aq process`` runs relays and workers together (the embedded shape, or one box); ``aq relay``
+and ``aq worker --partitions …`` run them as separate processes around NATS JetStream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+
+from adventure_quest.app.achievements import AchievementsManager
+from adventure_quest.app.aggregates import event_codec
+from adventure_quest.app.game import Game
+from adventure_quest.app.repository import Repository
+from adventure_quest.config import Settings
+from adventure_quest.domain.world import World
+from adventure_quest.messaging.ports import MessageQueue
+from adventure_quest.messaging.relay import Relay
+from adventure_quest.messaging.urls import open_queue
+from adventure_quest.projections.achievements import Achievements
+from adventure_quest.projections.model import Projection
+from adventure_quest.projections.players import Leaderboard, PlayerDetails
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.projections.rooms import RoomView
+from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.projections.urls import open_read_database
+from adventure_quest.projections.world import WorldStats
+from adventure_quest.store.ports import CheckpointStore, EventStore, SnapshotStore
+from adventure_quest.store.urls import (
+    open_checkpoint_stores,
+    open_event_store,
+    open_snapshot_store,
+)
+
+GROUP = "projections"
+MANAGERS = "achievements"
+#: Behind for longer than this with no progress between two looks: "stalled".
+STALL_AFTER_S = 30.0
+
+
+def projections(world: World) -> list[Projection]:
+    """Every read model, in the order batches are applied to them."""
+    return [PlayerDetails(), Leaderboard(), RoomView(world), WorldStats(), Achievements()]
+
+
+class Processing:
+    """Store, queue, read database and the relays and workers over them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: EventStore,
+        checkpoints: Sequence[CheckpointStore],
+        queue: MessageQueue,
+        db: ReadDatabase,
+        world: World,
+        snapshots: SnapshotStore,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.db = db
+        repository = Repository(
+            store,
+            snapshots,
+            event_codec(),
+            snapshot_every=settings.snapshot_every,
+            cache_size=settings.aggregate_cache_size,
+            max_attempts=settings.max_attempts,
+        )
+        self.game = Game(repository, world)
+        self.runner = ProjectionRunner(db, projections(world), store, event_codec())
+        self.relays = [
+            Relay(log, queue, checkpoint)
+            for log, checkpoint in zip(store.logs(), checkpoints, strict=True)
+        ]
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings, world: World) -> AsyncIterator[Processing]:
+        """Open everything the settings name, closing whatever was opened on the way out."""
+        opened: list[Any] = []
+        try:
+            store = open_event_store(settings.event_store_url)
+            opened.append(store)
+            checkpoints = open_checkpoint_stores(settings.event_store_url)
+            opened += checkpoints
+            snapshots = open_snapshot_store(settings.event_store_url)
+            opened.append(snapshots)
+            queue = open_queue(
+                settings.queue_url, partitions=settings.partitions, groups=[GROUP, MANAGERS]
+            )
+            opened.append(queue)
+            db = open_read_database(settings.read_database_url)
+            opened.append(db)
+            processing = cls(
+                settings,
+                store=store,
+                checkpoints=checkpoints,
+                queue=queue,
+                db=db,
+                world=world,
+                snapshots=snapshots,
+            )
+            await processing.runner.setup()
+            yield processing
+        finally:
+            for resource in reversed(opened):
+                await resource.close()
+
+    def worker(self, partitions: Sequence[int]) -> ProjectionWorker:
+        return ProjectionWorker(self.runner, self.queue, partitions, group=GROUP)
+
+    def achievements(self, partitions: Sequence[int]) -> AchievementsManager:
+        """The process manager that unlocks achievements (consumer group ``achievements``)."""
+        return AchievementsManager(self.game, self.queue, partitions, group=MANAGERS)
+
+    async def status(self, interval_s: float = 1.0) -> dict[str, Any]:
+        """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
+        first = [await relay.checkpoints.load(relay.name) for relay in self.relays]
+        await asyncio.sleep(interval_s)
+        relays = []
+        for relay, before in zip(self.relays, first, strict=True):
+            position = await relay.checkpoints.load(relay.name)
+            head = await relay.source.head()
+            oldest = await relay.source.read_all(position, 1)
+            seconds = time.time() - oldest[0].metadata.recorded_at if oldest else 0.0
+            relays.append(
+                {
+                    "relay": relay.name,
+                    "shard": relay.source.shard,
+                    "position": position,
+                    "head": head,
+                    "lag_events": head - position,
+                    "lag_seconds": round(seconds, 3),
+                    "state": lag_state(head - position, position > before, seconds),
+                }
+            )
+        partitions = []
+        for partition in range(self.queue.partitions):
+            pending = await self.queue.consumer(GROUP, partition).pending()
+            partitions.append({"partition": partition, "lag_events": pending})
+        letters = await self.runner.dead_letters()
+        return {
+            "relays": relays,
+            "projections": {
+                "lag_events": sum(p["lag_events"] for p in partitions),
+                "partitions": partitions,
+            },
+            "dead_letters": len(letters),
+        }
+
+
+def lag_state(behind: int, progressed: bool, seconds: float) -> str:
+    """``ok`` when caught up, ``lagging`` when behind but moving, ``stalled`` otherwise."""
+    if behind <= 0:
+        return "ok"
+    if progressed or seconds < STALL_AFTER_S:
+        return "lagging"
+    return "stalled"
+
+
+def prometheus(status: dict[str, Any]) -> str:
+    """The status as Prometheus text exposition."""
+    lines = [
+        "# HELP aq_relay_lag_events Events in a shard's log not yet published to the queue.",
+        "# TYPE aq_relay_lag_events gauge",
+    ]
+    lines += [
+        f'aq_relay_lag_events{{shard="{r["shard"]}"}} {r["lag_events"]}' for r in status["relays"]
+    ]
+    lines += [
+        "# HELP aq_relay_lag_seconds Age of the oldest event not yet published.",
+        "# TYPE aq_relay_lag_seconds gauge",
+    ]
+    lines += [
+        f'aq_relay_lag_seconds{{shard="{r["shard"]}"}} {r["lag_seconds"]}' for r in status["relays"]
+    ]
+    lines += [
+        "# HELP aq_projection_lag_events Events of a partition not yet applied to the read models.",
+        "# TYPE aq_projection_lag_events gauge",
+    ]
+    lines += [
+        f'aq_projection_lag_events{{partition="{p["partition"]}"}} {p["lag_events"]}'
+        for p in status["projections"]["partitions"]
+    ]
+    lines += [
+        "# HELP aq_dead_letters Events parked because a projection failed on them.",
+        "# TYPE aq_dead_letters gauge",
+        f"aq_dead_letters {status['dead_letters']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(status: dict[str, Any]) -> str:
+    return msgspec.json.encode(status).decode()

@@ -1,0 +1,196 @@
+"""PostgreSQL read database: a pool of connections, one writing unit at a time.
+
+Units are serialized, as SQLite serializes them: projections read rows, change them and write
+them back, and rows such as a room's view are shared by events of many streams, so two units
+interleaving under READ COMMITTED would lose each other's updates. An asyncio lock keeps a
+process's waiting units off the pool (readers still get connections) and a transaction-scoped
+advisory lock does the same between processes. Readers never wait for a unit: they see the last
+committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Final
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from adventure_quest.projections import sql
+from adventure_quest.projections.model import Row, Table
+from adventure_quest.store.errors import StoreSchemaError
+from adventure_quest.store.postgres_connect import check_url, translated, where
+
+# Beside the store's APPEND_LOCK (0x41510001) and UPGRADE_LOCK (0x41510002): the database may be
+# the store's own.
+WRITER_LOCK: Final = 0x41510003
+
+_SET_VERSIONS = (
+    f"INSERT INTO {sql.VERSIONS_TABLE} (projection, stream_id, version)"
+    " SELECT $1, stream_id, version FROM unnest($2::text[], $3::bigint[]) AS v(stream_id, version)"
+    " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version"
+)
+_VERSIONS = (
+    f"SELECT stream_id, version FROM {sql.VERSIONS_TABLE}"
+    " WHERE projection = $1 AND stream_id = ANY($2::text[])"
+)
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+@asynccontextmanager
+async def _translated(dsn: str) -> AsyncIterator[None]:
+    """``translated``, except that a missing table names the read database's own fix."""
+    async with translated(dsn):
+        try:
+            yield
+        except asyncpg.exceptions.UndefinedTableError as error:
+            raise StoreSchemaError(
+                f"{where(dsn)} lacks a read-model table ({error}); create the tables first"
+                " (ReadDatabase.create, which the projection runner's setup calls)"
+            ) from error
+
+
+def _mark(index: int) -> str:
+    return f"${index}"
+
+
+def _record(record: asyncpg.Record) -> tuple[Any, ...]:
+    return tuple(record.values())
+
+
+class PostgresUnit:
+    """A transaction on one pooled connection; its statements run one at a time."""
+
+    def __init__(self, conn: Connection, dsn: str) -> None:
+        self._conn = conn
+        self._dsn = dsn
+        # One connection runs one statement at a time; tasks sharing a unit take turns.
+        self._turn = asyncio.Lock()
+
+    async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
+        if not stream_ids:
+            return {}
+        async with self._turn, _translated(self._dsn):
+            records = await self._conn.fetch(_VERSIONS, projection, list(stream_ids))
+        return {record[0]: record[1] for record in records}
+
+    async def set_versions(self, projection: str, versions: dict[str, int]) -> None:
+        if not versions:
+            return
+        async with self._turn, _translated(self._dsn):
+            await self._conn.execute(
+                _SET_VERSIONS, projection, list(versions), list(versions.values())
+            )
+
+    async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
+        if not keys:
+            return {}
+        names = ", ".join([table.key, *table.columns])
+        query = f"SELECT {names} FROM {table.name} WHERE {table.key} = ANY($1::text[])"
+        async with self._turn, _translated(self._dsn):
+            records = await self._conn.fetch(query, list(keys))
+        return dict(sql.to_row(table, _record(record)) for record in records)
+
+    async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
+        async with self._turn, _translated(self._dsn):
+            if puts:
+                await self._conn.executemany(
+                    sql.upsert(table, _mark),
+                    [sql.to_params(table, key, row) for key, row in puts.items()],
+                )
+            if deletes:
+                await self._conn.execute(
+                    f"DELETE FROM {table.name} WHERE {table.key} = ANY($1::text[])", list(deletes)
+                )
+
+
+class PostgresReadDatabase:
+    """Read models in a PostgreSQL database; ``postgresql://USER@HOST:PORT/DB``."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 4) -> None:
+        self.dsn = check_url(dsn)
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._writer = asyncio.Lock()
+
+    async def _connection_pool(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                async with _translated(self.dsn):
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=1, max_size=self._pool_size, timeout=10
+                    )
+        return self._pool
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction holding the writer lock; commits unless the body raises."""
+        pool = await self._connection_pool()
+        async with self._writer:
+            async with _translated(self.dsn):
+                conn = await pool.acquire()
+            try:
+                async with _translated(self.dsn):
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+                try:
+                    yield conn
+                except BaseException:
+                    # The body's error is the one to report; a connection that cannot roll back
+                    # is broken, and releasing it below terminates it.
+                    with suppress(Exception):
+                        await transaction.rollback()
+                    raise
+                async with _translated(self.dsn):
+                    await transaction.commit()
+            finally:
+                # A connection that cannot be reset is terminated by the pool; whatever
+                # happened to the transaction is already decided (and reported) by now.
+                with suppress(Exception):
+                    await pool.release(conn)
+
+    async def create(self, tables: Sequence[Table]) -> None:
+        # Under the writer lock: concurrent CREATE ... IF NOT EXISTS can still collide.
+        async with self._writing() as conn, _translated(self.dsn):
+            await conn.execute(sql.VERSIONS_DDL)
+            for table in tables:
+                for statement in sql.create_statements(table):
+                    await conn.execute(statement)
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[PostgresUnit]:
+        async with self._writing() as conn:
+            yield PostgresUnit(conn, self.dsn)
+
+    async def get(self, table: Table, key: str) -> Row | None:
+        pool = await self._connection_pool()
+        async with _translated(self.dsn):
+            record = await pool.fetchrow(sql.select_by_keys(table, 1, _mark), key)
+        return None if record is None else sql.to_row(table, _record(record))[1]
+
+    async def select(
+        self,
+        table: Table,
+        *,
+        where: dict[str, Any] | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        query, params = sql.select(table, where or {}, order_by, limit, _mark)
+        pool = await self._connection_pool()
+        async with _translated(self.dsn):
+            records = await pool.fetch(query, *params)
+        return [
+            {table.key: key, **row}
+            for key, row in (sql.to_row(table, _record(record)) for record in records)
+        ]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
