@@ -17,7 +17,7 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")
 
 def register(bench_app: typer.Typer) -> None:
     """Attach the benchmark commands (imported lazily: they are not needed to play)."""
-    from benchmarks import append, load, read
+    from benchmarks import append, load, project, read
     from benchmarks.harness import report, scratch_url
 
     @bench_app.command("append")
@@ -51,3 +51,24 @@ def register(bench_app: typer.Typer) -> None:
         """Read N events of the global log, decoded: events/s."""
         with scratch_url(store) as url:
             report(runtime.run(read.run(url, events, as_json)), as_json)
+
+    @bench_app.command("project")
+    def bench_project(
+        store: Url = None,
+        queue: Annotated[str, typer.Option(help="memory:// or nats://HOST:PORT/STREAM")] = (
+            "memory://"
+        ),
+        read_db: Annotated[
+            str | None, typer.Option("--read-db", help="Default: a fresh SQLite file.")
+        ] = None,
+        events: Annotated[int, typer.Option(min=1)] = 100_000,
+        workers: Annotated[int, typer.Option(min=1, max=16)] = 1,
+        rate: Annotated[
+            float, typer.Option(help="End-to-end mode: append this many events per second.")
+        ] = 0.0,
+        as_json: Json = False,
+    ) -> None:
+        """Projection throughput (events/s per worker), or end-to-end lag with --rate."""
+        with scratch_url(store) as url:
+            result = runtime.run(project.run(url, queue, read_db, events, workers, rate, as_json))
+            report(result, as_json)

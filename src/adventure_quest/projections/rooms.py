@@ -72,13 +72,16 @@ class RoomView:
         helper = await rows.get(ROOM_VIEW_PLAYERS.name, key)
         before = state_of(helper)
         after = player.evolve(before, event)
+        # Players are a JSON object keyed by id: equal whatever order they arrived in.
         if before.room and before.room != after.room:
             view = await self._room(rows, before.room)
-            players = {k: v for k, v in view["players"].items() if k != key}
+            players = dict(view["players"])
+            players.pop(key, None)
             rows.put(ROOM_VIEW.name, before.room, {**view, "players": players})
         if after.room:
             view = await self._room(rows, after.room)
-            players = dict(sorted({**view["players"], key: summary(after)}.items()))
+            players = dict(view["players"])
+            players[key] = summary(after)
             rows.put(ROOM_VIEW.name, after.room, {**view, "players": players})
         rows.put(
             ROOM_VIEW_PLAYERS.name, key, {"room": after.room, "state": msgspec.to_builtins(after)}

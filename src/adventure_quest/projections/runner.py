@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -57,6 +57,8 @@ class ProjectionRunner:
         self.store = store
         self.codec = codec
         self.totals = Applied()
+        #: Called with each batch once it is committed (metrics, notifications, benchmarks).
+        self.committed: list[Callable[[Sequence[RecordedEvent]], None]] = []
 
     @property
     def tables(self) -> list[Table]:
@@ -76,6 +78,8 @@ class ProjectionRunner:
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events
         self.totals.parked += counts.parked
+        for listener in self.committed:
+            listener(events)
         return counts
 
     async def _apply_one(
