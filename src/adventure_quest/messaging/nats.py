@@ -260,6 +260,10 @@ class NatsQueue:
         )
 
 
+#: After the first message of a fetch, how long to wait for more before returning the batch.
+MORE_WITHIN_S = 0.002
+
+
 class NatsConsumer:
     """One consumer group's durable pull consumer (ack policy ALL) on one partition."""
 
@@ -277,7 +281,13 @@ class NatsConsumer:
             return []
         sub = await self._subscription()
         try:
-            messages = await sub.fetch(max_events, timeout=max(timeout, 0.01))
+            # A pull for N messages waits until N arrived or the time is up, which at low traffic
+            # turns every batch into a full timeout of latency. So: wait for the first message,
+            # then take whatever else is already there.
+            messages = await sub.fetch(1, timeout=max(timeout, 0.01))
+            if max_events > 1:
+                with contextlib.suppress(TimeoutError):
+                    messages += await sub.fetch(max_events - 1, timeout=MORE_WITHIN_S)
         except TimeoutError:
             return []  # nats.errors.TimeoutError is one, and also means "nothing arrived"
         except _TRANSPORT_ERRORS as error:

@@ -14,6 +14,7 @@ moment leaves either all of the batch or none of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -237,27 +238,65 @@ class ProjectionWorker:
         self.fetch_timeout_s = fetch_timeout_s
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume every owned partition until ``stop`` is set."""
-        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
-        await asyncio.gather(*(self._consume(consumer, stop) for consumer in consumers))
+        """Consume every owned partition until ``stop`` is set.
 
-    async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        Each partition has a feeder (fetch, hand over, wait until applied, acknowledge); one
+        applier takes every batch handed over meanwhile, from any partition, and applies them
+        in one read-database transaction. Partitions stay in order (a feeder fetches again only
+        after its batch is acknowledged), and a busy worker commits once for many partitions.
+        """
+        handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]] = asyncio.Queue()
+        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
+        applier = asyncio.create_task(self._apply_loop(handed))
+        try:
+            await asyncio.gather(*(self._feed(consumer, handed, stop) for consumer in consumers))
+        finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
+
+    async def _feed(
+        self,
+        consumer: Consumer,
+        handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]],
+        stop: asyncio.Event,
+    ) -> None:
         backoff = 0.05
         while not stop.is_set():
             try:
                 events = await consumer.fetch(self.batch, self.fetch_timeout_s)
                 if events:
-                    await self.runner.apply(events)
+                    applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    await handed.put((events, applied))
+                    await applied
                     await consumer.ack()
                 backoff = 0.05
             except (QueueUnavailableError, StoreUnavailableError) as error:
-                # Unacknowledged events come back: the broker or a store being down costs
-                # time, never an event.
+                # Unacknowledged events come back, and events skipped by a later fetch are
+                # re-read from the store as a gap: an outage costs time, never an event.
                 log.warning(
                     "partition %d: %s; retrying in %.2f s", consumer.partition, error, backoff
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _apply_loop(
+        self, handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]]
+    ) -> None:
+        while True:
+            taken = [await handed.get()]
+            while not handed.empty() and sum(len(e) for e, _ in taken) < self.batch * 4:
+                taken.append(handed.get_nowait())
+            try:
+                await self.runner.apply([event for events, _ in taken for event in events])
+            except Exception as error:
+                for _, applied in taken:
+                    if not applied.done():
+                        applied.set_exception(error)
+                continue
+            for _, applied in taken:
+                if not applied.done():
+                    applied.set_result(None)
 
 
 def parse_partitions(spec: str, partitions: int) -> list[int]:
