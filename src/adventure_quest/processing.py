@@ -17,6 +17,7 @@ import msgspec
 from adventure_quest.app.achievements import AchievementsManager
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
+from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
@@ -40,6 +41,7 @@ from adventure_quest.store.urls import (
 
 GROUP = "projections"
 MANAGERS = "achievements"
+HANDOVERS = "handovers"
 #: Behind for longer than this with no progress between two looks: "stalled".
 STALL_AFTER_S = 30.0
 
@@ -95,7 +97,9 @@ class Processing:
             snapshots = open_snapshot_store(settings.event_store_url)
             opened.append(snapshots)
             queue = open_queue(
-                settings.queue_url, partitions=settings.partitions, groups=[GROUP, MANAGERS]
+                settings.queue_url,
+                partitions=settings.partitions,
+                groups=[GROUP, MANAGERS, HANDOVERS],
             )
             opened.append(queue)
             db = open_read_database(settings.read_database_url)
@@ -117,6 +121,10 @@ class Processing:
 
     def worker(self, partitions: Sequence[int]) -> ProjectionWorker:
         return ProjectionWorker(self.runner, self.queue, partitions, group=GROUP)
+
+    def handovers(self, partitions: Sequence[int]) -> HandoverManager:
+        """The process manager that finishes hand-overs a crash cut off (group ``handovers``)."""
+        return HandoverManager(self.game, self.queue, partitions, group=HANDOVERS)
 
     def achievements(self, partitions: Sequence[int]) -> AchievementsManager:
         """The process manager that unlocks achievements (consumer group ``achievements``)."""

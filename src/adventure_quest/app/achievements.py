@@ -15,30 +15,19 @@ while handling the event that earned it, not an earlier one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Sequence
-from typing import Final
 
 from adventure_quest.app.game import Game
-from adventure_quest.app.repository import ConflictError
+from adventure_quest.app.process_manager import ProcessManager
 from adventure_quest.domain import achievements
 from adventure_quest.domain.events import AchievementUnlocked, Event
 from adventure_quest.domain.player import PlayerState
-from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
+from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.store.envelope import Metadata, RecordedEvent
-from adventure_quest.store.errors import StoreUnavailableError
-
-log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S: Final = 5.0
-#: Failures worth waiting out: the store or broker is down, or writers kept colliding.
-TRANSIENT = (ConflictError, StoreUnavailableError, QueueUnavailableError)
 
 
-class AchievementsManager:
-    """Consumes ``partitions`` as consumer group ``group`` and unlocks achievements."""
+class AchievementsManager(ProcessManager):
+    """Unlocks achievements on the player's stream, as consumer group ``achievements``."""
 
     def __init__(
         self,
@@ -50,20 +39,10 @@ class AchievementsManager:
         batch: int = 500,
         fetch_timeout_s: float = 0.5,
     ) -> None:
-        self.game = game
-        self.queue = queue
-        self.partitions = list(partitions)
-        self.group = group
-        self.batch = batch
-        self.fetch_timeout_s = fetch_timeout_s
-        self.checked = 0
+        super().__init__(
+            game, queue, partitions, group, batch=batch, fetch_timeout_s=fetch_timeout_s
+        )
         self.unlocked = 0
-        self.failures = 0
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume every owned partition until ``stop`` is set."""
-        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
-        await asyncio.gather(*(self._consume(consumer, stop) for consumer in consumers))
 
     async def handle(self, recorded: RecordedEvent) -> list[Event]:
         """Check the character whose stream carried ``recorded``; what that check appended."""
@@ -100,37 +79,3 @@ class AchievementsManager:
         ):
             return loaded.state  # nothing to unlock, or nothing later to tell apart from
         return (await repository.load_at(players, recorded.stream_id, recorded.version)).state
-
-    async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
-        backoff = 0.05
-        while not stop.is_set():
-            try:
-                events = await consumer.fetch(self.batch, self.fetch_timeout_s)
-                for recorded in events:
-                    await self._handle_until_done(recorded, stop)
-                if events and not stop.is_set():
-                    await consumer.ack()
-                backoff = 0.05
-            except QueueUnavailableError as error:
-                backoff = await self._back_off(error, backoff, stop)
-
-    async def _handle_until_done(self, recorded: RecordedEvent, stop: asyncio.Event) -> None:
-        """Handle one event, waiting out transient failures; give up only when stopping.
-
-        Stopping leaves the batch unacknowledged, so it is delivered again after a restart.
-        """
-        backoff = 0.05
-        while not stop.is_set():
-            try:
-                await self.handle(recorded)
-                return
-            except TRANSIENT as error:
-                backoff = await self._back_off(error, backoff, stop)
-
-    async def _back_off(self, error: Exception, backoff: float, stop: asyncio.Event) -> float:
-        self.failures += 1
-        log.warning("achievements %s: %s; retrying in %.2f s", self.group, error, backoff)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(backoff):
-                await stop.wait()
-        return min(backoff * 2, MAX_BACKOFF_S)

@@ -173,6 +173,7 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
         if workers:
             jobs.append(processing.worker(chosen).run)
             jobs.append(processing.achievements(chosen).run)
+            jobs.append(processing.handovers(chosen).run)
         jobs.append(lambda stop: report(processing, stop))
         print(
             f"processing: {len(processing.relays) if relays else 0} relay(s),"

@@ -1,0 +1,76 @@
+"""The hand-over process manager: finishes every hand-over a crash left half done.
+
+A take, drop or fight writes its first event on one stream and then finishes on the other
+(app/handovers.py). If the process dies in between, the first event is in the log and reaches
+this manager through the queue; it runs the same idempotent finishing step, keyed by the
+hand-over id (also the causation id of every event of the hand-over). Finishing a hand-over
+that was already finished appends nothing, so the manager can see every hand-over, not only the
+broken ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adventure_quest.app import handovers
+from adventure_quest.app.game import Game
+from adventure_quest.app.process_manager import ProcessManager
+from adventure_quest.domain.events import (
+    Event,
+    ItemDropped,
+    ItemPickedUp,
+    MonsterDefeated,
+    MonsterHit,
+)
+from adventure_quest.messaging.ports import MessageQueue
+from adventure_quest.store.envelope import RecordedEvent
+
+_STARTS = {"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"}
+
+
+class HandoverManager(ProcessManager):
+    """Finishes takes, drops and fights, as consumer group ``handovers``."""
+
+    def __init__(
+        self,
+        game: Game,
+        queue: MessageQueue,
+        partitions: Sequence[int],
+        group: str = "handovers",
+        *,
+        batch: int = 500,
+        fetch_timeout_s: float = 0.5,
+    ) -> None:
+        super().__init__(
+            game, queue, partitions, group, batch=batch, fetch_timeout_s=fetch_timeout_s
+        )
+        self.finished = 0
+
+    async def handle(self, recorded: RecordedEvent) -> list[Event]:
+        if recorded.event_type not in _STARTS:
+            return []
+        event = self.game.repository.codec.decode(recorded)
+        self.checked += 1
+        appended: list[Event] = []
+        match event:
+            case ItemPickedUp():
+                room = recorded.stream_id.removeprefix("room-")
+                appended = (await handovers.finish_take(self.game, event, room)).events
+            case ItemDropped():
+                player_id = recorded.stream_id.removeprefix("player-")
+                appended = await handovers.finish_drop(self.game, event, player_id)
+            case MonsterHit(health_left=left) if left > 0:
+                appended = (await handovers.finish_fight(self.game, event, None)).events
+            case MonsterDefeated():
+                blow = MonsterHit(
+                    event.monster_id,
+                    event.monster_key,
+                    event.player_id,
+                    0,
+                    0,
+                    0,
+                    event.handover_id,
+                )
+                appended = (await handovers.finish_fight(self.game, blow, event)).events
+        self.finished += bool(appended)
+        return appended
