@@ -11,10 +11,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from adventure_quest.app.worlds import load_world
 from adventure_quest.config import Settings
 from adventure_quest.processing import Processing, as_json, prometheus
+from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.projections.runner import parse_partitions
 
 Partitions = Annotated[
@@ -114,6 +126,20 @@ def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., objec
         )
         run(_status(settings, as_json_flag, as_prometheus))
 
+    projections_app = typer.Typer(help="Read models: rebuild one from the log.")
+    app.add_typer(projections_app, name="projections")
+
+    @projections_app.command("rebuild")
+    def projections_rebuild(
+        name: Annotated[str, typer.Argument(help="Projection, e.g. room_view.")],
+        data_dir: DataDir = None,
+        store: Store = None,
+        read_db: ReadDb = None,
+    ) -> None:
+        """Replay the log into shadow tables, catch up, swap in atomically (no downtime)."""
+        settings = settings_of(data_dir=data_dir, store_url=store, read_db_url=read_db)
+        run(_rebuild(settings, name))
+
     dlq = typer.Typer(help="Events a projection failed on, parked in order per stream.")
     app.add_typer(dlq, name="dlq")
 
@@ -182,6 +208,41 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
             flush=True,
         )
         await until_stopped(*jobs)
+
+
+class RateColumn(ProgressColumn):
+    """Events per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f}/s")
+
+
+async def _rebuild(settings: Settings, name: str) -> None:
+    async with Processing.open(settings, load_world(settings.world_path)) as processing:
+        try:
+            processing.runner.projection(name)
+        except ValueError as error:
+            typer.echo(f"error [unknown_projection]: {error}", err=True)
+            raise typer.Exit(2) from None
+        columns = (
+            TextColumn("rebuilding {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            RateColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task(name, total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = await rebuild(processing.runner, name, advance)
+    typer.echo(
+        f"rebuilt {result.projection}: {result.events} events replayed, {result.rows} rows"
+        f" swapped in, {result.caught_up_after_swap} applied after the swap"
+    )
 
 
 async def _status(settings: Settings, json_out: bool, prom: bool) -> None:

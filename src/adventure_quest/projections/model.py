@@ -137,3 +137,9 @@ class Projection(Protocol):
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         """Change the rows for one event; must be deterministic (rebuild equals live)."""
         ...
+
+
+def table_names(projection: Projection) -> dict[str, Table]:
+    """Name used in the projection's code -> table written (a rebuild writes shadow tables)."""
+    renamed: dict[str, Table] | None = getattr(projection, "renamed", None)
+    return dict(renamed) if renamed is not None else {t.name: t for t in projection.tables}

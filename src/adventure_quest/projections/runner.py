@@ -23,7 +23,7 @@ import msgspec
 from adventure_quest.domain.events import Event
 from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
 from adventure_quest.projections import dead_letters
-from adventure_quest.projections.model import Projection, Row, Rows, Table, Unit
+from adventure_quest.projections.model import Projection, Row, Rows, Table, Unit, table_names
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import RecordedEvent
@@ -41,6 +41,11 @@ class Applied(msgspec.Struct):
     duplicates: int = 0
     gap_events: int = 0
     parked: int = 0
+
+
+def table_map(projection: Projection) -> dict[str, Table]:
+    """The tables a projection's rows go to, by the names its code uses (dead letters too)."""
+    return {**table_names(projection), **{t.name: t for t in dead_letters.TABLES}}
 
 
 class ProjectionRunner:
@@ -71,9 +76,18 @@ class ProjectionRunner:
 
     async def apply(self, events: Sequence[RecordedEvent]) -> Applied:
         """Apply one batch to every projection, in one transaction."""
+        return await self._apply(self.projections, events)
+
+    async def apply_to(self, projection: Projection, events: Sequence[RecordedEvent]) -> Applied:
+        """Apply one batch to one projection (a rebuild catching up)."""
+        return await self._apply([projection], events)
+
+    async def _apply(
+        self, projections: Sequence[Projection], events: Sequence[RecordedEvent]
+    ) -> Applied:
         counts = Applied()
         async with self.db.unit() as unit:
-            for projection in self.projections:
+            for projection in projections:
                 await self._apply_one(unit, projection, events, counts)
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
@@ -103,7 +117,7 @@ class ProjectionRunner:
             last[event.stream_id] = event.version
         if not todo:
             return
-        rows = Rows(unit, {t.name: t for t in [*projection.tables, *dead_letters.TABLES]})
+        rows = Rows(unit, table_map(projection))
         parked = dead_letters.PARKED_STREAMS.name
         await rows.prefetch(
             (parked, dead_letters.parking_key(projection.name, s))
@@ -152,7 +166,7 @@ class ProjectionRunner:
         letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
         applied = 0
         async with self.db.unit() as unit:
-            rows = Rows(unit, {t.name: t for t in [*projection.tables, *dead_letters.TABLES]})
+            rows = Rows(unit, table_map(projection))
             for stream in dict.fromkeys(r["stream_id"] for r in letters):
                 rows.delete(
                     dead_letters.PARKED_STREAMS.name, dead_letters.parking_key(name, stream)
