@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_db_url: str = ""
     #: Partitions of the queue (events of one stream always share one).
     partitions: int = 16
+    #: Seconds between world-clock ticks (each tick restocks the rooms).
+    tick_seconds: float = 60.0
 
     @property
     def event_store_url(self) -> str:
@@ -52,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("snapshot_every", "aggregate_cache_size", "stream_cache_size"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.tick_seconds < 0.01:
+            raise SettingsError(f"tick_seconds must be >= 0.01, got {self.tick_seconds}")
         if not 1 <= self.partitions <= 1024:
             raise SettingsError(f"partitions must be 1..1024, got {self.partitions}")
         if self.max_attempts < 1:
@@ -70,6 +74,7 @@ _ENV = {
     "AQ_QUEUE": "queue_url",
     "AQ_READ_DB": "read_db_url",
     "AQ_PARTITIONS": "partitions",
+    "AQ_TICK_SECONDS": "tick_seconds",
 }
 
 

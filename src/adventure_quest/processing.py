@@ -19,6 +19,7 @@ from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
+from adventure_quest.app.world_clock import RespawnManager, WorldClock
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
 from adventure_quest.messaging.ports import MessageQueue
@@ -42,6 +43,7 @@ from adventure_quest.store.urls import (
 GROUP = "projections"
 MANAGERS = "achievements"
 HANDOVERS = "handovers"
+RESPAWNS = "respawns"
 #: Behind for longer than this with no progress between two looks: "stalled".
 STALL_AFTER_S = 30.0
 
@@ -99,7 +101,7 @@ class Processing:
             queue = open_queue(
                 settings.queue_url,
                 partitions=settings.partitions,
-                groups=[GROUP, MANAGERS, HANDOVERS],
+                groups=[GROUP, MANAGERS, HANDOVERS, RESPAWNS],
             )
             opened.append(queue)
             db = open_read_database(settings.read_database_url)
@@ -125,6 +127,14 @@ class Processing:
     def handovers(self, partitions: Sequence[int]) -> HandoverManager:
         """The process manager that finishes hand-overs a crash cut off (group ``handovers``)."""
         return HandoverManager(self.game, self.queue, partitions, group=HANDOVERS)
+
+    def respawns(self, partitions: Sequence[int]) -> RespawnManager:
+        """The process manager that restocks rooms on every world-clock tick."""
+        return RespawnManager(self.game, self.queue, partitions, group=RESPAWNS)
+
+    def clock(self) -> WorldClock:
+        """The world clock (safe to run in several processes: each tick is appended once)."""
+        return WorldClock(self.game, period_s=self.settings.tick_seconds)
 
     def achievements(self, partitions: Sequence[int]) -> AchievementsManager:
         """The process manager that unlocks achievements (consumer group ``achievements``)."""

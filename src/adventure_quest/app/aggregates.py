@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from adventure_quest.domain import player, room
+from adventure_quest.domain import clock, player, room
 from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event
 from adventure_quest.domain.upcasters import UPCASTERS
 from adventure_quest.domain.world import World
@@ -51,6 +51,8 @@ def player_id_for(name: str) -> str:
 #: Schema 2 added the achievement counters (rooms visited, items taken...). They summarise the
 #: whole history, so a schema 1 snapshot would decode them as zero: it must be replayed instead.
 PLAYER_SNAPSHOT_SCHEMA = 2
+#: 2: rooms remember the last world-clock tick that restocked them.
+ROOM_SNAPSHOT_SCHEMA = 2
 
 
 def player_type() -> AggregateType[player.PlayerState]:
@@ -69,8 +71,12 @@ def room_type(world: World) -> AggregateType[room.RoomState]:
         room.RoomState,
         lambda stream_id: room.initial_state(world, stream_id.removeprefix("room-")),
         room.evolve,
-        1,
+        ROOM_SNAPSHOT_SCHEMA,
     )
+
+
+def clock_type() -> AggregateType[clock.ClockState]:
+    return AggregateType("world", clock.ClockState, lambda _: clock.ClockState(), clock.evolve, 1)
 
 
 def event_codec() -> EventCodec[Event]:

@@ -200,6 +200,8 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
             jobs.append(processing.worker(chosen).run)
             jobs.append(processing.achievements(chosen).run)
             jobs.append(processing.handovers(chosen).run)
+            jobs.append(processing.respawns(chosen).run)
+            jobs.append(processing.clock().run)
         jobs.append(lambda stop: report(processing, stop))
         print(
             f"processing: {len(processing.relays) if relays else 0} relay(s),"

@@ -166,6 +166,32 @@ class MonsterDefeated(Event, frozen=True):
     handover_id: str
 
 
+class MonsterSpawn(msgspec.Struct, frozen=True, gc=False):
+    """A monster appearing in a room."""
+
+    monster_id: str
+    monster_key: str
+    health: int
+
+
+class RoomRestocked(Event, frozen=True):
+    """The world clock's tick brought back the room's missing monsters and items."""
+
+    tick: int
+    monsters: list[MonsterSpawn]
+    items: list[HeldItem]
+
+
+# -- World clock stream ----------------------------------------------------------------------
+
+
+class WorldTicked(Event, frozen=True):
+    """The world clock advanced; ``at`` is the tick's scheduled time (seconds since epoch)."""
+
+    tick: int
+    at: float
+
+
 PLAYER_EVENTS: tuple[type[Event], ...] = (
     PlayerCreated,
     PlayerMoved,
@@ -187,7 +213,11 @@ ROOM_EVENTS: tuple[type[Event], ...] = (
     MonsterHit,
     MonsterDefeated,
     HandoverSettled,
+    RoomRestocked,
 )
-EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in PLAYER_EVENTS + ROOM_EVENTS}
+CLOCK_EVENTS: tuple[type[Event], ...] = (WorldTicked,)
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in PLAYER_EVENTS + ROOM_EVENTS + CLOCK_EVENTS
+}
 #: Current payload schema version per event type (1 unless listed).
 SCHEMA_VERSIONS: dict[str, int] = {"PlayerCreated": 2}

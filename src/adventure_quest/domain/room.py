@@ -18,6 +18,8 @@ from adventure_quest.domain.events import (
     ItemPutDown,
     MonsterDefeated,
     MonsterHit,
+    MonsterSpawn,
+    RoomRestocked,
 )
 from adventure_quest.domain.player import remember
 from adventure_quest.domain.world import World
@@ -38,6 +40,8 @@ class RoomState(msgspec.Struct, frozen=True):
     items: tuple[HeldItem, ...] = ()
     monsters: tuple[MonsterState, ...] = ()
     recent_handovers: tuple[str, ...] = ()
+    #: The last world-clock tick that restocked this room.
+    last_tick: int = 0
 
 
 def initial_state(world: World, room_key: str) -> RoomState:
@@ -80,7 +84,45 @@ def evolve(state: RoomState, event: Event) -> RoomState:
             )
         case HandoverSettled(handover_id=handover_id):
             return replace(state, recent_handovers=remember(state.recent_handovers, handover_id))
+        case RoomRestocked(tick=tick, monsters=monsters, items=items):
+            spawned = tuple(MonsterState(m.monster_id, m.monster_key, m.health) for m in monsters)
+            return replace(
+                state,
+                monsters=(*state.monsters, *spawned),
+                items=(*state.items, *items),
+                last_tick=tick,
+            )
     return state
+
+
+def _slot(instance_id: str) -> str:
+    """The world slot an instance fills: ``room.key.n`` without its ``@tick`` generation."""
+    return instance_id.partition("@")[0]
+
+
+def restock(state: RoomState, tick: int, world: World) -> list[Event]:
+    """Bring back, once per tick, every monster and item of the world file that is missing.
+
+    A respawned instance's id carries the tick (``room.key.n@tick``), so loot and items of a
+    new generation never share an id with the old one.
+    """
+    if tick <= state.last_tick:
+        return []
+    first = initial_state(world, state.room_key)
+    present = {_slot(m.monster_id) for m in state.monsters} | {
+        _slot(i.item_id) for i in state.items
+    }
+    monsters = [
+        MonsterSpawn(f"{m.monster_id}@{tick}", m.monster_key, m.health)
+        for m in first.monsters
+        if m.monster_id not in present
+    ]
+    items = [
+        HeldItem(f"{i.item_id}@{tick}", i.item_key) for i in first.items if i.item_id not in present
+    ]
+    if not monsters and not items:
+        return []
+    return [RoomRestocked(tick, monsters, items)]
 
 
 def hand_over_item(
