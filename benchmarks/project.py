@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -49,14 +49,13 @@ def life(player: str, step: int) -> Event:
     return PlayerSaid("village_square", f"step {step}")
 
 
-def events_for(total: int) -> list[tuple[str, NewEvent]]:
+def events_for(total: int) -> Iterator[tuple[str, NewEvent]]:
+    """The events, made as they are written (a million of them never sit in memory at once)."""
     codec = event_codec()
     ids = [uuid7() for _ in range(PLAYERS)]
-    out: list[tuple[str, NewEvent]] = []
     for n in range(total):
         player, step = ids[n % PLAYERS], n // PLAYERS
-        out.append((f"player-{player}", codec.encode(life(player, step))))
-    return out
+        yield f"player-{player}", codec.encode(life(player, step))
 
 
 class Rig(msgspec.Struct):
