@@ -15,34 +15,19 @@ while handling the event that earned it, not an earlier one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from adventure_quest.app.game import Game
 from adventure_quest.app.process_manager import ProcessManager
 from adventure_quest.domain import achievements
 from adventure_quest.domain.events import AchievementUnlocked, Event
 from adventure_quest.domain.player import PlayerState
-from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 
 
 class AchievementsManager(ProcessManager):
     """Unlocks achievements on the player's stream, as consumer group ``achievements``."""
 
-    def __init__(
-        self,
-        game: Game,
-        queue: MessageQueue,
-        partitions: Sequence[int],
-        group: str = "achievements",
-        *,
-        batch: int = 500,
-        fetch_timeout_s: float = 0.5,
-    ) -> None:
-        super().__init__(
-            game, queue, partitions, group, batch=batch, fetch_timeout_s=fetch_timeout_s
-        )
-        self.unlocked = 0
+    default_group = "achievements"
+    #: Events this manager appended.
+    unlocked = 0
 
     async def handle(self, recorded: RecordedEvent) -> list[Event]:
         """Check the character whose stream carried ``recorded``; what that check appended."""

@@ -10,10 +10,7 @@ broken ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from adventure_quest.app import handovers
-from adventure_quest.app.game import Game
 from adventure_quest.app.process_manager import ProcessManager
 from adventure_quest.domain.events import (
     Event,
@@ -22,7 +19,6 @@ from adventure_quest.domain.events import (
     MonsterDefeated,
     MonsterHit,
 )
-from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.store.envelope import RecordedEvent
 
 _STARTS = {"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"}
@@ -31,20 +27,9 @@ _STARTS = {"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"}
 class HandoverManager(ProcessManager):
     """Finishes takes, drops and fights, as consumer group ``handovers``."""
 
-    def __init__(
-        self,
-        game: Game,
-        queue: MessageQueue,
-        partitions: Sequence[int],
-        group: str = "handovers",
-        *,
-        batch: int = 500,
-        fetch_timeout_s: float = 0.5,
-    ) -> None:
-        super().__init__(
-            game, queue, partitions, group, batch=batch, fetch_timeout_s=fetch_timeout_s
-        )
-        self.finished = 0
+    default_group = "handovers"
+    #: Events this manager appended.
+    finished = 0
 
     async def handle(self, recorded: RecordedEvent) -> list[Event]:
         if recorded.event_type not in _STARTS:

@@ -30,12 +30,15 @@ TRANSIENT = (ConflictError, StoreUnavailableError, QueueUnavailableError)
 class ProcessManager:
     """Consumes ``partitions`` as consumer group ``group``; subclasses say how to ``handle``."""
 
+    #: The consumer group when none is given.
+    default_group = "process-manager"
+
     def __init__(
         self,
         game: Game,
         queue: MessageQueue,
         partitions: Sequence[int],
-        group: str,
+        group: str | None = None,
         *,
         batch: int = 500,
         fetch_timeout_s: float = 0.5,
@@ -43,7 +46,7 @@ class ProcessManager:
         self.game = game
         self.queue = queue
         self.partitions = list(partitions)
-        self.group = group
+        self.group = group or self.default_group
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
         self.checked = 0

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from adventure_quest.app.aggregates import AggregateType, clock_type
 from adventure_quest.app.game import Game
@@ -20,7 +20,6 @@ from adventure_quest.app.process_manager import TRANSIENT, ProcessManager
 from adventure_quest.domain import clock, room
 from adventure_quest.domain.clock import CLOCK_STREAM, ClockState
 from adventure_quest.domain.events import Event, WorldTicked
-from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -74,20 +73,9 @@ class WorldClock:
 class RespawnManager(ProcessManager):
     """On every tick, restocks each room of the world once (consumer group ``respawns``)."""
 
-    def __init__(
-        self,
-        game: Game,
-        queue: MessageQueue,
-        partitions: Sequence[int],
-        group: str = "respawns",
-        *,
-        batch: int = 500,
-        fetch_timeout_s: float = 0.5,
-    ) -> None:
-        super().__init__(
-            game, queue, partitions, group, batch=batch, fetch_timeout_s=fetch_timeout_s
-        )
-        self.restocked = 0
+    default_group = "respawns"
+    #: Events this manager appended.
+    restocked = 0
 
     async def handle(self, recorded: RecordedEvent) -> list[Event]:
         if recorded.event_type != "WorldTicked":
