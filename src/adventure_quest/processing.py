@@ -143,6 +143,8 @@ class Processing:
     async def status(self, interval_s: float = 1.0) -> dict[str, Any]:
         """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
         first = [await relay.checkpoints.load(relay.name) for relay in self.relays]
+        consumers = [self.queue.consumer(GROUP, p) for p in range(self.queue.partitions)]
+        waiting_before = [await c.oldest_pending() for c in consumers]
         await asyncio.sleep(interval_s)
         relays = []
         for relay, before in zip(self.relays, first, strict=True):
@@ -161,15 +163,28 @@ class Processing:
                     "state": lag_state(head - position, position > before, seconds),
                 }
             )
-        partitions = []
-        for partition in range(self.queue.partitions):
-            pending = await self.queue.consumer(GROUP, partition).pending()
-            partitions.append({"partition": partition, "lag_events": pending})
+        partitions: list[dict[str, Any]] = []
+        for consumer, before_event in zip(consumers, waiting_before, strict=True):
+            pending = await consumer.pending()
+            waiting = await consumer.oldest_pending() if pending else None
+            age = time.time() - waiting.metadata.recorded_at if waiting else 0.0
+            moved = waiting is None or before_event is None or waiting != before_event
+            partitions.append(
+                {
+                    "partition": consumer.partition,
+                    "lag_events": pending,
+                    "lag_seconds": round(age, 3),
+                    "state": lag_state(pending, moved, age),
+                }
+            )
+        states = {p["state"] for p in partitions}
         letters = await self.runner.dead_letters()
         return {
             "relays": relays,
             "projections": {
                 "lag_events": sum(p["lag_events"] for p in partitions),
+                "lag_seconds": max((p["lag_seconds"] for p in partitions), default=0.0),
+                "state": next((s for s in ("stalled", "lagging") if s in states), "ok"),
                 "partitions": partitions,
             },
             "dead_letters": len(letters),
@@ -207,6 +222,14 @@ def prometheus(status: dict[str, Any]) -> str:
     ]
     lines += [
         f'aq_projection_lag_events{{partition="{p["partition"]}"}} {p["lag_events"]}'
+        for p in status["projections"]["partitions"]
+    ]
+    lines += [
+        "# HELP aq_projection_lag_seconds Age of a partition's oldest event not yet applied.",
+        "# TYPE aq_projection_lag_seconds gauge",
+    ]
+    lines += [
+        f'aq_projection_lag_seconds{{partition="{p["partition"]}"}} {p["lag_seconds"]}'
         for p in status["projections"]["partitions"]
     ]
     lines += [

@@ -368,12 +368,16 @@ def test_pending_counts_the_events_a_group_has_not_acknowledged(queues: Queues) 
         publisher = asyncio.create_task(queue.publish(events))
 
         await held(consumer, 5)
+        assert await consumer.oldest_pending() == events[0]
         assert await consumer.fetch(3, FETCH_TIMEOUT) == events[:3]
         assert await consumer.pending() == 5  # fetched is not acknowledged
+        assert await consumer.oldest_pending() == events[0]
         await consumer.ack()
         assert await consumer.pending() == 2
+        assert await consumer.oldest_pending() == events[3]
         assert await collect(consumer, 2) == events[3:]
         assert await consumer.pending() == 0
+        assert await consumer.oldest_pending() is None
         await publisher
 
     play(queues, scenario)

@@ -260,7 +260,11 @@ async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
                 f"relay shard {r['shard']}: {r['state']}, {r['lag_events']} events /"
                 f" {r['lag_seconds']} s behind (published {r['position']} of {r['head']})"
             )
-        typer.echo(f"projections: {status['projections']['lag_events']} events behind")
+        projected = status["projections"]
+        typer.echo(
+            f"projections: {projected['state']}, {projected['lag_events']} events /"
+            f" {projected['lag_seconds']} s behind"
+        )
         typer.echo(f"dead letters: {status['dead_letters']}")
 
 

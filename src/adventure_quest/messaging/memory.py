@@ -78,6 +78,11 @@ class MemoryConsumer:
     async def pending(self) -> int:
         return self._part.end() - self._part.acked[self._group]
 
+    async def oldest_pending(self) -> RecordedEvent | None:
+        part = self._part
+        index = part.acked[self._group] - part.offset
+        return part.events[index] if 0 <= index < len(part.events) else None
+
     def rewind(self) -> None:
         """Forget unacknowledged fetches (what a crash-restarted consumer would see)."""
         self._fetched = self._part.acked[self._group]

@@ -318,6 +318,21 @@ class NatsConsumer:
             raise self._queue.unavailable(f"reading {self.name} failed", error) from error
         return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
+    async def oldest_pending(self) -> RecordedEvent | None:
+        # The first message of this partition's subject after the durable's ack floor.
+        js = await self._queue.jetstream()
+        try:
+            info = await self._info(js)
+            floor = info.ack_floor.stream_seq if info and info.ack_floor else 0
+            message = await js.get_msg(
+                self._queue.stream, seq=(floor or 0) + 1, subject=self._subject, next=True
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        except _TRANSPORT_ERRORS as error:
+            raise self._queue.unavailable(f"reading {self.name} failed", error) from error
+        return _decoder.decode(message.data) if message.data else None
+
     async def _subscription(self) -> JetStreamContext.PullSubscription:
         js = await self._queue.jetstream()
         if self._sub is None or self._js is not js:

@@ -49,6 +49,10 @@ class Consumer(Protocol):
         """How many events of the partition this group has not acknowledged yet."""
         ...
 
+    async def oldest_pending(self) -> RecordedEvent | None:
+        """The oldest event of the partition this group has not acknowledged, if any."""
+        ...
+
 
 class MessageQueue(Protocol):
     """Partitioned, ordered, deduplicating queue of recorded events."""

@@ -1,0 +1,74 @@
+"""aq status: lag in events and seconds, ok / lagging / stalled, and the Prometheus text."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from adventure_quest.app.worlds import load_world
+from adventure_quest.config import load_settings
+from adventure_quest.processing import Processing, prometheus
+from adventure_quest.store.envelope import ANY, Metadata, NewEvent
+from tests.conftest import run
+
+WORLD = load_world()
+
+
+def said(at: float) -> NewEvent:
+    payload = b'{"room":"village_square","text":"hi"}'
+    return NewEvent("PlayerSaid", payload, 1, Metadata(recorded_at=at))
+
+
+def test_a_caught_up_pipeline_is_ok_and_a_neglected_one_is_stalled(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        config = load_settings(
+            {},
+            store_url="memory://",
+            queue_url="memory://",
+            partitions=2,
+            read_db_url=f"sqlite:///{tmp_path / 'read.sqlite'}",
+        )
+        async with Processing.open(config, WORLD) as processing:
+            quiet = await processing.status(interval_s=0.01)
+            assert quiet["relays"][0]["state"] == "ok"
+            assert quiet["projections"]["state"] == "ok"
+            # Events recorded two minutes ago that nobody relays: behind, old, not moving.
+            old = time.time() - 120
+            await processing.store.append("player-x", ANY, [said(old), said(old + 1)])
+            neglected = await processing.status(interval_s=0.01)
+            relay = neglected["relays"][0]
+            assert (relay["lag_events"], relay["state"]) == (2, "stalled")
+            assert relay["lag_seconds"] >= 119
+            # The relay publishes; no worker applies: the projections are the ones stalled.
+            publishing = asyncio.create_task(processing.relays[0].step())
+            await asyncio.sleep(0.05)
+            stuck = await processing.status(interval_s=0.01)
+            # In-process, a relay's checkpoint moves only once every group has applied.
+            assert stuck["relays"][0]["lag_events"] == 2
+            assert stuck["projections"]["lag_events"] == 2
+            assert stuck["projections"]["state"] == "stalled"
+            assert stuck["projections"]["lag_seconds"] >= 119
+            text = prometheus(stuck)
+            assert 'aq_projection_lag_events{partition="' in text
+            assert "aq_relay_lag_seconds" in text
+            assert "aq_dead_letters 0" in text
+            stop = asyncio.Event()
+            everyone: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
+                processing.worker([0, 1]).run,
+                processing.achievements([0, 1]).run,
+                processing.handovers([0, 1]).run,
+                processing.respawns([0, 1]).run,
+            ]
+            running = [asyncio.create_task(part(stop)) for part in everyone]
+            await publishing
+            caught_up = await processing.status(interval_s=0.01)
+            stop.set()
+            await asyncio.gather(*running)
+            assert caught_up["relays"][0]["state"] == "ok"
+            assert caught_up["projections"]["state"] == "ok"
+            assert caught_up["projections"]["lag_events"] == 0
+
+    run(scenario())
