@@ -65,6 +65,11 @@ class Rows:
             for key, row in (await self._unit.load(self._tables[table], table_keys)).items():
                 self._rows[(table, key)] = row
 
+    def absent(self, keys: Iterable[RowKey]) -> None:
+        """Take these rows as known not to exist (the caller checked more cheaply)."""
+        for row_key in keys:
+            self._rows.setdefault(row_key, None)
+
     async def get(self, table: str, key: str) -> Row | None:
         """The row (a copy you may change and ``put``), or None."""
         if (table, key) not in self._rows:

@@ -119,10 +119,14 @@ class ProjectionRunner:
             return
         rows = Rows(unit, table_map(projection))
         parked = dead_letters.PARKED_STREAMS.name
-        await rows.prefetch(
+        parking = [
             (parked, dead_letters.parking_key(projection.name, s))
             for s in dict.fromkeys(r.stream_id for r in todo)
-        )
+        ]
+        if await self.db.select(PARKED, where={"projection": projection.name}, limit=1):
+            await rows.prefetch(parking)
+        else:
+            rows.absent(parking)  # the common case: nothing parked, no lookup per stream
         decoded: list[tuple[Event | None, RecordedEvent, str]] = []
         for recorded in todo:
             try:

@@ -7,6 +7,7 @@ applied twice). Players per room are a query over the room view.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 
@@ -22,8 +23,13 @@ STREAM_TALLY = Table(
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _minute(minute: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(minute * 60))
+
+
 def minute_of(recorded: RecordedEvent) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(recorded.metadata.recorded_at))
+    return _minute(int(recorded.metadata.recorded_at // 60))
 
 
 class WorldStats:
