@@ -24,13 +24,18 @@ from rich.progress import (
 from rich.text import Text
 
 from adventure_quest.app.worlds import load_world
+from adventure_quest.auto_assign import AutoWorker
 from adventure_quest.config import Settings
 from adventure_quest.processing import Processing, as_json, prometheus
 from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.projections.runner import parse_partitions
 
 Partitions = Annotated[
-    str, typer.Option("--partitions", help="Partitions to consume: 0-7, 1,3,5 or all.")
+    str,
+    typer.Option(
+        "--partitions",
+        help="Partitions to consume: 0-7, 1,3,5, all, or auto (shared among workers via NATS).",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 DataDir = Annotated[
@@ -191,21 +196,32 @@ def _needs_shared_queue(settings: Settings) -> None:
 
 
 async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool) -> None:
+    automatic = spec == "auto"
+    if automatic and workers and settings.queue_url.startswith("memory:"):
+        typer.echo(
+            "error [queue_not_shared]: --partitions auto shares partitions between processes"
+            " through NATS; give --queue nats://HOST:PORT (AQ_QUEUE)",
+            err=True,
+        )
+        raise typer.Exit(2)
     async with Processing.open(settings, load_world(settings.world_path)) as processing:
-        chosen = parse_partitions(spec, settings.partitions)
+        chosen = [] if automatic else parse_partitions(spec, settings.partitions)
         jobs: list[Callable[[asyncio.Event], Awaitable[None]]] = []
         if relays:
             jobs += [relay.run for relay in processing.relays]
-        if workers:
+        if workers and automatic:
+            jobs.append(AutoWorker(processing).run)
+        elif workers:
             jobs.append(processing.worker(chosen).run)
             jobs.append(processing.achievements(chosen).run)
             jobs.append(processing.handovers(chosen).run)
             jobs.append(processing.respawns(chosen).run)
+        if workers:
             jobs.append(processing.clock().run)
         jobs.append(lambda stop: report(processing, stop))
         print(
             f"processing: {len(processing.relays) if relays else 0} relay(s),"
-            f" partitions {chosen if workers else []}; Ctrl-C stops",
+            f" partitions {'auto' if automatic else chosen if workers else []}; Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )

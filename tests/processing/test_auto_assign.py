@@ -1,0 +1,93 @@
+"""Workers share the partitions automatically, and take over those of a worker that died."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+
+import nats
+
+from adventure_quest.app.worlds import load_world
+from adventure_quest.auto_assign import AutoWorker
+from adventure_quest.config import load_settings
+from adventure_quest.processing import Processing
+from adventure_quest.projections.world import STREAM_TALLY
+from adventure_quest.store.envelope import ANY, NewEvent
+from tests.conftest import run
+
+WORLD = load_world()
+TTL = 1.2
+
+
+async def until(condition: object, seconds: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "did not happen in time"
+        await asyncio.sleep(0.05)
+
+
+async def delete_stream_and_bucket(stream: str) -> None:
+    client = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        js = client.jetstream()
+        for name in (stream, f"KV_AQ_LEASES_{stream}"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(name)
+    finally:
+        await client.close()
+
+
+def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies(
+    tmp_path: Path,
+) -> None:
+    stream = f"AQAUTO{uuid.uuid4().hex[:8].upper()}"
+    config = load_settings(
+        {},
+        store_url=f"sqlite:///{tmp_path / 'events.sqlite'}",
+        read_db_url=f"sqlite:///{tmp_path / 'read.sqlite'}",
+        queue_url=f"nats://127.0.0.1:4222/{stream}",
+        partitions=8,
+    )
+
+    async def scenario() -> None:
+        async with (
+            Processing.open(config, WORLD) as first,
+            Processing.open(config, WORLD) as second,
+        ):
+            a = AutoWorker(first, ttl_s=TTL, name="a")
+            b = AutoWorker(second, ttl_s=TTL, name="b")
+            stop_a, stop_b = asyncio.Event(), asyncio.Event()
+            stop_relay = asyncio.Event()
+            relay = asyncio.create_task(first.relays[0].run(stop_relay))
+            task_a = asyncio.create_task(a.run(stop_a))
+            await until(lambda: len(a.running) == 8)
+            task_b = asyncio.create_task(b.run(stop_b))
+            await until(lambda: len(a.running) == 4 and len(b.running) == 4)
+            assert set(a.running).isdisjoint(b.running)
+            for n in range(40):
+                event = NewEvent("PlayerSaid", b'{"room":"village_square","text":"hi"}')
+                await first.store.append(f"player-auto{n % 10}", ANY, [event])
+            # b dies without giving anything back: its leases expire, a takes them over.
+            task_b.cancel()
+            await asyncio.gather(task_b, return_exceptions=True)
+            await until(lambda: len(a.running) == 8, seconds=TTL * 6)
+            tallies: dict[str, int] = {}
+
+            async def applied() -> bool:
+                rows = await first.db.select(STREAM_TALLY)
+                tallies.update({r["stream_id"]: r["events"] for r in rows})
+                return sum(tallies.values()) >= 40
+
+            deadline = asyncio.get_running_loop().time() + 20
+            while not await applied():
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+            assert tallies == {f"player-auto{n}": 4 for n in range(10)}
+            stop_a.set()
+            stop_relay.set()
+            await asyncio.gather(task_a, relay)
+        await delete_stream_and_bucket(stream)
+
+    run(scenario())
