@@ -17,7 +17,7 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")
 
 def register(bench_app: typer.Typer) -> None:
     """Attach the benchmark commands (imported lazily: they are not needed to play)."""
-    from benchmarks import append, load, project, read
+    from benchmarks import append, load, project, read, rebuild
     from benchmarks.harness import report, scratch_url
 
     @bench_app.command("append")
@@ -72,3 +72,17 @@ def register(bench_app: typer.Typer) -> None:
         with scratch_url(store) as url:
             result = runtime.run(project.run(url, queue, read_db, events, workers, rate, as_json))
             report(result, as_json)
+
+    @bench_app.command("rebuild")
+    def bench_rebuild(
+        store: Url = None,
+        read_db: Annotated[
+            str | None, typer.Option("--read-db", help="Default: a fresh SQLite file.")
+        ] = None,
+        events: Annotated[int, typer.Option(min=1)] = 1_000_000,
+        projection: Annotated[str, typer.Option(help="The read model to rebuild.")] = "room_view",
+        as_json: Json = False,
+    ) -> None:
+        """Rebuild one read model from a log of N events: seconds and events/s."""
+        with scratch_url(store) as url:
+            report(runtime.run(rebuild.run(url, read_db, events, projection, as_json)), as_json)
