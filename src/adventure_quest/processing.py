@@ -200,43 +200,41 @@ def lag_state(behind: int, progressed: bool, seconds: float) -> str:
     return "stalled"
 
 
+def _gauge(name: str, description: str, samples: list[tuple[str, object]]) -> list[str]:
+    """One Prometheus gauge: its HELP and TYPE lines and one line per (labels, value)."""
+    head = [f"# HELP {name} {description}", f"# TYPE {name} gauge"]
+    return head + [f"{name}{labels} {value}" for labels, value in samples]
+
+
 def prometheus(status: dict[str, Any]) -> str:
     """The status as Prometheus text exposition."""
-    lines = [
-        "# HELP aq_relay_lag_events Events in a shard's log not yet published to the queue.",
-        "# TYPE aq_relay_lag_events gauge",
-    ]
-    lines += [
-        f'aq_relay_lag_events{{shard="{r["shard"]}"}} {r["lag_events"]}' for r in status["relays"]
-    ]
-    lines += [
-        "# HELP aq_relay_lag_seconds Age of the oldest event not yet published.",
-        "# TYPE aq_relay_lag_seconds gauge",
-    ]
-    lines += [
-        f'aq_relay_lag_seconds{{shard="{r["shard"]}"}} {r["lag_seconds"]}' for r in status["relays"]
-    ]
-    lines += [
-        "# HELP aq_projection_lag_events Events of a partition not yet applied to the read models.",
-        "# TYPE aq_projection_lag_events gauge",
-    ]
-    lines += [
-        f'aq_projection_lag_events{{partition="{p["partition"]}"}} {p["lag_events"]}'
-        for p in status["projections"]["partitions"]
-    ]
-    lines += [
-        "# HELP aq_projection_lag_seconds Age of a partition's oldest event not yet applied.",
-        "# TYPE aq_projection_lag_seconds gauge",
-    ]
-    lines += [
-        f'aq_projection_lag_seconds{{partition="{p["partition"]}"}} {p["lag_seconds"]}'
-        for p in status["projections"]["partitions"]
-    ]
-    lines += [
-        "# HELP aq_dead_letters Events parked because a projection failed on them.",
-        "# TYPE aq_dead_letters gauge",
-        f"aq_dead_letters {status['dead_letters']}",
-    ]
+    relays = [(f'{{shard="{r["shard"]}"}}', r) for r in status["relays"]]
+    parts = [(f'{{partition="{p["partition"]}"}}', p) for p in status["projections"]["partitions"]]
+    lines = _gauge(
+        "aq_relay_lag_events",
+        "Events in a shard's log not yet published to the queue.",
+        [(labels, r["lag_events"]) for labels, r in relays],
+    )
+    lines += _gauge(
+        "aq_relay_lag_seconds",
+        "Age of the oldest event not yet published.",
+        [(labels, r["lag_seconds"]) for labels, r in relays],
+    )
+    lines += _gauge(
+        "aq_projection_lag_events",
+        "Events of a partition not yet applied to the read models.",
+        [(labels, p["lag_events"]) for labels, p in parts],
+    )
+    lines += _gauge(
+        "aq_projection_lag_seconds",
+        "Age of a partition's oldest event not yet applied.",
+        [(labels, p["lag_seconds"]) for labels, p in parts],
+    )
+    lines += _gauge(
+        "aq_dead_letters",
+        "Events parked because a projection failed on them.",
+        [("", status["dead_letters"])],
+    )
     return "\n".join(lines) + "\n"
 
 
