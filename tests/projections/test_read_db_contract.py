@@ -382,12 +382,6 @@ def test_concurrent_units_changing_the_same_row_lose_no_update(databases: Databa
 
 
 def test_units_of_two_handles_changing_the_same_row_lose_no_update(databases: Databases) -> None:
-    if databases.adapter == "sqlite":
-        # Not run: it would block the event loop for SQLite's busy_timeout (30 s), then fail.
-        pytest.xfail(
-            "SQLiteReadDatabase.unit runs a blocking BEGIN IMMEDIATE on the event loop:"
-            " a second handle in the same process deadlocks until busy_timeout"
-        )
 
     async def scenario() -> None:
         db = await opened(databases)

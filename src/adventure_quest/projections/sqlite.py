@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 
 from adventure_quest.projections import sql
 from adventure_quest.projections.model import Row, Table
-from adventure_quest.store.errors import StoreSchemaError
+from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError
 
 _CHUNK = 500
+#: How long a unit waits for another writer of the same file before giving up.
+WRITE_LOCK_WAIT_S = 30.0
 
 
 def _mark(_: int) -> str:
@@ -74,28 +77,57 @@ class SQLiteReadDatabase:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute("PRAGMA busy_timeout=0")  # waits happen in _begin, off the loop
         # Queries read on their own connection: they see committed rows only, never a unit's.
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=30000")
         self._lock = asyncio.Lock()
 
     async def create(self, tables: Sequence[Table]) -> None:
-        self._conn.execute(sql.VERSIONS_DDL)
-        for table in tables:
-            for statement in sql.create_statements(table):
-                self._conn.execute(statement)
+        async with self._lock:  # DDL takes the write lock like a unit: wait for it off the loop
+            await self._begin()
+            try:
+                self._conn.execute(sql.VERSIONS_DDL)
+                for table in tables:
+                    for statement in sql.create_statements(table):
+                        self._conn.execute(statement)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[SQLiteUnit]:
         async with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield SQLiteUnit(self._conn)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    async def _begin(self) -> None:
+        """Take the write lock without blocking the event loop while another writer holds it.
+
+        The writer connection has no busy timeout: a busy database answers at once, and the
+        wait happens here, between attempts, so the loop (and the other writer, when it runs in
+        this same process) keeps going.
+        """
+        deadline = time.monotonic() + WRITE_LOCK_WAIT_S
+        pause = 0.001
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"{self.path}: the read database stayed locked by another writer"
+                        f" for {WRITE_LOCK_WAIT_S:.0f} s ({error})"
+                    ) from error
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def get(self, table: Table, key: str) -> Row | None:
         with _missing_tables(self.path):
