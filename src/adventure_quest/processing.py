@@ -18,8 +18,8 @@ from adventure_quest.app.achievements import AchievementsManager
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.handover_manager import HandoverManager
-from adventure_quest.app.repository import Repository
 from adventure_quest.app.world_clock import RespawnManager, WorldClock
+from adventure_quest.bootstrap import Services
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
 from adventure_quest.messaging.ports import MessageQueue
@@ -71,15 +71,8 @@ class Processing:
         self.store = store
         self.queue = queue
         self.db = db
-        repository = Repository(
-            store,
-            snapshots,
-            event_codec(),
-            snapshot_every=settings.snapshot_every,
-            cache_size=settings.aggregate_cache_size,
-            max_attempts=settings.max_attempts,
-        )
-        self.game = Game(repository, world)
+        # The managers command the game through the same wiring as the write side.
+        self.game: Game = Services(settings, world, store, snapshots).game
         self.runner = ProjectionRunner(db, projections(world), store, event_codec())
         self.relays = [
             Relay(log, queue, checkpoint)
