@@ -151,7 +151,7 @@ async def _end_to_end(rig: Rig, events: int, rate: float, quiet: bool) -> dict[s
     acknowledged: dict[str, float] = {}
     seen: dict[str, float] = {}
 
-    def visible(batch: Sequence[RecordedEvent]) -> None:
+    def visible(batch: Sequence[RecordedEvent], _changed: object) -> None:
         now = time.perf_counter()
         for event in batch:
             seen.setdefault(event.event_id, now)

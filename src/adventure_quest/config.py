@@ -1,8 +1,9 @@
-"""One typed settings object, read from the environment (``AQ_*``) and overridden by flags."""
+"""One typed settings object: defaults, a TOML config file, ``AQ_*`` variables, then flags."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +41,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int = 16
     #: Seconds between world-clock ticks (each tick restocks the rooms).
     tick_seconds: float = 60.0
+    #: Read replicas of a PostgreSQL read database: queries go there, writes to ``read_db_url``.
+    read_replicas: tuple[str, ...] = ()
+    #: Query cache: ``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared).
+    cache_url: str = "memory://"
+    #: Safety-net lifetime of a cached answer (invalidation on change is what keeps it fresh).
+    cache_ttl_s: float = 30.0
+    #: The admin token (admin endpoints); ``aq serve`` makes one in the data directory if unset.
+    admin_token: str = ""
+    #: Request bodies over this many bytes are refused with 413.
+    max_body_bytes: int = 16_384
+    #: The longest a query with a consistency token waits for the read models (ms).
+    max_wait_ms: int = 5_000
+    #: Where ``aq serve`` listens.
+    host: str = "127.0.0.1"
+    port: int = 8000
 
     @property
     def event_store_url(self) -> str:
@@ -60,6 +76,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"partitions must be 1..1024, got {self.partitions}")
         if self.max_attempts < 1:
             raise SettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 0 < self.cache_ttl_s <= 86_400:
+            raise SettingsError(f"cache_ttl_s must be in (0, 86400], got {self.cache_ttl_s}")
+        if not 256 <= self.max_body_bytes <= 64 * 1024 * 1024:
+            raise SettingsError(f"max_body_bytes must be 256..64 MiB, got {self.max_body_bytes}")
+        if not 0 <= self.max_wait_ms <= 60_000:
+            raise SettingsError(f"max_wait_ms must be 0..60000, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65_535:
+            raise SettingsError(f"port must be 0..65535, got {self.port}")
         return self
 
 
@@ -75,7 +99,17 @@ _ENV = {
     "AQ_READ_DB": "read_db_url",
     "AQ_PARTITIONS": "partitions",
     "AQ_TICK_SECONDS": "tick_seconds",
+    "AQ_READ_REPLICAS": "read_replicas",
+    "AQ_CACHE": "cache_url",
+    "AQ_CACHE_TTL": "cache_ttl_s",
+    "AQ_ADMIN_TOKEN": "admin_token",
+    "AQ_MAX_BODY_BYTES": "max_body_bytes",
+    "AQ_MAX_WAIT_MS": "max_wait_ms",
+    "AQ_HOST": "host",
+    "AQ_PORT": "port",
 }
+#: Settings given as a comma-separated list in the environment.
+_LISTS = {"read_replicas"}
 
 
 def _to_path(kind: type, value: object) -> object:
@@ -84,10 +118,38 @@ def _to_path(kind: type, value: object) -> object:
     raise NotImplementedError(f"no conversion to {kind}")
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: object | None) -> Settings:
-    """Settings from ``AQ_*`` variables, then flags (``None`` flags are ignored)."""
+def read_config_file(path: Path) -> dict[str, object]:
+    """The settings of a TOML file (top-level keys named as the settings)."""
+    try:
+        with path.open("rb") as file:
+            values = tomllib.load(file)
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from error
+    unknown = sorted(set(values) - set(Settings.__struct_fields__))
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown settings {', '.join(unknown)}")
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    **overrides: object | None,
+) -> Settings:
+    """Defaults, then the config file (``config_file`` or ``AQ_CONFIG``), ``AQ_*``, then flags.
+
+    ``None`` flags are ignored.
+    """
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {field: env[var] for var, field in _ENV.items() if env.get(var)}
+    path = config_file or (Path(env["AQ_CONFIG"]) if env.get("AQ_CONFIG") else None)
+    values: dict[str, object] = read_config_file(path) if path else {}
+    for var, field in _ENV.items():
+        if env.get(var):
+            raw = env[var]
+            listed = [part.strip() for part in raw.split(",") if part.strip()]
+            values[field] = listed if field in _LISTS else raw
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)

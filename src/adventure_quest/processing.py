@@ -73,7 +73,9 @@ class Processing:
         self.db = db
         # The managers command the game through the same wiring as the write side.
         self.game: Game = Services(settings, world, store, snapshots).game
-        self.runner = ProjectionRunner(db, projections(world), store, event_codec())
+        self.runner = ProjectionRunner(
+            db, projections(world), store, event_codec(), partitions=settings.partitions
+        )
         self.relays = [
             Relay(log, queue, checkpoint)
             for log, checkpoint in zip(store.logs(), checkpoints, strict=True)

@@ -39,7 +39,7 @@ def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing(tmp_p
         game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
         queue = NatsQueue(server.url, stream="AQ_RESTART", partitions=4, timeout=1.0)
         db = SQLiteReadDatabase(str(read_path))
-        runner = ProjectionRunner(db, projections(WORLD), store, event_codec())
+        runner = ProjectionRunner(db, projections(WORLD), store, event_codec(), partitions=4)
         await runner.setup()
         relay = Relay(store, queue, MemoryCheckpointStore(), idle_wait_s=0.05)
         worker = ProjectionWorker(runner, queue, range(4), group=GROUP, fetch_timeout_s=0.1)
@@ -88,4 +88,4 @@ def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing(tmp_p
     assert relay_failures > 0, "the relay never saw the broker down: the test tested nothing"
     assert tally == versions  # every stream: applied exactly as many events as it has
     assert sum(versions.values()) > 100
-    assert run(rebuild_equals_live(store_path, read_path, tmp_path / "rebuilt.sqlite")) == []
+    assert run(rebuild_equals_live(store_path, read_path, tmp_path / "rebuilt.sqlite", 4)) == []

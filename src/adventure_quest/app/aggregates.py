@@ -50,7 +50,8 @@ def player_id_for(name: str) -> str:
 
 #: Schema 2 added the achievement counters (rooms visited, items taken...). They summarise the
 #: whole history, so a schema 1 snapshot would decode them as zero: it must be replayed instead.
-PLAYER_SNAPSHOT_SCHEMA = 2
+#: 3 added the hash of the character's API token.
+PLAYER_SNAPSHOT_SCHEMA = 3
 #: 2: rooms remember the last world-clock tick that restocked them.
 ROOM_SNAPSHOT_SCHEMA = 2
 

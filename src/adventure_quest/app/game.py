@@ -42,7 +42,6 @@ class Outcome(msgspec.Struct, frozen=True):
 
     player: PlayerState
     events: list[Event]
-    positions: dict[str, int] = {}
 
 
 E = TypeVar("E", bound=Event)
@@ -99,7 +98,7 @@ class Game:
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def create_character(self, name: str) -> Outcome:
+    async def create_character(self, name: str, token_hash: str = "") -> Outcome:
         """Create a character; the id follows from the name, so a taken name conflicts."""
         name = player.check_name(name)
         player_id = player_id_for(name)
@@ -107,7 +106,7 @@ class Game:
         saved = await self.repository.update(
             self.players,
             self.players.stream_id(player_id),
-            lambda state: player.create(state, player_id, name, self.world),
+            lambda state: player.create(state, player_id, name, self.world, token_hash),
             metadata,
         )
         return Outcome(saved.state, saved.events)

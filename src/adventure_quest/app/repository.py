@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from adventure_quest.app import tracking
 from adventure_quest.app.aggregates import AggregateType
 from adventure_quest.domain.events import Event
 from adventure_quest.store.codec import EventCodec
@@ -195,6 +196,7 @@ class Repository:
             except BaseException:
                 self._cache.drop(stream_id)  # the outcome is unknown: reload next time
                 raise
+            tracking.appended(stream_id, result.position)
             state = loaded.state
             for event in events:
                 state = kind.evolve(state, event)

@@ -60,10 +60,10 @@ def settings_from(data_dir: Path | None, store: str | None) -> Settings:
     return settings_with(data_dir=data_dir, store_url=store)
 
 
-def settings_with(**flags: object | None) -> Settings:
-    """Settings from AQ_* variables and the given flags; a bad value is a clear error."""
+def settings_with(config_file: Path | None = None, **flags: object | None) -> Settings:
+    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error."""
     try:
-        return load_settings(None, **flags)
+        return load_settings(None, config_file, **flags)
     except SettingsError as error:
         raise fail(str(error), error.code) from None
 
@@ -214,8 +214,9 @@ def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from adventure_quest.cli import bench, processing
+    from adventure_quest.cli import bench, processing, serve
 
     bench.register(bench_app)
     processing.register(app, settings_with, run)
+    serve.register(app, settings_with, run)
     app()

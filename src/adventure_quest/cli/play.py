@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.game import Game, Outcome
 from adventure_quest.app.repository import ConflictError
-from adventure_quest.cli.render import (
+from adventure_quest.app.text import (
     describe_inventory,
     describe_room,
     describe_stats,

@@ -24,11 +24,10 @@ from rich.progress import (
 from rich.text import Text
 
 from adventure_quest.app.worlds import load_world
-from adventure_quest.auto_assign import AutoWorker
 from adventure_quest.config import Settings
 from adventure_quest.processing import Processing, as_json, prometheus
 from adventure_quest.projections.rebuild import rebuild
-from adventure_quest.projections.runner import parse_partitions
+from adventure_quest.roles import processing_jobs
 
 Partitions = Annotated[
     str,
@@ -205,26 +204,9 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
         )
         raise typer.Exit(2)
     async with Processing.open(settings, load_world(settings.world_path)) as processing:
-        chosen = [] if automatic else parse_partitions(spec, settings.partitions)
-        jobs: list[Callable[[asyncio.Event], Awaitable[None]]] = []
-        if relays:
-            jobs += [relay.run for relay in processing.relays]
-        if workers and automatic:
-            jobs.append(AutoWorker(processing).run)
-        elif workers:
-            jobs.append(processing.worker(chosen).run)
-            jobs.append(processing.achievements(chosen).run)
-            jobs.append(processing.handovers(chosen).run)
-            jobs.append(processing.respawns(chosen).run)
-        if workers:
-            jobs.append(processing.clock().run)
+        jobs, described = processing_jobs(processing, spec, relays=relays, workers=workers)
         jobs.append(lambda stop: report(processing, stop))
-        print(
-            f"processing: {len(processing.relays) if relays else 0} relay(s),"
-            f" partitions {'auto' if automatic else chosen if workers else []}; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"processing: {described}; Ctrl-C stops", file=sys.stderr, flush=True)
         await until_stopped(*jobs)
 
 

@@ -34,6 +34,12 @@ class PlayerCreated(Event, frozen=True):
     health: int
 
 
+class TokenIssued(Event, frozen=True):
+    """The character's secret API token was (re)issued; only its SHA-256 hash is recorded."""
+
+    token_hash: str
+
+
 class PlayerMoved(Event, frozen=True):
     """The player walked through an exit."""
 
@@ -194,6 +200,7 @@ class WorldTicked(Event, frozen=True):
 
 PLAYER_EVENTS: tuple[type[Event], ...] = (
     PlayerCreated,
+    TokenIssued,
     PlayerMoved,
     ItemTaken,
     ItemDropped,

@@ -23,6 +23,7 @@ from adventure_quest.domain.events import (
     PlayerMoved,
     PlayerRespawned,
     PlayerSaid,
+    TokenIssued,
     XpGained,
 )
 from adventure_quest.domain.world import DIRECTIONS, World
@@ -61,6 +62,8 @@ class PlayerState(msgspec.Struct, frozen=True):
     respawns: int = 0
     #: Monsters defeated while the character was badly hurt (see ``badly_hurt``).
     close_call_kills: int = 0
+    #: SHA-256 of the character's API token ("" when none was issued, e.g. made by `aq play`).
+    token_hash: str = ""
 
     @property
     def exists(self) -> bool:
@@ -87,6 +90,8 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
     match event:
         case PlayerCreated(player_id, name, room, max_health, health):
             return PlayerState(player_id, name, room, health, max_health, rooms_visited=(room,))
+        case TokenIssued(token_hash=token_hash):
+            return replace(state, token_hash=token_hash)
         case PlayerMoved(to_room=to_room):
             return replace(state, room=to_room, rooms_visited=visit(state.rooms_visited, to_room))
         case ItemTaken(item=item, handover_id=handover_id):
@@ -175,13 +180,16 @@ def check_name(name: str) -> str:
     return trimmed
 
 
-def create(state: PlayerState, player_id: str, name: str, world: World) -> list[Event]:
-    """Bring a new character into the start room."""
+def create(
+    state: PlayerState, player_id: str, name: str, world: World, token_hash: str = ""
+) -> list[Event]:
+    """Bring a new character into the start room (with its API token's hash, when given)."""
     name = check_name(name)
     if state.exists:
         raise refuse("name_taken", f"The name {name!r} is already taken.")
     health = world.max_health_at(1)
-    return [PlayerCreated(player_id, name, world.start_room, health, health)]
+    created: list[Event] = [PlayerCreated(player_id, name, world.start_room, health, health)]
+    return [*created, TokenIssued(token_hash)] if token_hash else created
 
 
 def require_alive(state: PlayerState) -> None:

@@ -16,14 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 
 import msgspec
 
 from adventure_quest.domain.events import Event
 from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
-from adventure_quest.projections import dead_letters
-from adventure_quest.projections.model import Projection, Row, Rows, Table, Unit, table_names
+from adventure_quest.projections import dead_letters, progress
+from adventure_quest.projections.model import (
+    Projection,
+    Row,
+    RowKey,
+    Rows,
+    Table,
+    Unit,
+    table_names,
+)
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import RecordedEvent
@@ -57,48 +65,62 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         store: EventStore,
         codec: EventCodec[Event],
+        *,
+        partitions: int | None = None,
     ) -> None:
         self.db = db
         self.projections = list(projections)
         self.store = store
         self.codec = codec
+        #: The queue's partition count: when given, live batches record how far they reached
+        #: (projections/progress.py), which is what consistency tokens are checked against.
+        self.partitions = partitions
         self.totals = Applied()
-        #: Called with each batch once it is committed (metrics, notifications, benchmarks).
-        self.committed: list[Callable[[Sequence[RecordedEvent]], None]] = []
+        #: Called with each batch once it is committed, and the (table, key) of every row it
+        #: changed (cache invalidation, notifications, metrics, benchmarks).
+        self.committed: list[Callable[[Sequence[RecordedEvent], Set[RowKey]], None]] = []
 
     @property
     def tables(self) -> list[Table]:
         owned = [table for projection in self.projections for table in projection.tables]
-        return [*owned, *dead_letters.TABLES]
+        return [*owned, *dead_letters.TABLES, progress.APPLIED]
 
     async def setup(self) -> None:
         await self.db.create(self.tables)
 
     async def apply(self, events: Sequence[RecordedEvent]) -> Applied:
         """Apply one batch to every projection, in one transaction."""
-        return await self._apply(self.projections, events)
+        return await self._apply(self.projections, events, live=True)
 
     async def apply_to(self, projection: Projection, events: Sequence[RecordedEvent]) -> Applied:
         """Apply one batch to one projection (a rebuild catching up)."""
-        return await self._apply([projection], events)
+        return await self._apply([projection], events, live=False)
 
     async def _apply(
-        self, projections: Sequence[Projection], events: Sequence[RecordedEvent]
+        self, projections: Sequence[Projection], events: Sequence[RecordedEvent], *, live: bool
     ) -> Applied:
         counts = Applied()
+        changed: set[RowKey] = set()
         async with self.db.unit() as unit:
             for projection in projections:
-                await self._apply_one(unit, projection, events, counts)
+                await self._apply_one(unit, projection, events, counts, changed)
+            if live and self.partitions is not None:
+                await progress.record(unit, progress.marks(events, self.partitions))
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events
         self.totals.parked += counts.parked
         for listener in self.committed:
-            listener(events)
+            listener(events, changed)
         return counts
 
     async def _apply_one(
-        self, unit: Unit, projection: Projection, events: Sequence[RecordedEvent], counts: Applied
+        self,
+        unit: Unit,
+        projection: Projection,
+        events: Sequence[RecordedEvent],
+        counts: Applied,
+        changed: set[RowKey],
     ) -> None:
         streams = list(dict.fromkeys(event.stream_id for event in events))
         last = await unit.versions(projection.name, streams)
@@ -145,6 +167,7 @@ class ProjectionRunner:
                 counts.parked += 1
             else:
                 counts.applied += 1
+        changed |= rows.changed
         await rows.flush()
         await unit.set_versions(
             projection.name, {s: v for s, v in last.items() if start.get(s) != v}

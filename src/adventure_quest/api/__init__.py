@@ -1,0 +1,1 @@
+"""The HTTP command and query API (Litestar), its auth, caching and notifications."""

@@ -1,0 +1,40 @@
+"""The ASGI application: every route, one error shape, OpenAPI 3.1 at /openapi.json."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from adventure_quest.api import admin, commands, errors, ops, reads
+from adventure_quest.api.context import ApiContext
+
+DESCRIPTION = """\
+Adventure Quest over HTTP. Create a character (POST /players) and keep the token it returns:
+every command for that character needs `Authorization: Bearer <token>`. Commands answer with a
+consistency token; pass it to a query (`?consistency=` or the `AQ-Consistency` header) to read
+your own write. Errors are always `{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(context: ApiContext) -> Litestar:
+    """The application over a wired context (the caller opens and closes the context)."""
+    return Litestar(
+        route_handlers=[
+            *commands.routes(context),
+            *reads.routes(context),
+            *admin.routes(context),
+            *ops.routes(context),
+        ],
+        exception_handlers={Exception: errors.handle},
+        openapi_config=OpenAPIConfig(
+            title="Adventure Quest",
+            version="1.0.0",
+            description=DESCRIPTION,
+            path="/schema",
+            render_plugins=[],
+            create_examples=False,
+        ),
+        request_max_body_size=context.settings.max_body_bytes,
+        debug=False,
+        logging_config=None,
+    )

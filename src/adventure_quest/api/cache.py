@@ -1,0 +1,166 @@
+"""The query cache: in process (TTL, bounded) by default, Redis when shared between processes.
+
+Entries are invalidated when a projection commits a change to the rows behind them; the TTL is
+only a safety net. Each key has a generation, bumped by every invalidation: a load that began
+before a change is not stored after it (it would put back what the change replaced). Concurrent
+misses of one key share one load (single flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+import msgspec
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """A cached answer: the encoded body and the read model's progress when it was read."""
+
+    body: bytes
+    reached: str
+
+
+class CacheBackend(Protocol):
+    """Where entries live; every method is safe to call concurrently."""
+
+    async def get(self, key: str) -> Entry | None:
+        """The live entry, or None."""
+        ...
+
+    async def generation(self, key: str) -> int:
+        """How many times ``key`` was invalidated (compare before and after a load)."""
+        ...
+
+    async def put(self, key: str, entry: Entry, generation: int) -> None:
+        """Store ``entry`` unless ``key`` was invalidated since ``generation`` was read."""
+        ...
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        """Drop these keys and bump their generations."""
+        ...
+
+    async def clear(self) -> None:
+        """Drop everything (after a rebuild swapped a read model)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """A bounded LRU map with a TTL, for one process."""
+
+    def __init__(self, ttl_s: float, capacity: int = 100_000) -> None:
+        self.ttl_s = ttl_s
+        self.capacity = capacity
+        self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+
+    async def get(self, key: str) -> Entry | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires, entry = found
+        if expires < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry
+
+    async def generation(self, key: str) -> int:
+        return self._generations.get(key, 0)
+
+    async def put(self, key: str, entry: Entry, generation: int) -> None:
+        if self._generations.get(key, 0) != generation or self.capacity <= 0:
+            return
+        self._entries[key] = (time.monotonic() + self.ttl_s, entry)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def drop(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
+            self._generations[key] = self._generations.get(key, 0) + 1
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        self.drop(keys)
+
+    async def clear(self) -> None:
+        self.drop(list(self._entries))
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class Stats(msgspec.Struct):
+    hits: int = 0
+    misses: int = 0
+    loads: int = 0
+
+    @property
+    def hit_ratio(self) -> float:
+        asked = self.hits + self.misses
+        return self.hits / asked if asked else 0.0
+
+
+class QueryCache:
+    """Looks up, loads once per missing key, and counts hits and misses."""
+
+    def __init__(self, backend: CacheBackend) -> None:
+        self.backend = backend
+        self.stats = Stats()
+        self._flights: dict[str, asyncio.Future[Entry]] = {}
+
+    async def fetch(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[Entry]],
+        fresh: Callable[[Entry], bool] = lambda _: True,
+    ) -> Entry:
+        """The cached entry when ``fresh`` accepts it; otherwise one shared load."""
+        entry = await self.backend.get(key)
+        if entry is not None and fresh(entry):
+            self.stats.hits += 1
+            return entry
+        self.stats.misses += 1
+        flight = self._flights.get(key)
+        if flight is not None:
+            entry = await asyncio.shield(flight)
+            if fresh(entry):
+                return entry
+        return await self._load(key, load)
+
+    async def _load(self, key: str, load: Callable[[], Awaitable[Entry]]) -> Entry:
+        flight: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
+        try:
+            generation = await self.backend.generation(key)
+            entry = await load()
+            self.stats.loads += 1
+            await self.backend.put(key, entry, generation)
+        except asyncio.CancelledError:
+            flight.cancel()
+            raise
+        except BaseException as error:
+            flight.set_exception(error)
+            flight.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.set_result(entry)
+        return entry
+
+
+def open_cache(url: str, ttl_s: float) -> CacheBackend:
+    """``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared)."""
+    if url in ("", "memory://"):
+        return MemoryCache(ttl_s)
+    if url.startswith(("redis://", "rediss://")):
+        from adventure_quest.api.redis_cache import RedisCache
+
+        return RedisCache(url, ttl_s)
+    raise ValueError(f"cache URL {url!r}: use memory:// or redis://HOST:PORT[/DB]")

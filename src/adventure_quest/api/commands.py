@@ -1,0 +1,95 @@
+"""Command endpoints: POST, one per game command, each acting for one character."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from litestar import Response, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody
+
+from adventure_quest.api import auth, schemas
+from adventure_quest.api.context import ApiContext
+from adventure_quest.api.errors import responses
+from adventure_quest.api.params import PlayerId
+from adventure_quest.api.types import AnyRequest
+from adventure_quest.app.game import Outcome
+
+
+def routes(context: ApiContext) -> list[HTTPRouteHandler]:
+    game = context.game
+
+    async def act(
+        request: AnyRequest, player_id: str, name: str, command: Callable[[], Awaitable[Outcome]]
+    ) -> Response[schemas.CommandResult]:
+        await auth.require_player(game, auth.bearer(request), player_id)
+        outcome, token = await context.command(name, command)
+        return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
+
+    acting = responses(401, 403, 404, 409)
+
+    @post(
+        "/players",
+        status_code=201,
+        responses=responses(409),
+        tags=["commands"],
+        summary="Create a character",
+        description="Answers with the character's secret token: keep it, it is shown once.",
+    )
+    async def create(data: JSONBody[schemas.CreateCharacter]) -> Response[schemas.Created]:
+        token = auth.new_token()
+        outcome, consistency = await context.command(
+            "create", lambda: game.create_character(data.name, auth.hash_token(token))
+        )
+        done = context.result(outcome, consistency)
+        body = schemas.Created(done.player, done.events, done.messages, consistency, token)
+        return Response(body, status_code=201, headers={"AQ-Consistency": consistency})
+
+    @post("/players/{player_id:str}/move", responses=acting, tags=["commands"], status_code=200)
+    async def move(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Move]
+    ) -> Response[schemas.CommandResult]:
+        """Walk through an exit (north, south, east, west, up, down, or n, s, e, w, u, d)."""
+        return await act(request, player_id, "move", lambda: game.move(player_id, data.direction))
+
+    @post("/players/{player_id:str}/take", responses=acting, tags=["commands"], status_code=200)
+    async def take(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Take]
+    ) -> Response[schemas.CommandResult]:
+        """Pick up an item lying in the room."""
+        return await act(request, player_id, "take", lambda: game.take(player_id, data.item))
+
+    @post("/players/{player_id:str}/drop", responses=acting, tags=["commands"], status_code=200)
+    async def drop(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Drop]
+    ) -> Response[schemas.CommandResult]:
+        """Put down an item you carry."""
+        return await act(request, player_id, "drop", lambda: game.drop(player_id, data.item))
+
+    @post("/players/{player_id:str}/use", responses=acting, tags=["commands"], status_code=200)
+    async def use(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Use]
+    ) -> Response[schemas.CommandResult]:
+        """Use (eat, drink) an item you carry."""
+        return await act(request, player_id, "use", lambda: game.use(player_id, data.item))
+
+    @post("/players/{player_id:str}/attack", responses=acting, tags=["commands"], status_code=200)
+    async def attack(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Attack]
+    ) -> Response[schemas.CommandResult]:
+        """Strike a monster in the room."""
+        return await act(request, player_id, "attack", lambda: game.attack(player_id, data.target))
+
+    @post("/players/{player_id:str}/say", responses=acting, tags=["commands"], status_code=200)
+    async def say(
+        request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Say]
+    ) -> Response[schemas.CommandResult]:
+        """Say something to everyone in the room."""
+        return await act(request, player_id, "say", lambda: game.say(player_id, data.text))
+
+    @post("/players/{player_id:str}/respawn", responses=acting, tags=["commands"], status_code=200)
+    async def respawn(request: AnyRequest, player_id: PlayerId) -> Response[schemas.CommandResult]:
+        """Come back to life in the village (only when dead)."""
+        return await act(request, player_id, "respawn", lambda: game.respawn(player_id))
+
+    return [create, move, take, drop, use, attack, say, respawn]

@@ -1,0 +1,96 @@
+"""What the API's handlers work with, wired once per process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from adventure_quest.api import schemas
+from adventure_quest.api.cache import QueryCache
+from adventure_quest.api.consistency import Watch, encode, token_for
+from adventure_quest.api.metrics import ApiMetrics
+from adventure_quest.api.queries import ReadSide
+from adventure_quest.app.game import Game, Outcome
+from adventure_quest.app.text import narrate
+from adventure_quest.app.tracking import track_appends
+from adventure_quest.config import Settings
+from adventure_quest.domain.errors import DomainError
+from adventure_quest.domain.player import PlayerState
+from adventure_quest.processing import Processing
+from adventure_quest.projections.ports import ReadDatabase
+
+
+class ApiContext:
+    """The game (write side), the read side, processing status, metrics and settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        processing: Processing,
+        cache: QueryCache,
+        replicas: Sequence[ReadDatabase] = (),
+    ) -> None:
+        self.settings = settings
+        self.processing = processing
+        self.game: Game = processing.game
+        self.world = self.game.world
+        self.watch = Watch()
+        self.read = ReadSide(processing.db, replicas, cache, self.watch, self.world)
+        self.metrics = ApiMetrics()
+        self.shards = len(processing.store.logs())
+        self.started = time.time()
+
+    async def command(
+        self, name: str, act: Callable[[], Awaitable[Outcome]]
+    ) -> tuple[Outcome, str]:
+        """Run a command, timing it; the outcome and its consistency token."""
+        began = time.perf_counter()
+        code = "ok"
+        try:
+            with track_appends() as positions:
+                outcome = await act()
+        except DomainError as error:
+            code = error.code
+            raise
+        except Exception as error:
+            code = getattr(error, "code", "error")
+            raise
+        finally:
+            self.metrics.commands.observe(name, time.perf_counter() - began)
+            self.metrics.outcomes.add(code)
+        self.metrics.appended.add("events", len(outcome.events))
+        marks = token_for(positions, self.shards, self.settings.partitions)
+        return outcome, encode(marks)
+
+    def result(self, outcome: Outcome, token: str) -> schemas.CommandResult:
+        return schemas.CommandResult(
+            player_view(self, outcome.player),
+            [schemas.EventView(type(e).__name__, public_fields(e)) for e in outcome.events],
+            [text for e in outcome.events if (text := narrate(self.world, e))],
+            token,
+        )
+
+
+def player_view(context: ApiContext, state: PlayerState) -> schemas.Player:
+    items = context.world.items
+    return schemas.Player(
+        state.player_id,
+        state.name,
+        state.room,
+        state.level,
+        state.xp,
+        state.health,
+        state.max_health,
+        state.alive,
+        [schemas.Item(i.item_id, i.item_key, items[i.item_key].name) for i in state.inventory],
+    )
+
+
+def public_fields(event: object) -> dict[str, Any]:
+    """An event's fields as JSON data, without the token hash."""
+    fields: dict[str, Any] = msgspec.to_builtins(event)
+    fields.pop("token_hash", None)
+    return fields

@@ -1,0 +1,120 @@
+"""Every error the API answers, in one body shape and one place: status, stable code, message."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from adventure_quest.api.schemas import ErrorBody, ErrorDetail
+from adventure_quest.api.types import AnyRequest
+from adventure_quest.app.repository import ConflictError
+from adventure_quest.domain.errors import DomainError
+from adventure_quest.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+#: Game refusals that mean "no such thing" rather than "not allowed now".
+NOT_FOUND_CODES = frozenset({"player_not_found", "room_not_found"})
+#: Game refusals of a request that can never succeed as written.
+UNPROCESSABLE_CODES = frozenset({"invalid_name", "invalid_text", "unknown_direction"})
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+class ApiError(Exception):
+    """An answer other than success, with its HTTP status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(ErrorDetail(code, message)), status_code=status, headers=headers)
+
+
+def status_of_domain(error: DomainError) -> int:
+    if error.code in NOT_FOUND_CODES:
+        return 404
+    return 422 if error.code in UNPROCESSABLE_CODES else 409
+
+
+def handle(request: AnyRequest, error: Exception) -> Response[ErrorBody]:
+    """Map any exception to the error body; only a bug gives a 500 (and is logged)."""
+    match error:
+        case ApiError():
+            return error_response(error.status, error.code, error.message)
+        case DomainError():
+            return error_response(status_of_domain(error), error.code, error.message)
+        case ConflictError():
+            return error_response(409, "conflict", str(error))
+        case StoreError():
+            log.warning("%s %s: %s", request.method, request.url.path, error)
+            return error_response(503, "unavailable", f"a backing service failed: {error}")
+        case ValidationException():
+            return _invalid(error)
+        case HTTPException():
+            code = _HTTP_CODES.get(error.status_code, "bad_request")
+            if error.status_code == 400:  # the body could not be decoded
+                code = "malformed_json"
+            if error.status_code >= 500:
+                log.error("%s %s: %r", request.method, request.url.path, error)
+                return error_response(500, "internal", "internal error")
+            return error_response(error.status_code, code, error.detail, error.headers)
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return error_response(500, "internal", "internal error")
+
+
+def _invalid(error: ValidationException) -> Response[ErrorBody]:
+    if "malformed" in error.detail:
+        return error_response(400, "malformed_json", error.detail)
+    details = error.extra if isinstance(error.extra, list) else []
+    problems = "; ".join(
+        f"{d.get('key') or d.get('source') or 'body'}: {d.get('message')}"
+        for d in details
+        if isinstance(d, dict)
+    )
+    keys = {d.get("key") for d in details if isinstance(d, dict)}
+    code = "invalid_consistency_token" if keys & _TOKEN_PARAMETERS else "invalid_request"
+    return error_response(422, code, problems or error.detail)
+
+
+_TOKEN_PARAMETERS = {"consistency", "aq-consistency", "aq_consistency"}
+
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON or parameters.",
+    401: "No or unknown credentials.",
+    403: "The credentials do not allow this.",
+    404: "No such resource.",
+    409: "Refused by the game's rules now, or a conflict.",
+    412: "The read model did not reach the consistency token in time (code `stale`).",
+    413: "Body over the configured limit.",
+    422: "Valid JSON, invalid request (code names the problem).",
+    503: "A backing service is unavailable; retry.",
+}
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers a route documents (with the ones every route may give)."""
+    every = {400, 413, 422, 503, *statuses}
+    return {
+        status: ResponseSpec(ErrorBody, description=_DESCRIPTIONS[status])
+        for status in sorted(every)
+    }

@@ -1,0 +1,192 @@
+"""Query handlers over the read models: cached, and consistent with a token when asked.
+
+Reads go to a replica when there are any (round robin). A query carrying a consistency token
+is answered from the cache only by an entry read at or past the token; otherwise it waits,
+for a bounded time, until its replica has applied the token, then falls back to the primary,
+and answers ``412 stale`` if neither got there in time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
+
+import msgspec
+
+from adventure_quest.api import schemas
+from adventure_quest.api.cache import Entry, QueryCache
+from adventure_quest.api.consistency import Marks, Watch, decode, encode, progress_of, reached
+from adventure_quest.api.errors import ApiError
+from adventure_quest.domain import room
+from adventure_quest.domain.world import World
+from adventure_quest.projections.achievements import ACHIEVEMENTS
+from adventure_quest.projections.model import RowKey
+from adventure_quest.projections.players import LEADERBOARD, PLAYER_DETAILS
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.projections.rooms import ROOM_VIEW
+from adventure_quest.projections.world import EVENTS_PER_MINUTE
+
+LEADERBOARD_SIZE = 100
+_encode = msgspec.json.Encoder().encode
+
+
+def cache_keys(changed: Set[RowKey]) -> set[str]:
+    """The cached answers a committed batch's changed rows make out of date."""
+    keys: set[str] = set()
+    for table, key in changed:
+        if table == PLAYER_DETAILS.name:
+            keys.add(f"player:{key}")
+        elif table == ACHIEVEMENTS.name:
+            keys.add(f"achievements:{key}")
+        elif table == LEADERBOARD.name:
+            keys.add("leaderboard")
+        elif table == ROOM_VIEW.name:
+            keys |= {f"room:{key}", "world"}
+        elif table == EVENTS_PER_MINUTE.name:
+            keys.add("world")
+    return keys
+
+
+class ReadSide:
+    """Answers queries from the read database(s) through the cache."""
+
+    def __init__(
+        self,
+        primary: ReadDatabase,
+        replicas: Sequence[ReadDatabase],
+        cache: QueryCache,
+        watch: Watch,
+        world: World,
+        *,
+        replica_wait_s: float = 0.2,
+    ) -> None:
+        self.primary = primary
+        self.replicas = list(replicas)
+        self.cache = cache
+        self.watch = watch
+        self.world = world
+        self.replica_wait_s = replica_wait_s
+        self._next = itertools.cycle(self.replicas or [primary])
+        self.fallbacks = 0
+
+    async def answer(
+        self,
+        key: str,
+        read: Callable[[ReadDatabase], Awaitable[bytes]],
+        token: str | None,
+        wait_s: float,
+    ) -> bytes:
+        """The encoded answer for ``key``, at least as new as ``token`` when one is given."""
+        wanted = decode(token) if token else None
+
+        async def load() -> Entry:
+            database, have = await self._caught_up(wanted, time.monotonic() + wait_s)
+            return Entry(await read(database), encode(have))
+
+        if wanted is None:
+            entry = await self.cache.fetch(key, load)
+        else:
+            entry = await self.cache.fetch(key, load, lambda e: reached(wanted, decode(e.reached)))
+        return entry.body
+
+    async def _caught_up(self, wanted: Marks | None, deadline: float) -> tuple[ReadDatabase, Marks]:
+        database = next(self._next)
+        if wanted is None:
+            return database, await progress_of(database)
+        if database is not self.primary:
+            near = min(deadline, time.monotonic() + self.replica_wait_s)
+            have = await self.watch.until(database, wanted, near)
+            if have is not None:
+                return database, have
+            self.fallbacks += 1
+        have = await self.watch.until(self.primary, wanted, deadline)
+        if have is None:
+            have = await progress_of(self.primary)
+            raise ApiError(
+                412,
+                "stale",
+                f"the read models did not reach {encode(wanted)} in time (they are at"
+                f" {encode(have) or 'nothing yet'}); retry, or ask without the token",
+            )
+        return self.primary, have
+
+    # -- the read models ------------------------------------------------------------------------
+
+    async def player(self, db: ReadDatabase, player_id: str) -> bytes:
+        row = await db.get(PLAYER_DETAILS, player_id)
+        if row is None:
+            raise ApiError(404, "player_not_found", f"no character {player_id!r} (yet)")
+        return _encode(
+            schemas.PlayerDetails(
+                player_id,
+                row["name"],
+                row["level"],
+                row["xp"],
+                row["health"],
+                row["max_health"],
+                row["room"],
+                bool(row["alive"]),
+                list(row["inventory"]),
+            )
+        )
+
+    async def room(self, db: ReadDatabase, key: str) -> bytes:
+        definition = self.world.rooms[key]
+        row = await db.get(ROOM_VIEW, key)
+        if row is None:  # nothing happened there yet: the world's starting contents
+            state = room.initial_state(self.world, key)
+            items = [self.world.items[i.item_key].name for i in state.items]
+            monsters = [
+                schemas.Monster(m.monster_key, self.world.monsters[m.monster_key].name, m.health)
+                for m in state.monsters
+            ]
+            players: dict[str, schemas.Present] = {}
+        else:
+            items = list(row["items"])
+            monsters = [msgspec.convert(m, schemas.Monster) for m in row["monsters"]]
+            players = {k: msgspec.convert(v, schemas.Present) for k, v in row["players"].items()}
+        return _encode(
+            schemas.RoomView(
+                key,
+                definition.name,
+                definition.description,
+                {str(d): to for d, to in definition.exits.items()},
+                items,
+                monsters,
+                players,
+            )
+        )
+
+    async def leaderboard(self, db: ReadDatabase) -> bytes:
+        rows = await db.select(
+            LEADERBOARD, order_by=[("level", True), ("xp", True)], limit=LEADERBOARD_SIZE
+        )
+        return _encode(
+            schemas.Leaderboard(
+                [
+                    schemas.Ranked(n, r["player_id"], r["name"], r["level"], r["xp"])
+                    for n, r in enumerate(rows, 1)
+                ]
+            )
+        )
+
+    async def achievements(self, db: ReadDatabase, player_id: str) -> bytes:
+        row = await db.get(ACHIEVEMENTS, player_id)
+        if row is None:
+            raise ApiError(404, "player_not_found", f"no character {player_id!r} (yet)")
+        return _encode(schemas.Achievements(player_id, row["name"], list(row["unlocked"])))
+
+    async def world_stats(self, db: ReadDatabase) -> bytes:
+        rooms = await db.select(ROOM_VIEW)
+        minutes = await db.select(EVENTS_PER_MINUTE, order_by=[("minute", True)], limit=10)
+        return _encode(
+            schemas.WorldStats(
+                {r["room"]: len(r["players"]) for r in rooms if r["players"]},
+                {m["minute"]: m["events"] for m in minutes},
+            )
+        )
+
+
+def unique(keys: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(keys))

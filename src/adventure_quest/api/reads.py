@@ -1,0 +1,198 @@
+"""Query endpoints: GET over the read models (cached), a character's history and past state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.params import Parameter
+
+from adventure_quest.api import schemas
+from adventure_quest.api.context import ApiContext, player_view, public_fields
+from adventure_quest.api.errors import ApiError, responses
+from adventure_quest.api.params import (
+    ConsistencyHeader,
+    ConsistencyQuery,
+    PlayerId,
+    RoomKey,
+    WaitMs,
+)
+from adventure_quest.projections.ports import ReadDatabase
+
+JSON = "application/json"
+HISTORY_PAGE = 100
+#: Larger than any stream will grow, and exact as a JSON number.
+MAX_VERSION = 10**12
+
+
+def _documented(model: type[msgspec.Struct], *statuses: int) -> dict[int, ResponseSpec]:
+    return {200: ResponseSpec(model, description="The answer."), **responses(412, *statuses)}
+
+
+def routes(context: ApiContext) -> list[HTTPRouteHandler]:
+    read_side = context.read
+
+    async def answer(
+        name: str,
+        key: str,
+        read: Callable[[ReadDatabase], Awaitable[bytes]],
+        token: str | None,
+        wait_ms: int,
+    ) -> Response[bytes]:
+        began = time.perf_counter()
+        try:
+            wait_s = min(wait_ms, context.settings.max_wait_ms) / 1000
+            body = await read_side.answer(key, read, token, wait_s)
+        finally:
+            context.metrics.queries.observe(name, time.perf_counter() - began)
+        return Response(body, media_type=JSON)
+
+    @get(
+        "/players/{player_id:str}",
+        responses=_documented(schemas.PlayerDetails, 404),
+        tags=["queries"],
+    )
+    async def player(
+        player_id: PlayerId,
+        consistency: ConsistencyQuery = "",
+        aq_consistency: ConsistencyHeader = "",
+        wait_ms: WaitMs = 2000,
+    ) -> Response[bytes]:
+        """A character's details (read model ``player_details``)."""
+        return await answer(
+            "player",
+            f"player:{player_id}",
+            lambda db: read_side.player(db, player_id),
+            consistency or aq_consistency,
+            wait_ms,
+        )
+
+    @get("/rooms/{room:str}", responses=_documented(schemas.RoomView, 404), tags=["queries"])
+    async def room(
+        room: RoomKey,
+        consistency: ConsistencyQuery = "",
+        aq_consistency: ConsistencyHeader = "",
+        wait_ms: WaitMs = 2000,
+    ) -> Response[bytes]:
+        """A room: description, exits, items, monsters and every character there."""
+        if room not in context.world.rooms:
+            raise ApiError(404, "room_not_found", f"there is no room {room!r}")
+        return await answer(
+            "room",
+            f"room:{room}",
+            lambda db: read_side.room(db, room),
+            consistency or aq_consistency,
+            wait_ms,
+        )
+
+    @get("/leaderboard", responses=_documented(schemas.Leaderboard), tags=["queries"])
+    async def leaderboard(
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
+        consistency: ConsistencyQuery = "",
+        aq_consistency: ConsistencyHeader = "",
+        wait_ms: WaitMs = 2000,
+    ) -> Response[bytes]:
+        """The top characters by level, then experience."""
+        body = await read_side.answer(
+            "leaderboard",
+            read_side.leaderboard,
+            consistency or aq_consistency,
+            min(wait_ms, context.settings.max_wait_ms) / 1000,
+        )
+        if limit < 100:
+            board = msgspec.json.decode(body, type=schemas.Leaderboard)
+            body = msgspec.json.encode(schemas.Leaderboard(board.players[:limit]))
+        return Response(body, media_type=JSON)
+
+    @get(
+        "/players/{player_id:str}/achievements",
+        responses=_documented(schemas.Achievements, 404),
+        tags=["queries"],
+    )
+    async def achievements(
+        player_id: PlayerId,
+        consistency: ConsistencyQuery = "",
+        aq_consistency: ConsistencyHeader = "",
+        wait_ms: WaitMs = 2000,
+    ) -> Response[bytes]:
+        """The achievements a character has unlocked, in unlock order."""
+        return await answer(
+            "achievements",
+            f"achievements:{player_id}",
+            lambda db: read_side.achievements(db, player_id),
+            consistency or aq_consistency,
+            wait_ms,
+        )
+
+    @get("/world", responses=_documented(schemas.WorldStats), tags=["queries"])
+    async def world(
+        consistency: ConsistencyQuery = "",
+        aq_consistency: ConsistencyHeader = "",
+        wait_ms: WaitMs = 2000,
+    ) -> Response[bytes]:
+        """Characters per room and events per minute (the last ten minutes)."""
+        return await answer(
+            "world", "world", read_side.world_stats, consistency or aq_consistency, wait_ms
+        )
+
+    @get("/players/{player_id:str}/events", responses=responses(404), tags=["history"])
+    async def history(
+        player_id: PlayerId,
+        after: Annotated[
+            int, Parameter(ge=0, le=MAX_VERSION, description="Versions after this.")
+        ] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=HISTORY_PAGE)] = 50,
+    ) -> schemas.History:
+        """A character's events, oldest first, a page at a time."""
+        stream = context.game.players.stream_id(player_id)
+        events = await context.game.repository.store.read_stream(stream, after + 1, after + limit)
+        if not events and not await context.game.repository.store.stream_version(stream):
+            raise ApiError(404, "player_not_found", f"no character {player_id!r}")
+        codec = context.game.repository.codec
+        page = [
+            schemas.HistoryEvent(
+                e.version,
+                e.position,
+                e.shard,
+                e.event_type,
+                e.schema_version,
+                e.metadata.recorded_at,
+                public_fields(codec.decode(e)),
+            )
+            for e in events
+        ]
+        more = len(events) == limit and events[-1].version
+        return schemas.History(player_id, page, more or None)
+
+    @get("/players/{player_id:str}/state", responses=responses(404), tags=["history"])
+    async def past_state(
+        player_id: PlayerId,
+        version: Annotated[int | None, Parameter(ge=0, le=MAX_VERSION)] = None,
+        at_ms: Annotated[
+            int | None,
+            Parameter(ge=0, le=MAX_VERSION * 1000, description="A moment: Unix time in ms."),
+        ] = None,
+    ) -> schemas.PastState:
+        """A character as it was at a version, or at a moment (time travel); now by default."""
+        game = context.game
+        stream = game.players.stream_id(player_id)
+        current = await game.repository.store.stream_version(stream)
+        if not current:
+            raise ApiError(404, "player_not_found", f"no character {player_id!r}")
+        target = current if version is None else min(version, current)
+        if at_ms is not None:
+            moment = at_ms / 1000
+            target = 0
+            for event in await game.repository.store.read_stream(stream, 1, current):
+                if event.metadata.recorded_at > moment:
+                    break
+                target = event.version
+        loaded = await game.repository.load_at(game.players, stream, target)
+        return schemas.PastState(player_id, loaded.version, player_view(context, loaded.state))
+
+    return [player, room, leaderboard, achievements, world, history, past_state]

@@ -1,0 +1,194 @@
+"""Request and response bodies of the HTTP API: the contract /openapi.json publishes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from adventure_quest.domain.player import MAX_NAME_LENGTH, MAX_SAY_LENGTH
+
+Words = Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["torch"])]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Request bodies refuse fields they do not know."""
+
+
+class CreateCharacter(Strict, frozen=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+
+Direction = Literal[
+    "north", "south", "east", "west", "up", "down",
+    "northeast", "northwest", "southeast", "southwest",
+    "n", "s", "e", "w", "u", "d", "ne", "nw", "se", "sw",
+]  # fmt: skip
+
+
+class Move(Strict, frozen=True):
+    direction: Direction
+
+
+class Take(Strict, frozen=True):
+    item: Words
+
+
+class Drop(Strict, frozen=True):
+    item: Words
+
+
+class Use(Strict, frozen=True):
+    item: Words
+
+
+class Attack(Strict, frozen=True):
+    target: Words
+
+
+class Say(Strict, frozen=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SAY_LENGTH)]
+
+
+#: The request bodies, by their schema names in the OpenAPI document.
+REQUEST_BODIES = ("CreateCharacter", "Move", "Take", "Drop", "Use", "Attack", "Say")
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every error answer: a stable machine-readable code and a human message."""
+
+    error: ErrorDetail
+
+
+class Item(msgspec.Struct, frozen=True):
+    item_id: str
+    item_key: str
+    name: str
+
+
+class Player(msgspec.Struct, frozen=True):
+    """A character as its own command left it (from the write side: always current)."""
+
+    player_id: str
+    name: str
+    room: str
+    level: int
+    xp: int
+    health: int
+    max_health: int
+    alive: bool
+    inventory: list[Item]
+
+
+class EventView(msgspec.Struct, frozen=True):
+    type: str
+    data: dict[str, Any]
+
+
+class CommandResult(msgspec.Struct, frozen=True):
+    """What a command did. Pass ``consistency`` to a query to read your own write."""
+
+    player: Player
+    events: list[EventView]
+    messages: list[str]
+    consistency: str
+
+
+class Created(CommandResult, frozen=True):
+    """A new character; ``token`` is shown once and authorises its commands (Bearer)."""
+
+    token: str = ""
+
+
+class PlayerDetails(msgspec.Struct, frozen=True):
+    player_id: str
+    name: str
+    level: int
+    xp: int
+    health: int
+    max_health: int
+    room: str
+    alive: bool
+    inventory: list[str]
+
+
+class Monster(msgspec.Struct, frozen=True):
+    monster: str
+    name: str
+    health: int
+
+
+class Present(msgspec.Struct, frozen=True):
+    name: str
+    level: int
+    health: int
+    max_health: int
+    alive: bool
+    inventory: list[str]
+
+
+class RoomView(msgspec.Struct, frozen=True):
+    room: str
+    name: str
+    description: str
+    exits: dict[str, str]
+    items: list[str]
+    monsters: list[Monster]
+    players: dict[str, Present]
+
+
+class Ranked(msgspec.Struct, frozen=True):
+    rank: int
+    player_id: str
+    name: str
+    level: int
+    xp: int
+
+
+class Leaderboard(msgspec.Struct, frozen=True):
+    players: list[Ranked]
+
+
+class Achievements(msgspec.Struct, frozen=True):
+    player_id: str
+    name: str
+    unlocked: list[Any]
+
+
+class WorldStats(msgspec.Struct, frozen=True):
+    players_per_room: dict[str, int]
+    events_per_minute: dict[str, int]
+
+
+class HistoryEvent(msgspec.Struct, frozen=True):
+    version: int
+    position: int
+    shard: int
+    type: str
+    schema_version: int
+    recorded_at: float
+    data: dict[str, Any]
+
+
+class History(msgspec.Struct, frozen=True):
+    """One page of a stream's events; ask again with ``after=next_after`` while it is set."""
+
+    player_id: str
+    events: list[HistoryEvent]
+    next_after: int | None
+
+
+class PastState(msgspec.Struct, frozen=True):
+    player_id: str
+    version: int
+    state: Player
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    checks: dict[str, str] = {}
