@@ -162,7 +162,9 @@ def test_concurrent_commands_of_one_player_land_or_answer_conflict(
         landed = [o for o in outcomes if not isinstance(o, BaseException)]
         gave_up = [o for o in outcomes if isinstance(o, ConflictError)]
         assert len(landed) + len(gave_up) == 20
-        assert len(landed) >= 10
+        # Retries let many land; how many depends on timing (a busy CI machine landed 9 of 20
+        # once with five attempts each), so the bound only shows retrying works at all.
+        assert len(landed) >= 5
         recorded = await store.read_stream(f"player-{player_id}")
         assert [e.version for e in recorded] == list(range(1, len(landed) + 2))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from adventure_quest.api import admin, commands, errors, ops, reads
+from adventure_quest.api import admin, commands, errors, notify, ops, reads
 from adventure_quest.api.context import ApiContext
 
 DESCRIPTION = """\
@@ -22,6 +22,7 @@ def create_app(context: ApiContext) -> Litestar:
         route_handlers=[
             *commands.routes(context),
             *reads.routes(context),
+            *notify.routes(context),
             *admin.routes(context),
             *ops.routes(context),
         ],

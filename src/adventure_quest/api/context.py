@@ -11,6 +11,7 @@ import msgspec
 from adventure_quest.api import schemas
 from adventure_quest.api.cache import QueryCache
 from adventure_quest.api.consistency import Watch, encode, token_for
+from adventure_quest.api.feed import RoomFeed
 from adventure_quest.api.metrics import ApiMetrics
 from adventure_quest.api.queries import ReadSide
 from adventure_quest.app.game import Game, Outcome
@@ -41,6 +42,7 @@ class ApiContext:
         self.read = ReadSide(processing.db, replicas, cache, self.watch, self.world)
         self.metrics = ApiMetrics()
         self.shards = len(processing.store.logs())
+        self.feed = RoomFeed(self.game, processing.store.logs())
         self.started = time.time()
 
     async def command(
@@ -86,6 +88,9 @@ def player_view(context: ApiContext, state: PlayerState) -> schemas.Player:
         state.max_health,
         state.alive,
         [schemas.Item(i.item_id, i.item_key, items[i.item_key].name) for i in state.inventory],
+        state.kills,
+        state.deaths,
+        list(state.achievements),
     )
 
 

@@ -136,7 +136,8 @@ class ReadSide:
         row = await db.get(ROOM_VIEW, key)
         if row is None:  # nothing happened there yet: the world's starting contents
             state = room.initial_state(self.world, key)
-            items = [self.world.items[i.item_key].name for i in state.items]
+            keys = [i.item_key for i in state.items]
+            items = [self.world.items[k].name for k in keys]
             monsters = [
                 schemas.Monster(m.monster_key, self.world.monsters[m.monster_key].name, m.health)
                 for m in state.monsters
@@ -144,6 +145,7 @@ class ReadSide:
             players: dict[str, schemas.Present] = {}
         else:
             items = list(row["items"])
+            keys = [i["item_key"] for i in row["state"]["items"]]
             monsters = [msgspec.convert(m, schemas.Monster) for m in row["monsters"]]
             players = {k: msgspec.convert(v, schemas.Present) for k, v in row["players"].items()}
         return _encode(
@@ -153,6 +155,7 @@ class ReadSide:
                 definition.description,
                 {str(d): to for d, to in definition.exits.items()},
                 items,
+                keys,
                 monsters,
                 players,
             )

@@ -83,6 +83,9 @@ class Player(msgspec.Struct, frozen=True):
     max_health: int
     alive: bool
     inventory: list[Item]
+    kills: int = 0
+    deaths: int = 0
+    achievements: list[str] = []
 
 
 class EventView(msgspec.Struct, frozen=True):
@@ -138,6 +141,8 @@ class RoomView(msgspec.Struct, frozen=True):
     description: str
     exits: dict[str, str]
     items: list[str]
+    #: The kinds of the items (keys of the world file), in the order of ``items``.
+    item_keys: list[str]
     monsters: list[Monster]
     players: dict[str, Present]
 

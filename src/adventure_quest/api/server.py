@@ -120,6 +120,7 @@ async def serve(
         if role in ("all", "api"):
             context = ApiContext(settings, processing, QueryCache(backend), replicas)
             jobs.append(lambda stop: _http(context, stop, started))
+            jobs.append(context.feed.run)
             described.append(f"API on http://{settings.host}:{settings.port}")
         elif started is not None:
             started.set()
@@ -154,6 +155,7 @@ async def _http(context: ApiContext, stop: asyncio.Event, started: asyncio.Event
         http="httptools",
         backlog=4096,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     try:

@@ -115,3 +115,28 @@ def narrate(world: World, event: Event) -> str | None:
         case HandoverSettled(reason=reason):
             return f"The hand-over did not happen ({reason}); the item stays where it was."
     return None
+
+
+def witness(world: World, event: Event, name: str) -> tuple[str, str] | None:
+    """What others in the room see of ``event`` by ``name``: (kind, text), or None."""
+    match event:
+        case PlayerCreated():
+            return "arrival", f"{name} appears, new to the world."
+        case PlayerRespawned():
+            return "arrival", f"{name} awakens here, whole again."
+        case ItemPickedUp(item=item):
+            return "item", f"{name} takes the {world.items[item.item_key].name}."
+        case ItemPutDown(item=item):
+            return "item", f"{name} drops the {world.items[item.item_key].name}."
+        case MonsterHit(monster_key=key, damage=damage, health_left=left):
+            monster = world.monsters[key].name
+            return "fight", f"{name} hits the {monster} for {damage} ({left} health left)."
+        case MonsterDefeated(monster_key=key):
+            return "fight", f"{name} defeats the {world.monsters[key].name}!"
+        case DamageTaken(amount=amount, monster_key=key) if amount > 0:
+            return "fight", f"The {world.monsters[key].name} hits {name} for {amount} damage."
+        case PlayerDied(killed_by=killer):
+            return "death", f"{name} is slain by the {world.monsters[killer].name}."
+        case PlayerSaid(text=text):
+            return "speech", f'{name} says: "{text}"'
+    return None

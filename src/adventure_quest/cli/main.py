@@ -14,8 +14,10 @@ import typer
 from adventure_quest import runtime
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
+from adventure_quest.app.worlds import load_world
 from adventure_quest.bootstrap import Services
-from adventure_quest.cli.play import QUIT, enter
+from adventure_quest.cli.play import QUIT, Playable, enter
+from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
 from adventure_quest.config import Settings, SettingsError, load_settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.store.errors import StoreError
@@ -52,7 +54,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning configuration and store errors into clear messages."""
     try:
         return runtime.run(coroutine)
-    except (SettingsError, StoreError, DomainError) as error:
+    except (SettingsError, StoreError, DomainError, ServerError) as error:
         raise fail(str(error), error.code) from None
 
 
@@ -73,38 +75,61 @@ def play(
     data_dir: DataDir = None,
     store: StoreUrl = None,
     name: Annotated[str | None, typer.Option(help="Character to create or resume.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Play against a server (aq serve) at this URL instead of locally."),
+    ] = None,
+    tokens: Annotated[Path | None, typer.Option(help="Where --url keeps character tokens.")] = None,
 ) -> None:
     """Play in the terminal: create or resume a character, then type commands ('help')."""
-    run(_play(settings_from(data_dir, store), name))
+    settings = settings_from(data_dir, store)
+    if url is None:
+        run(_play_here(settings, name))
+        return
+    if not url.startswith(("http://", "https://")):
+        raise fail(f"--url must start with http:// or https://, got {url!r}", "invalid_url")
+    run(_play_remote(settings, url, tokens or DEFAULT_TOKENS, name))
 
 
-async def _play(settings: Settings, name: str | None) -> None:
+async def _play_here(settings: Settings, name: str | None) -> None:
+    async with Services.open(settings) as services:
+        await _play(services.game, name)
+
+
+async def _play_remote(settings: Settings, url: str, tokens: Path, name: str | None) -> None:
+    game = RemoteGame(url, load_world(settings.world_path), TokenFile(tokens))
+    try:
+        await _play(game, name)
+    finally:
+        await game.close()
+
+
+async def _play(game: Playable, name: str | None) -> None:
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
         # Undecodable bytes become U+FFFD instead of ending the game with an exception.
         sys.stdin.reconfigure(errors="replace")
-    async with Services.open(settings) as services:
-        while True:
+    while True:
+        if name is None:
+            typer.echo("What is your name, adventurer?")
+            name = _read_line("name> " if interactive else "")
             if name is None:
-                typer.echo("What is your name, adventurer?")
-                name = _read_line("name> " if interactive else "")
-                if name is None:
-                    return
-            try:
-                session, greeting = await enter(services.game, name)
-            except DomainError as error:
-                typer.echo(error.message)
-                name = None
-                continue
+                return
+        try:
+            session, greeting = await enter(game, name)
+        except DomainError as error:
+            typer.echo(error.message)
+            name = None
+            continue
+        break
+    typer.echo(greeting)
+    while (line := _read_line("> " if interactive else "")) is not None:
+        answer = await session.handle(line)
+        if answer is QUIT:
             break
-        typer.echo(greeting)
-        while (line := _read_line("> " if interactive else "")) is not None:
-            answer = await session.handle(line)
-            if answer is QUIT:
-                break
-            if answer:
-                typer.echo(str(answer))
-        typer.echo("Farewell.")
+        if answer:
+            typer.echo(str(answer))
+    typer.echo("Farewell.")
 
 
 def _read_line(prompt: str) -> str | None:

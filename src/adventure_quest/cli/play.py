@@ -7,9 +7,10 @@ line source, so piped standard input plays the same as a person typing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from adventure_quest.app.aggregates import player_id_for
-from adventure_quest.app.game import Game, Outcome
+from adventure_quest.app.game import Outcome
 from adventure_quest.app.repository import ConflictError
 from adventure_quest.app.text import (
     describe_inventory,
@@ -18,7 +19,9 @@ from adventure_quest.app.text import (
     narrate,
 )
 from adventure_quest.domain.errors import DomainError
-from adventure_quest.domain.world import DIRECTIONS
+from adventure_quest.domain.player import PlayerState
+from adventure_quest.domain.room import RoomState
+from adventure_quest.domain.world import DIRECTIONS, World
 
 HELP = """Commands:
   look (l)                 describe where you are
@@ -35,10 +38,27 @@ HELP = """Commands:
 QUIT = object()
 
 
+class Playable(Protocol):
+    """What a session plays against: the game in process, or a server (cli/remote.py)."""
+
+    world: World
+
+    async def player(self, player_id: str) -> PlayerState: ...
+    async def room(self, room_key: str) -> RoomState: ...
+    async def create_character(self, name: str) -> Outcome: ...
+    async def move(self, player_id: str, direction: str) -> Outcome: ...
+    async def take(self, player_id: str, words: str) -> Outcome: ...
+    async def drop(self, player_id: str, words: str) -> Outcome: ...
+    async def attack(self, player_id: str, words: str) -> Outcome: ...
+    async def use(self, player_id: str, words: str) -> Outcome: ...
+    async def say(self, player_id: str, text: str) -> Outcome: ...
+    async def respawn(self, player_id: str) -> Outcome: ...
+
+
 class Session:
     """One player's terminal session: a line in, game text out."""
 
-    def __init__(self, game: Game, player_id: str) -> None:
+    def __init__(self, game: Playable, player_id: str) -> None:
         self.game = game
         self.player_id = player_id
         self._verbs: dict[str, Callable[[str], Awaitable[str]]] = {
@@ -128,7 +148,7 @@ class Session:
         return HELP
 
 
-async def enter(game: Game, name: str) -> tuple[Session, str]:
+async def enter(game: Playable, name: str) -> tuple[Session, str]:
     """Resume the character called ``name``, or create it; returns the session and a greeting."""
     player_id = player_id_for(name)
     try:
