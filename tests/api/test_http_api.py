@@ -210,8 +210,11 @@ def test_metrics_health_and_the_openapi_document(tmp_path: Path) -> None:
                 "aq_projection_lag_seconds",
                 "aq_dead_letters 0",
                 'aq_events_appended_total{kind="events"} 2',
+                "aq_feed_subscribers 0",
             ):
                 assert name in metrics, name
+            rss = next(x for x in metrics.splitlines() if x.startswith("process_resident_memory"))
+            assert 10_000_000 < int(rss.split()[1]) < 2_000_000_000
             assert (await client.get("/healthz")).json()["status"] == "ok"
             ready = await client.get("/readyz")
             assert ready.status_code == 200

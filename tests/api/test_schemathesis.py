@@ -54,6 +54,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
             ],
             capture_output=True,
             text=True,
+            cwd=tmp_path,  # its crash cache goes there, not into the repository
             timeout=600,
             check=False,
         )

@@ -52,6 +52,12 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
     )
 
     async def scenario() -> None:
+        # A hang here once stalled a CI run; a bound turns it into a failure naming the step.
+        async with asyncio.timeout(90):
+            await play(stream)
+        await delete_stream_and_bucket(stream)
+
+    async def play(stream: str) -> None:
         async with (
             Processing.open(config, WORLD) as first,
             Processing.open(config, WORLD) as second,
@@ -88,6 +94,5 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
             stop_a.set()
             stop_relay.set()
             await asyncio.gather(task_a, relay)
-        await delete_stream_and_bucket(stream)
 
     run(scenario())

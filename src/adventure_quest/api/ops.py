@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
+from pathlib import Path
 
 import msgspec
 from litestar import Response, get
@@ -36,6 +39,10 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             "# HELP aq_replica_fallbacks_total Token queries a replica could not serve in time.",
             "# TYPE aq_replica_fallbacks_total counter",
             f"aq_replica_fallbacks_total {context.read.fallbacks}",
+            "# HELP aq_feed_subscribers Open room feeds.",
+            "# TYPE aq_feed_subscribers gauge",
+            f"aq_feed_subscribers {context.feed.subscribers}",
+            *memory_lines(),
         ]
         return "\n".join(lines) + "\n" + prometheus(status)
 
@@ -100,3 +107,21 @@ def _document(request: AnyRequest) -> bytes:
                 if integer and "minimum" not in schema:
                     schema["minimum"] = 0
     return msgspec.json.encode(document)
+
+
+def memory_lines() -> list[str]:
+    """Resident memory now and at its peak (Linux /proc; elsewhere the peak only)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    now = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) * 1024
+    return [
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {now}",
+        "# HELP aq_process_peak_resident_memory_bytes Peak resident memory size in bytes.",
+        "# TYPE aq_process_peak_resident_memory_bytes gauge",
+        f"aq_process_peak_resident_memory_bytes {peak}",
+    ]

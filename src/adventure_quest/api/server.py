@@ -151,6 +151,8 @@ async def _http(context: ApiContext, stop: asyncio.Event, started: asyncio.Event
         lifespan="off",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         loop="none",
         http="httptools",
         backlog=4096,

@@ -55,10 +55,10 @@ class AchievementsManager(ProcessManager):
         repository, players = self.game.repository, self.game.players
         loaded = await repository.load(players, recorded.stream_id)
         if loaded.version < recorded.version:
-            # Another process appended since this one cached the character. Deciding on the
-            # stale state would append nothing, and no conflict would reveal the miss.
-            repository.forget(recorded.stream_id)
-            loaded = await repository.load(players, recorded.stream_id)
+            # Another process (or a command of this one still on its way to the cache)
+            # appended since the character was cached. Deciding on the stale state would append
+            # nothing, and no conflict would reveal the miss: read the newer events.
+            loaded = await repository.refresh(players, recorded.stream_id)
         if loaded.version <= recorded.version or not achievements.earned(
             loaded.state, self.game.world
         ):

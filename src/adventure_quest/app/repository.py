@@ -117,6 +117,19 @@ class Repository:
         self._cache.put(stream_id, loaded)
         return loaded
 
+    async def refresh(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
+        """The current state when another writer may have appended: the cached state plus the
+        events after it (a plain load when nothing is cached)."""
+        cached = self._cache.get(stream_id)
+        if cached is None:
+            return await self.load(kind, stream_id)
+        loaded = await self._replay(kind, stream_id, cached)
+        newer = self._cache.get(stream_id)
+        if newer is not None and newer.version >= loaded.version:
+            return newer
+        self._cache.put(stream_id, loaded)
+        return loaded
+
     async def _load_from_store(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
         state, version = kind.initial(stream_id), 0
         snapshot = await self.snapshots.load(stream_id)

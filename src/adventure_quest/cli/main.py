@@ -239,9 +239,11 @@ def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from adventure_quest.cli import bench, processing, serve
+    from adventure_quest.cli import bench, loadtest, processing, serve
 
     bench.register(bench_app)
+    loadtest.register(app)
+    loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
     processing.register(app, settings_with, run)
     serve.register(app, settings_with, run)
     app()

@@ -1,0 +1,64 @@
+"""``aq loadtest``: simulated players against a running server over HTTP (benchmarks.loadtest)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from adventure_quest import runtime
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``loadtest`` (the generator is imported lazily: it is not needed to play)."""
+
+    @app.command("loadtest")
+    def loadtest(
+        url: Annotated[str, typer.Option(help="The running server, e.g. http://127.0.0.1:8000.")],
+        players: Annotated[
+            int, typer.Option(min=1, max=10_000, help="Simulated players, one connection each.")
+        ] = 100,
+        duration: Annotated[
+            float, typer.Option(min=0.1, help="Seconds of load once the characters exist.")
+        ] = 30.0,
+        rate: Annotated[
+            float,
+            typer.Option(
+                min=0, help="Commands per second across all players; 0: as fast as possible."
+            ),
+        ] = 0.0,
+        query_ratio: Annotated[
+            float, typer.Option(min=0, max=1, help="The fraction of requests that are queries.")
+        ] = 0.7,
+        seed: Annotated[
+            int | None, typer.Option(min=0, help="Names and choices; default: a random one.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    ) -> None:
+        """Players create characters, then query and command at a realistic mix: throughput,
+        latency p50/p99 and end-to-end lag (a command's answer to its read-back)."""
+        from benchmarks import loadtest as generator
+        from benchmarks.harness import report
+
+        def progress(line: str) -> None:
+            typer.echo(line, err=True)
+
+        try:
+            result = runtime.run(
+                generator.run(
+                    url,
+                    players=players,
+                    duration_s=duration,
+                    rate=rate,
+                    query_ratio=query_ratio,
+                    seed=seed,
+                    progress=progress,
+                )
+            )
+        except generator.LoadTestError as error:
+            typer.echo(f"error [loadtest]: {error}", err=True)
+            raise typer.Exit(2) from None
+        if as_json:
+            report(result, as_json=True)
+        else:
+            typer.echo(generator.summary(result))

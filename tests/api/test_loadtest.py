@@ -1,0 +1,34 @@
+"""``aq loadtest`` against a live server: players command and query, and nothing fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks import loadtest
+from tests.api.server import live, settings_for
+from tests.conftest import run
+
+REQUIRED = {
+    "commands_per_s", "queries_per_s", "command_p50_ms", "command_p99_ms", "query_p50_ms",
+    "query_p99_ms", "lag_p50_ms", "lag_p99_ms", "errors", "rejections", "commands", "queries",
+    "players", "duration_s", "error_samples",
+}  # fmt: skip
+
+
+def test_ten_players_for_two_seconds_command_and_query_without_errors(tmp_path: Path) -> None:
+    async def scenario() -> dict[str, Any]:
+        settings = settings_for(tmp_path)
+        async with live(settings):
+            url = f"http://{settings.host}:{settings.port}"
+            return await loadtest.run(url, players=10, duration_s=2.0, seed=7)
+
+    result = run(scenario())
+    assert not REQUIRED - set(result), REQUIRED - set(result)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["players"] == 10
+    assert result["commands_per_s"] > 0
+    assert result["queries_per_s"] > 0
+    assert result["lag_samples"] > 0
+    assert 0 < result["lag_p50_ms"] <= result["lag_p99_ms"]
+    assert 0 < result["command_p50_ms"] <= result["command_p99_ms"]
