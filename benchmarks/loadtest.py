@@ -454,11 +454,13 @@ async def run(
     query_ratio: float = 0.7,
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
+    characters: int = 0,
 ) -> dict[str, Any]:
     """Drive the server at ``url`` with ``players`` for ``duration_s``; the figures.
 
     ``rate`` paces commands across all players (queries keep their share around them);
-    0 sends as fast as answers come back.
+    0 sends as fast as answers come back. ``characters`` more characters are created first
+    (32 at a time) and left idle: how the server holds up with many of them.
     """
     if players < 1 or duration_s <= 0 or rate < 0 or not 0 <= query_ratio <= 1:
         raise LoadTestError("need players >= 1, duration > 0, rate >= 0, 0 <= query ratio <= 1")
@@ -476,6 +478,8 @@ async def run(
     helpers = [asyncio.create_task(client.watch())]
     try:
         began = time.perf_counter()
+        if characters:
+            await _populate(shared, characters, seed, progress)
         playing = await _cast(shared, players, seed)
         setup_s = time.perf_counter() - began
         began = time.perf_counter()
@@ -489,14 +493,57 @@ async def run(
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
         await client.close()
-    return _figures(shared.stats, elapsed, setup_s) | {
-        "client_cpu_s": round(time.process_time() - cpu_began, 3),
-        "url": url,
-        "players": len(playing),
-        "rate": rate,
-        "query_ratio": query_ratio,
-        "seed": seed,
-    }
+    return (
+        _figures(shared.stats, elapsed, setup_s)
+        | await _server_memory(client)
+        | {
+            "characters": characters,
+            "client_cpu_s": round(time.process_time() - cpu_began, 3),
+            "url": url,
+            "players": len(playing),
+            "rate": rate,
+            "query_ratio": query_ratio,
+            "seed": seed,
+        }
+    )
+
+
+async def _populate(
+    shared: Run, characters: int, seed: int, progress: Callable[[str], None] | None
+) -> None:
+    """Create ``characters`` idle characters, 32 requests at a time."""
+    made = 0
+
+    async def creator(lane: int) -> None:
+        nonlocal made
+        maker = Player(shared, "", random.Random(f"{seed}-idle-{lane}"))
+        for n in range(lane, characters, 32):
+            maker.name = f"Idle-{seed}-{n}"
+            if await maker.create():
+                made += 1
+                if progress is not None and made % 1000 == 0:
+                    progress(f"{made} idle characters created")
+
+    await asyncio.gather(*(creator(lane) for lane in range(min(32, characters))))
+
+
+async def _server_memory(client: Client) -> dict[str, float]:
+    """The server's resident memory (now and peak, MB) from its /metrics, when it says."""
+    connection = await client.connect()
+    try:
+        status, body = await connection.request(client.get("/metrics"))
+    finally:
+        connection.close()
+    figures: dict[str, float] = {}
+    if status != 200:
+        return figures
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name == "process_resident_memory_bytes":
+            figures["server_rss_mb"] = round(float(value) / 2**20, 1)
+        elif name == "aq_process_peak_resident_memory_bytes":
+            figures["server_peak_rss_mb"] = round(float(value) / 2**20, 1)
+    return figures
 
 
 async def _cast(shared: Run, players: int, seed: int) -> list[Player]:
@@ -593,4 +640,9 @@ def summary(result: dict[str, Any]) -> str:
         f"errors {r['errors']:,}; the generator used {r['client_cpu_s']:g} s of CPU",
         *(f"  {sample}" for sample in r["error_samples"]),
     ]
+    if "server_rss_mb" in r:
+        lines.append(
+            f"server memory {r['server_rss_mb']} MB resident, peak {r['server_peak_rss_mb']} MB"
+            + (f" ({r['characters']:,} idle characters)" if r["characters"] else "")
+        )
     return "\n".join(lines)

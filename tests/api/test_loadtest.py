@@ -21,7 +21,7 @@ def test_ten_players_for_two_seconds_command_and_query_without_errors(tmp_path: 
         settings = settings_for(tmp_path)
         async with live(settings):
             url = f"http://{settings.host}:{settings.port}"
-            return await loadtest.run(url, players=10, duration_s=2.0, seed=7)
+            return await loadtest.run(url, players=10, duration_s=2.0, seed=7, characters=40)
 
     result = run(scenario())
     assert not REQUIRED - set(result), REQUIRED - set(result)
@@ -32,3 +32,5 @@ def test_ten_players_for_two_seconds_command_and_query_without_errors(tmp_path: 
     assert result["lag_samples"] > 0
     assert 0 < result["lag_p50_ms"] <= result["lag_p99_ms"]
     assert 0 < result["command_p50_ms"] <= result["command_p99_ms"]
+    assert result["characters"] == 40
+    assert 20 < result["server_rss_mb"] <= result["server_peak_rss_mb"] < 2000

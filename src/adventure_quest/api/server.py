@@ -23,6 +23,7 @@ import uvicorn
 from adventure_quest.api.app import create_app
 from adventure_quest.api.cache import CacheBackend, QueryCache, open_cache
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.fast_reads import FastReads
 from adventure_quest.api.queries import cache_keys
 from adventure_quest.app.worlds import load_world
 from adventure_quest.config import Settings, SettingsError
@@ -145,7 +146,7 @@ async def run_together(jobs: Sequence[Job], stop: asyncio.Event) -> None:
 async def _http(context: ApiContext, stop: asyncio.Event, started: asyncio.Event | None) -> None:
     settings = context.settings
     config = uvicorn.Config(
-        create_app(context),
+        FastReads(create_app(context), context),
         host=settings.host,
         port=settings.port,
         lifespan="off",

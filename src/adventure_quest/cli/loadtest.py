@@ -33,6 +33,12 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[
             int | None, typer.Option(min=0, help="Names and choices; default: a random one.")
         ] = None,
+        characters: Annotated[
+            int,
+            typer.Option(
+                min=0, max=1_000_000, help="Idle characters to create first (server memory)."
+            ),
+        ] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     ) -> None:
         """Players create characters, then query and command at a realistic mix: throughput,
@@ -53,6 +59,7 @@ def register(app: typer.Typer) -> None:
                     query_ratio=query_ratio,
                     seed=seed,
                     progress=progress,
+                    characters=characters,
                 )
             )
         except generator.LoadTestError as error:
