@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cache_url: str = "memory://"
     #: Safety-net lifetime of a cached answer (invalidation on change is what keeps it fresh).
     cache_ttl_s: float = 30.0
+    #: Prefix of the cache's Redis keys: each deployment sharing a Redis server needs its own.
+    cache_prefix: str = "aq:cache:"
     #: The admin token (admin endpoints); ``aq serve`` makes one in the data directory if unset.
     admin_token: str = ""
     #: Request bodies over this many bytes are refused with 413.
@@ -102,6 +104,7 @@ _ENV = {
     "AQ_READ_REPLICAS": "read_replicas",
     "AQ_CACHE": "cache_url",
     "AQ_CACHE_TTL": "cache_ttl_s",
+    "AQ_CACHE_PREFIX": "cache_prefix",
     "AQ_ADMIN_TOKEN": "admin_token",
     "AQ_MAX_BODY_BYTES": "max_body_bytes",
     "AQ_MAX_WAIT_MS": "max_wait_ms",

@@ -78,6 +78,7 @@ def test_relay_worker_and_two_api_processes_play_one_game(tmp_path: Path) -> Non
         "AQ_QUEUE": f"nats://127.0.0.1:4222/{stream}",
         "AQ_CACHE": "redis://127.0.0.1:6379/0",
         "AQ_CACHE_TTL": "3600",  # only invalidation can make a cached answer change here
+        "AQ_CACHE_PREFIX": f"aq:test:{stream}:",  # earlier runs' answers are not this game's
         "AQ_ADMIN_TOKEN": "roles-admin",
         "AQ_PARTITIONS": "4",
         "AQ_DATA_DIR": str(tmp_path),

@@ -155,12 +155,12 @@ class QueryCache:
         return entry
 
 
-def open_cache(url: str, ttl_s: float) -> CacheBackend:
-    """``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared)."""
+def open_cache(url: str, ttl_s: float, prefix: str = "aq:cache:") -> CacheBackend:
+    """``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared; keys under ``prefix``)."""
     if url in ("", "memory://"):
         return MemoryCache(ttl_s)
     if url.startswith(("redis://", "rediss://")):
         from adventure_quest.api.redis_cache import RedisCache
 
-        return RedisCache(url, ttl_s)
+        return RedisCache(url, ttl_s, prefix)
     raise ValueError(f"cache URL {url!r}: use memory:// or redis://HOST:PORT[/DB]")

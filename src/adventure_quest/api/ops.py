@@ -117,6 +117,8 @@ def memory_lines() -> list[str]:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 now = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):  # the same count as VmRSS, so peak >= now
+                peak = int(line.split()[1]) * 1024
     return [
         "# HELP process_resident_memory_bytes Resident memory size in bytes.",
         "# TYPE process_resident_memory_bytes gauge",

@@ -99,7 +99,7 @@ async def serve(
     world = load_world(settings.world_path)
     async with contextlib.AsyncExitStack() as stack:
         processing = await stack.enter_async_context(Processing.open(settings, world))
-        backend = open_cache(settings.cache_url, settings.cache_ttl_s)
+        backend = open_cache(settings.cache_url, settings.cache_ttl_s, settings.cache_prefix)
         stack.push_async_callback(backend.close)
         replicas: list[ReadDatabase] = []
         for url in settings.read_replicas:
