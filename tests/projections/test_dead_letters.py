@@ -9,9 +9,10 @@ from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.worlds import load_world
-from adventure_quest.domain.events import Event, PlayerSaid
+from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
 from adventure_quest.projections.model import RowKey, Rows
 from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
+from adventure_quest.projections.rooms import ROOM_VIEW, RoomView
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import RecordedEvent
@@ -106,6 +107,47 @@ def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -
         await game.move(cy, "south")
         counts = await runner.apply((await all_events(store))[-1:])
         assert counts.applied == 1  # unparked: the stream goes on without the skipped events
+        await db.close()
+
+    run(scenario())
+
+
+class FragileRooms(RoomView):
+    """A room view that chokes after changing the rooms in place (moves, and "boom")."""
+
+    async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
+        await super().apply(event, recorded, rows)
+        if isinstance(event, PlayerMoved) or (
+            isinstance(event, PlayerSaid) and "boom" in event.text
+        ):
+            raise ValueError("cannot handle this")
+
+
+def test_a_failing_event_leaves_the_rooms_it_changed_in_place_as_they_were(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        for name in ("Ann", "Bob", "Cy"):
+            await game.create_character(name)
+        ann, bob, cy = (player_id_for(name) for name in ("Ann", "Bob", "Cy"))
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, [FragileRooms(WORLD)], store, event_codec())
+        await runner.setup()
+        await runner.apply(await all_events(store))
+        square = await db.get(ROOM_VIEW, WORLD.start_room)
+        assert square is not None
+        await game.say(cy, "boom")  # fails after replacing Cy's entry
+        await game.move(ann, "north")  # fails after moving Ann out of the square and in north
+        await game.say(bob, "hello")  # applied: Bob's entry is set again, equal
+        counts = await runner.apply((await all_events(store))[-3:])
+        assert (counts.applied, counts.parked) == (1, 2)
+        after = await db.get(ROOM_VIEW, WORLD.start_room)
+        assert after is not None
+        assert after["players"] == square["players"]
+        assert set(after["players"]) == {ann, bob, cy}
+        assert await db.get(ROOM_VIEW, "market_street") is None
         await db.close()
 
     run(scenario())

@@ -26,10 +26,12 @@ class Achievements:
 
     name = "achievements"
     tables = (ACHIEVEMENTS,)
+    handles = (PlayerCreated, AchievementUnlocked)
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         if isinstance(event, AchievementUnlocked | PlayerCreated):
-            yield ACHIEVEMENTS.name, player_key(recorded)
+            return ((ACHIEVEMENTS.name, player_key(recorded)),)
+        return ()
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         key = player_key(recorded)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -13,6 +13,7 @@ from adventure_quest.store.envelope import RecordedEvent
 ColumnType = Literal["text", "integer", "json"]
 Row = dict[str, Any]
 RowKey = tuple[str, str]  # (table name, primary key value)
+Undo = Callable[[], object]  # reverts a change made to a row in place
 
 
 class Table(msgspec.Struct, frozen=True):
@@ -52,60 +53,66 @@ class Rows:
         self._tables = tables
         self._rows: dict[RowKey, Row | None] = {}
         self.changed: set[RowKey] = set()
-        self._journal: list[tuple[RowKey, Row | None, bool]] | None = None
+        #: Each change since ``begin``: the row, what it was, whether it was changed, and how to
+        #: undo what was changed in place.
+        self._journal: list[tuple[RowKey, Row | None, bool, Undo | None]] = []
 
     async def prefetch(self, keys: Iterable[RowKey]) -> None:
         """Load, table by table in one query each, the rows not loaded yet."""
         wanted: dict[str, list[str]] = {}
-        for table, key in keys:
-            if (table, key) not in self._rows:
-                self._rows[(table, key)] = None
-                wanted.setdefault(table, []).append(key)
+        rows = self._rows
+        for row_key in keys:
+            if row_key not in rows:
+                rows[row_key] = None
+                wanted.setdefault(row_key[0], []).append(row_key[1])
         for table, table_keys in wanted.items():
             for key, row in (await self._unit.load(self._tables[table], table_keys)).items():
                 self._rows[(table, key)] = row
 
-    def absent(self, keys: Iterable[RowKey]) -> None:
-        """Take these rows as known not to exist (the caller checked more cheaply)."""
-        for row_key in keys:
-            self._rows.setdefault(row_key, None)
-
     async def get(self, table: str, key: str) -> Row | None:
-        """The row (a copy you may change and ``put``), or None."""
-        if (table, key) not in self._rows:
-            await self.prefetch([(table, key)])
-        row = self._rows[(table, key)]
-        return None if row is None else dict(row)
+        """The row, or None.
 
-    def put(self, table: str, key: str, row: Row) -> None:
-        self._remember((table, key))
-        self._rows[(table, key)] = row
-        self.changed.add((table, key))
+        Change it through ``put`` only: a new row, or this one changed in place together with
+        how to ``undo`` that (the undo journal keeps rows, not copies of them).
+        """
+        row_key = (table, key)
+        if row_key not in self._rows:
+            await self.prefetch([row_key])
+        return self._rows[row_key]
+
+    def prefetched(self, table: str, key: str) -> Row | None:
+        """``get`` without waiting, for a row the projection's ``prefetch`` named."""
+        try:
+            return self._rows[(table, key)]
+        except KeyError:
+            raise LookupError(f"{table} {key!r} was not prefetched") from None
+
+    def put(self, table: str, key: str, row: Row, undo: Undo | None = None) -> None:
+        """Write ``row``; ``undo`` reverts what was changed in it in place, if anything."""
+        row_key = (table, key)
+        self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, undo))
+        self._rows[row_key] = row
+        self.changed.add(row_key)
 
     def delete(self, table: str, key: str) -> None:
-        self._remember((table, key))
-        self._rows[(table, key)] = None
-        self.changed.add((table, key))
-
-    def _remember(self, row_key: RowKey) -> None:
-        if self._journal is not None:
-            self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed))
+        row_key = (table, key)
+        self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, None))
+        self._rows[row_key] = None
+        self.changed.add(row_key)
 
     def begin(self) -> None:
-        """Start recording changes, so one event's changes can be undone."""
-        self._journal = []
-
-    def undo_point_passed(self) -> None:
-        """Keep the changes since ``begin``."""
-        self._journal = None
+        """Mark where ``undo`` goes back to (before one event's changes)."""
+        self._journal.clear()
 
     def undo(self) -> None:
         """Forget every change since ``begin`` (an event that failed half-way)."""
-        for row_key, before, was_changed in reversed(self._journal or []):
+        for row_key, before, was_changed, undo in reversed(self._journal):
             self._rows[row_key] = before
             if not was_changed:
                 self.changed.discard(row_key)
-        self._journal = None
+            if undo is not None:
+                undo()
+        self._journal.clear()
 
     async def flush(self) -> None:
         """Write every changed row through the unit."""
@@ -123,7 +130,10 @@ class Rows:
 
 
 class Projection(Protocol):
-    """A read model: the tables it owns and how each event changes them."""
+    """A read model: the tables it owns and how each event changes them.
+
+    A projection may also name the event types it acts on (``handles``, see ``handled``).
+    """
 
     @property
     def name(self) -> str:
@@ -142,6 +152,16 @@ class Projection(Protocol):
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         """Change the rows for one event; must be deterministic (rebuild equals live)."""
         ...
+
+
+def handled(projection: Projection) -> tuple[type[Event], ...] | None:
+    """The event types ``apply`` acts on, when the projection names them (``handles``).
+
+    For any other event ``apply`` would change nothing, so the runner does not call it (the
+    event still counts as applied and moves the stream's version). None: no such promise.
+    """
+    handles: tuple[type[Event], ...] | None = getattr(projection, "handles", None)
+    return handles
 
 
 def table_names(projection: Projection) -> dict[str, Table]:

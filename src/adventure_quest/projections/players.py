@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 
@@ -42,12 +41,18 @@ def player_key(recorded: RecordedEvent) -> str:
 
 
 def state_of(row: Row | None) -> PlayerState:
-    """The character state a row keeps (the domain's own fold, so the two never disagree)."""
-    return PlayerState() if row is None else msgspec.convert(row["state"], PlayerState)
+    """The character state a row keeps (the domain's own fold, so the two never disagree).
+
+    Within a batch a row keeps the state as the struct it was folded into, not as plain data:
+    the next event of the same character needs no conversion, and JSON encodes both alike.
+    """
+    if row is None:
+        return PlayerState()
+    state = row["state"]
+    return state if isinstance(state, PlayerState) else msgspec.convert(state, PlayerState)
 
 
 def details_row(state: PlayerState) -> Row:
-    data: dict[str, Any] = msgspec.to_builtins(state)
     return {
         "name": state.name,
         "level": state.level,
@@ -57,7 +62,7 @@ def details_row(state: PlayerState) -> Row:
         "room": state.room,
         "alive": int(state.alive),
         "inventory": [item.item_key for item in state.inventory],
-        "state": data,
+        "state": state,
     }
 
 
@@ -69,13 +74,14 @@ class PlayerDetails:
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         if recorded.stream_type == "player":
-            yield PLAYER_DETAILS.name, player_key(recorded)
+            return ((PLAYER_DETAILS.name, player_key(recorded)),)
+        return ()
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         if recorded.stream_type != "player":
             return
         key = player_key(recorded)
-        state = player.evolve(state_of(await rows.get(PLAYER_DETAILS.name, key)), event)
+        state = player.evolve(state_of(rows.prefetched(PLAYER_DETAILS.name, key)), event)
         rows.put(PLAYER_DETAILS.name, key, details_row(state))
 
 
@@ -84,10 +90,12 @@ class Leaderboard:
 
     name = "leaderboard"
     tables = (LEADERBOARD,)
+    handles = (PlayerCreated, XpGained, LevelledUp)
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         if isinstance(event, XpGained | LevelledUp | PlayerCreated):
-            yield LEADERBOARD.name, player_key(recorded)
+            return ((LEADERBOARD.name, player_key(recorded)),)
+        return ()
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         key = player_key(recorded)

@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 import msgspec
 
 from adventure_quest.domain.events import Event
-from adventure_quest.projections.model import Projection, RowKey, Rows, Table, table_names
+from adventure_quest.projections.model import (
+    Projection,
+    RowKey,
+    Rows,
+    Table,
+    handled,
+    table_names,
+)
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.uuid7 import uuid7
@@ -37,6 +44,7 @@ class Shadow:
             for name, table in table_names(live).items()
         }
         self.tables: Sequence[Table] = list(self.renamed.values())
+        self.handles = handled(live)
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         return self.live.prefetch(event, recorded)

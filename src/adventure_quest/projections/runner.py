@@ -23,6 +23,7 @@ import msgspec
 from adventure_quest.domain.events import Event
 from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
 from adventure_quest.projections import dead_letters, progress
+from adventure_quest.projections.batch import Batch
 from adventure_quest.projections.model import (
     Projection,
     Row,
@@ -30,6 +31,7 @@ from adventure_quest.projections.model import (
     Rows,
     Table,
     Unit,
+    handled,
     table_names,
 )
 from adventure_quest.projections.ports import ReadDatabase
@@ -40,6 +42,7 @@ from adventure_quest.store.ports import EventStore
 
 log = logging.getLogger(__name__)
 LETTERS, PARKED = dead_letters.DEAD_LETTERS, dead_letters.PARKED_STREAMS
+PARKED_BEHIND = "parked behind an earlier failure of its stream"
 
 
 class Applied(msgspec.Struct):
@@ -101,9 +104,10 @@ class ProjectionRunner:
     ) -> Applied:
         counts = Applied()
         changed: set[RowKey] = set()
+        batch = Batch(events, self.codec)
         async with self.db.unit() as unit:
             for projection in projections:
-                await self._apply_one(unit, projection, events, counts, changed)
+                await self._apply_one(unit, projection, batch, counts, changed)
             if live and self.partitions is not None:
                 await progress.record(unit, progress.marks(events, self.partitions))
         self.totals.applied += counts.applied
@@ -118,60 +122,81 @@ class ProjectionRunner:
         self,
         unit: Unit,
         projection: Projection,
-        events: Sequence[RecordedEvent],
+        batch: Batch,
         counts: Applied,
         changed: set[RowKey],
     ) -> None:
-        streams = list(dict.fromkeys(event.stream_id for event in events))
-        last = await unit.versions(projection.name, streams)
-        start = dict(last)
-        todo: list[RecordedEvent] = []
-        for event in events:
-            seen = last.get(event.stream_id, 0)
-            if event.version <= seen:
-                counts.duplicates += 1
-                continue
-            if event.version > seen + 1:
-                missing = await self.store.read_stream(event.stream_id, seen + 1, event.version - 1)
-                counts.gap_events += len(missing)
-                todo += missing
-            todo.append(event)
-            last[event.stream_id] = event.version
-        if not todo:
+        plan = await batch.plan(await unit.versions(projection.name, batch.streams), self.store)
+        counts.duplicates += plan.duplicates
+        counts.gap_events += plan.gap_events
+        if not plan.todo:
             return
         rows = Rows(unit, table_map(projection))
-        parked = dead_letters.PARKED_STREAMS.name
-        parking = [
-            (parked, dead_letters.parking_key(projection.name, s))
-            for s in dict.fromkeys(r.stream_id for r in todo)
-        ]
-        if await self.db.select(PARKED, where={"projection": projection.name}, limit=1):
-            await rows.prefetch(parking)
-        else:
-            rows.absent(parking)  # the common case: nothing parked, no lookup per stream
-        decoded: list[tuple[Event | None, RecordedEvent, str]] = []
-        for recorded in todo:
-            try:
-                decoded.append((self.codec.decode(recorded), recorded, ""))
-            except Exception as error:
-                decoded.append((None, recorded, f"cannot decode: {error!r}"))
-        await rows.prefetch(
-            key for e, r, _ in decoded if e is not None for key in projection.prefetch(e, r)
-        )
-        for domain_event, recorded, decode_failure in decoded:
-            failure = decode_failure or await self._apply_event(
-                projection, domain_event, recorded, rows
-            )
-            if failure:
-                dead_letters.park(rows, projection.name, recorded, failure)
-                counts.parked += 1
-            else:
-                counts.applied += 1
+        parked = await self._parked(projection.name, batch, plan.todo, rows)
+        await self._apply_events(projection, batch.decoded(plan.todo), rows, parked, counts)
         changed |= rows.changed
         await rows.flush()
-        await unit.set_versions(
-            projection.name, {s: v for s, v in last.items() if start.get(s) != v}
-        )
+        await unit.set_versions(projection.name, plan.versions)
+
+    async def _apply_events(
+        self,
+        projection: Projection,
+        todo: Sequence[tuple[Event | str, RecordedEvent]],
+        rows: Rows,
+        parked: set[str],
+        counts: Applied,
+    ) -> None:
+        """Apply decoded events in order; park those that fail, and their streams' next ones."""
+        handles = handled(projection)
+        wanted: list[RowKey] = []
+        for event, recorded in todo:
+            if not isinstance(event, str) and (handles is None or isinstance(event, handles)):
+                wanted += projection.prefetch(event, recorded)
+        await rows.prefetch(wanted)
+        applied = 0
+        for event, recorded in todo:
+            if isinstance(event, str):
+                failure = event
+            elif recorded.stream_id in parked:
+                failure = PARKED_BEHIND
+            elif handles is not None and not isinstance(event, handles):
+                applied += 1  # nothing for this projection to change
+                continue
+            else:
+                rows.begin()
+                try:
+                    await projection.apply(event, recorded, rows)
+                except Exception as error:
+                    failure = self._failed(projection, recorded, rows, error)
+                else:
+                    applied += 1
+                    continue
+            dead_letters.park(rows, projection.name, recorded, failure)
+            parked.add(recorded.stream_id)
+            counts.parked += 1
+        counts.applied += applied
+
+    async def _parked(
+        self, name: str, batch: Batch, todo: Sequence[RecordedEvent], rows: Rows
+    ) -> set[str]:
+        """The streams of ``todo`` parked for projection ``name`` (their events wait behind)."""
+        if batch.anything_parked is None:  # asked once per batch: usually no projection has any
+            batch.anything_parked = bool(await self.db.select(PARKED, limit=1))
+        if not batch.anything_parked or not await self.db.select(
+            PARKED, where={"projection": name}, limit=1
+        ):
+            return set()  # the common case: nothing parked, no lookup per stream
+        parking = {
+            dead_letters.parking_key(name, stream): stream
+            for stream in dict.fromkeys(r.stream_id for r in todo)
+        }
+        keys = [(PARKED.name, key) for key in parking]
+        await rows.prefetch(keys)
+        return {
+            stream
+            for key, stream in parking.items()
+            if await rows.get(PARKED.name, key) is not None
+        }
 
     def projection(self, name: str) -> Projection:
         """The projection called ``name``; ValueError naming the known ones otherwise."""
@@ -237,25 +262,32 @@ class ProjectionRunner:
     ) -> str:
         """Apply one event; on failure undo its changes and say why ("" when applied)."""
         parking = dead_letters.parking_key(projection.name, recorded.stream_id)
-        if await rows.get(dead_letters.PARKED_STREAMS.name, parking) is not None:
-            return "parked behind an earlier failure of its stream"
+        if await rows.get(PARKED.name, parking) is not None:
+            return PARKED_BEHIND
         if event is None:
             return "cannot decode"
         rows.begin()
         try:
+            await rows.prefetch(projection.prefetch(event, recorded))
             await projection.apply(event, recorded, rows)
         except Exception as error:
-            rows.undo()
-            log.warning(
-                "%s failed on %s v%d (%r); parking the stream",
-                projection.name,
-                recorded.stream_id,
-                recorded.version,
-                error,
-            )
-            return f"{type(error).__name__}: {error}"
-        rows.undo_point_passed()
+            return self._failed(projection, recorded, rows, error)
         return ""
+
+    @staticmethod
+    def _failed(
+        projection: Projection, recorded: RecordedEvent, rows: Rows, error: Exception
+    ) -> str:
+        """Undo what the event changed before it failed; why it failed."""
+        rows.undo()
+        log.warning(
+            "%s failed on %s v%d (%r); parking the stream",
+            projection.name,
+            recorded.stream_id,
+            recorded.version,
+            error,
+        )
+        return f"{type(error).__name__}: {error}"
 
 
 class ProjectionWorker:

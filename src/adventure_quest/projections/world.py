@@ -39,15 +39,15 @@ class WorldStats:
     tables = (EVENTS_PER_MINUTE, STREAM_TALLY)
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
-        yield EVENTS_PER_MINUTE.name, minute_of(recorded)
-        yield STREAM_TALLY.name, recorded.stream_id
+        per_minute = (EVENTS_PER_MINUTE.name, minute_of(recorded))
+        return per_minute, (STREAM_TALLY.name, recorded.stream_id)
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         minute = minute_of(recorded)
-        per_minute = await rows.get(EVENTS_PER_MINUTE.name, minute)
+        per_minute = rows.prefetched(EVENTS_PER_MINUTE.name, minute)
         count = per_minute["events"] if per_minute else 0
         rows.put(EVENTS_PER_MINUTE.name, minute, {"events": count + 1})
-        tally = await rows.get(STREAM_TALLY.name, recorded.stream_id)
+        tally = rows.prefetched(STREAM_TALLY.name, recorded.stream_id)
         rows.put(
             STREAM_TALLY.name,
             recorded.stream_id,

@@ -1,0 +1,80 @@
+"""One transaction's events, and the work on them every projection can share.
+
+Each projection keeps its own applied versions, so each gets its own plan: which events are
+duplicates, which missing ones (a gap) to read from the store first. Projections usually stand
+at the same versions, so they usually share one plan; and each event is decoded once, however
+many projections apply it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from adventure_quest.domain.events import Event
+from adventure_quest.store.codec import EventCodec
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.ports import EventStore
+
+
+class Plan(msgspec.Struct):
+    """What a batch asks of a projection, given the versions it has applied."""
+
+    todo: list[RecordedEvent] = msgspec.field(default_factory=list)
+    #: The versions of the streams that move, once ``todo`` is applied.
+    versions: dict[str, int] = msgspec.field(default_factory=dict)
+    duplicates: int = 0
+    gap_events: int = 0
+
+
+class Batch:
+    """The events of one read-database transaction."""
+
+    def __init__(self, events: Sequence[RecordedEvent], codec: EventCodec[Event]) -> None:
+        self.events = events
+        self.streams = list(dict.fromkeys(recorded.stream_id for recorded in events))
+        self._codec = codec
+        #: By event id: the event, or why it cannot be decoded.
+        self._decoded: dict[str, Event | str] = {}
+        #: Plans made so far, with the applied versions they were made from.
+        self._plans: list[tuple[dict[str, int], Plan]] = []
+        #: Whether any projection had parked streams when the batch began (None: not asked).
+        self.anything_parked: bool | None = None
+
+    async def plan(self, applied: dict[str, int], store: EventStore) -> Plan:
+        """What to apply after the versions ``applied``: duplicates out, gaps read in."""
+        for versions, plan in self._plans:
+            if versions == applied:
+                return plan
+        plan = Plan()
+        last = dict(applied)
+        for recorded in self.events:
+            stream, version = recorded.stream_id, recorded.version
+            seen = last.get(stream, 0)
+            if version <= seen:
+                plan.duplicates += 1
+                continue
+            if version > seen + 1:
+                missing = await store.read_stream(stream, seen + 1, version - 1)
+                plan.gap_events += len(missing)
+                plan.todo += missing
+            plan.todo.append(recorded)
+            last[stream] = version
+        plan.versions = {s: v for s, v in last.items() if applied.get(s) != v}
+        self._plans.append((applied, plan))
+        return plan
+
+    def decoded(self, todo: Sequence[RecordedEvent]) -> list[tuple[Event | str, RecordedEvent]]:
+        """Each event with its decoded form, or why it cannot be decoded."""
+        known = self._decoded
+        return [(known[r.event_id] if r.event_id in known else self._decode(r), r) for r in todo]
+
+    def _decode(self, recorded: RecordedEvent) -> Event | str:
+        event: Event | str
+        try:
+            event = self._codec.decode(recorded)
+        except Exception as error:
+            event = f"cannot decode: {error!r}"
+        self._decoded[recorded.event_id] = event
+        return event

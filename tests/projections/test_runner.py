@@ -1,0 +1,106 @@
+"""What the runner shares between projections, and what it must still keep apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adventure_quest.app.aggregates import event_codec, player_id_for
+from adventure_quest.app.game import Game
+from adventure_quest.app.repository import Repository
+from adventure_quest.app.worlds import load_world
+from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event
+from adventure_quest.domain.upcasters import UPCASTERS
+from adventure_quest.processing import projections
+from adventure_quest.projections.model import Row
+from adventure_quest.projections.players import LEADERBOARD, Leaderboard
+from adventure_quest.projections.runner import ProjectionRunner
+from adventure_quest.projections.sqlite import SQLiteReadDatabase
+from adventure_quest.store.codec import EventCodec
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
+from tests.conftest import run
+
+WORLD = load_world()
+
+
+class CountingCodec(EventCodec[Event]):
+    """The game's codec, counting what it decodes."""
+
+    def __init__(self) -> None:
+        super().__init__(EVENT_TYPES, SCHEMA_VERSIONS, UPCASTERS)
+        self.decoded = 0
+
+    def decode(self, recorded: RecordedEvent) -> Event:
+        self.decoded += 1
+        return super().decode(recorded)
+
+
+async def played(store: MemoryEventStore) -> list[RecordedEvent]:
+    game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+    for name in ("Ann", "Bob"):
+        await game.create_character(name)
+    await game.move(player_id_for("Ann"), "north")
+    await game.say(player_id_for("Bob"), "hello")
+    await game.move(player_id_for("Ann"), "south")
+    return await store.read_all(0, 1000)
+
+
+async def rows(runner: ProjectionRunner) -> dict[str, list[Row]]:
+    return {t.name: await runner.db.select(t, order_by=[(t.key, False)]) for t in runner.tables}
+
+
+def test_each_event_is_decoded_once_however_many_projections_apply_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        events = await played(store)
+        codec = CountingCodec()
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, projections(WORLD), store, codec)
+        await runner.setup()
+        counts = await runner.apply(events)
+        assert counts.applied == len(events) * len(runner.projections)
+        assert codec.decoded == len(events)
+        await db.close()
+
+    run(scenario())
+
+
+def test_projections_at_different_versions_each_skip_only_what_they_applied(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        events = await played(store)
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, projections(WORLD), store, event_codec())
+        await runner.setup()
+        ahead = runner.projection("player_details")
+        await runner.apply_to(ahead, events[:4])  # one projection ran ahead (a rebuild's catch-up)
+        counts = await runner.apply(events)
+        assert counts.duplicates == 4
+        assert counts.applied == len(events) * len(runner.projections) - 4
+        fresh = SQLiteReadDatabase(str(tmp_path / "fresh.sqlite"))
+        once = ProjectionRunner(fresh, projections(WORLD), store, event_codec())
+        await once.setup()
+        await once.apply(events)
+        assert await rows(runner) == await rows(once)
+        await db.close()
+        await fresh.close()
+
+    run(scenario())
+
+
+def test_events_a_projection_does_not_handle_still_move_its_versions(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        events = await played(store)
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, [Leaderboard()], store, event_codec())
+        await runner.setup()
+        assert (await runner.apply(events)).applied == len(events)
+        assert (await runner.apply(events)).duplicates == len(events)
+        board = await db.select(LEADERBOARD, order_by=[("name", False)])
+        assert [(r["name"], r["level"], r["xp"]) for r in board] == [("Ann", 1, 0), ("Bob", 1, 0)]
+        await db.close()
+
+    run(scenario())
