@@ -55,18 +55,27 @@ def status_of_domain(error: DomainError) -> int:
     return 422 if error.code in UNPROCESSABLE_CODES else 409
 
 
-def handle(request: AnyRequest, error: Exception) -> Response[ErrorBody]:
-    """Map any exception to the error body; only a bug gives a 500 (and is logged)."""
+def outcome_of(error: Exception) -> tuple[int, str, str] | None:
+    """(status, code, message) of an error a handler may raise; None for any other."""
     match error:
         case ApiError():
-            return error_response(error.status, error.code, error.message)
+            return error.status, error.code, error.message
         case DomainError():
-            return error_response(status_of_domain(error), error.code, error.message)
+            return status_of_domain(error), error.code, error.message
         case ConflictError():
-            return error_response(409, "conflict", str(error))
+            return 409, "conflict", str(error)
         case StoreError():
-            log.warning("%s %s: %s", request.method, request.url.path, error)
-            return error_response(503, "unavailable", f"a backing service failed: {error}")
+            log.warning("%s", error)
+            return 503, "unavailable", f"a backing service failed: {error}"
+    return None
+
+
+def handle(request: AnyRequest, error: Exception) -> Response[ErrorBody]:
+    """Map any exception to the error body; only a bug gives a 500 (and is logged)."""
+    known = outcome_of(error)
+    if known is not None:
+        return error_response(*known)
+    match error:
         case ValidationException():
             return _invalid(error)
         case HTTPException():

@@ -24,6 +24,7 @@ import uvicorn
 from adventure_quest.api.app import create_app
 from adventure_quest.api.cache import CacheBackend, QueryCache, open_cache
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.fast_commands import FastCommands
 from adventure_quest.api.fast_reads import FastReads
 from adventure_quest.api.queries import cache_keys
 from adventure_quest.app.worlds import load_world
@@ -161,7 +162,7 @@ async def run_together(jobs: Sequence[Job], stop: asyncio.Event) -> None:
 async def _http(context: ApiContext, stop: asyncio.Event, started: asyncio.Event | None) -> None:
     settings = context.settings
     config = uvicorn.Config(
-        FastReads(create_app(context), context),
+        FastCommands(FastReads(create_app(context), context), context),
         host=settings.host,
         port=settings.port,
         lifespan="off",

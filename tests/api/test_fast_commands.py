@@ -1,0 +1,81 @@
+"""The fast lane for commands answers as the application does, and leaves it every request it
+cannot run whole (bad bodies, missing or wrong tokens, oversized bodies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.api.server import bearer, create, error_code, live, settings_for
+from tests.conftest import run
+
+STEPS: list[tuple[str, dict[str, str]]] = [
+    ("say", {"text": "hello"}),
+    ("take", {"item": "torch"}),
+    ("move", {"direction": "up"}),  # no exit: refused by the game
+    ("move", {"direction": "n"}),
+    ("drop", {"item": "torch"}),
+    ("take", {"item": "anvil"}),  # not here
+    ("use", {"item": "torch"}),  # not carried any more
+    ("attack", {"target": "dragon"}),  # no such monster here
+    ("move", {"direction": "south"}),
+]
+
+
+def without_fresh_ids(value: object) -> object:
+    """The answer with its hand-over ids (new UUIDs in every run) blanked."""
+    if isinstance(value, dict):
+        return {k: "…" if k == "handover_id" else without_fresh_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_fresh_ids(v) for v in value]
+    return value
+
+
+async def play(data_dir: Path, suffix: str) -> list[tuple[int, object]]:
+    """The answers to STEPS of a fresh server (``suffix``: a query string, or nothing)."""
+    answers: list[tuple[int, object]] = []
+    async with live(settings_for(data_dir)) as client:
+        me, token, _ = await create(client, "Lane")
+        for command, body in STEPS:
+            answer = await client.post(
+                f"/players/{me}/{command}{suffix}", json=body, headers=bearer(token)
+            )
+            answers.append((answer.status_code, without_fresh_ids(answer.json())))
+            if answer.status_code == 200:
+                assert answer.headers["aq-consistency"] == answer.json()["consistency"]
+        metrics = (await client.get("/metrics")).text
+        assert 'aq_command_seconds_count{command="say"} 1' in metrics
+    return answers
+
+
+def test_both_lanes_answer_every_command_alike(tmp_path: Path) -> None:
+    fast = run(play(tmp_path / "fast", ""))
+    # A query string keeps a request out of the fast lane: the application answers.
+    slow = run(play(tmp_path / "application", "?lane=application"))
+    assert fast == slow
+    assert [status for status, _ in fast] == [200, 200, 409, 200, 200, 409, 409, 409, 200]
+
+
+def test_requests_the_fast_lane_cannot_run_get_the_applications_answers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with live(settings_for(tmp_path, max_body_bytes=512)) as client:
+            me, token, _ = await create(client, "Strict")
+            _, other, _ = await create(client, "Other")
+            move = f"/players/{me}/move"
+            cases = [
+                (client.post(move, content=b'{"direction": ', headers=bearer(token)), 400),
+                (
+                    client.post(move, json={"direction": "north", "x": 1}, headers=bearer(token)),
+                    422,
+                ),
+                (client.post(move, json={"direction": "sideways"}, headers=bearer(token)), 422),
+                (client.post(move, json={"direction": "north"}), 401),
+                (client.post(move, json={"direction": "north"}, headers=bearer(other)), 403),
+                (client.post(move, json={"direction": "n" * 600}, headers=bearer(token)), 413),
+            ]
+            for request, status in cases:
+                answer = await request
+                assert answer.status_code == status, answer.text
+                assert error_code(answer)
+            assert (await client.get(f"/players/{me}/state")).json()["version"] == 2
+
+    run(scenario())
