@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import msgspec
 from litestar import Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
@@ -13,17 +15,38 @@ from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import responses
 from adventure_quest.api.params import PlayerId
 from adventure_quest.api.types import AnyRequest
-from adventure_quest.app.game import Outcome
+from adventure_quest.app.game import Game, Outcome
+
+Call = Callable[[Game, str, Any], Awaitable[Outcome]]
+#: How each command with a body calls the game (the routes below and the fast lane share it).
+CALLS: dict[str, Call] = {
+    "move": lambda g, p, b: g.move(p, b.direction),
+    "take": lambda g, p, b: g.take(p, b.item),
+    "drop": lambda g, p, b: g.drop(p, b.item),
+    "use": lambda g, p, b: g.use(p, b.item),
+    "attack": lambda g, p, b: g.attack(p, b.target),
+    "say": lambda g, p, b: g.say(p, b.text),
+}
+#: The body schema of each of them.
+BODIES: dict[str, type[msgspec.Struct]] = {
+    "move": schemas.Move,
+    "take": schemas.Take,
+    "drop": schemas.Drop,
+    "use": schemas.Use,
+    "attack": schemas.Attack,
+    "say": schemas.Say,
+}
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     game = context.game
 
     async def act(
-        request: AnyRequest, player_id: str, name: str, command: Callable[[], Awaitable[Outcome]]
+        request: AnyRequest, player_id: str, name: str, body: object
     ) -> Response[schemas.CommandResult]:
         await auth.require_player(game, auth.bearer(request), player_id)
-        outcome, token = await context.command(name, command)
+        command = CALLS[name]
+        outcome, token = await context.command(name, lambda: command(game, player_id, body))
         return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
 
     acting = responses(401, 403, 404, 409)
@@ -50,46 +73,48 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Move]
     ) -> Response[schemas.CommandResult]:
         """Walk through an exit (north, south, east, west, up, down, or n, s, e, w, u, d)."""
-        return await act(request, player_id, "move", lambda: game.move(player_id, data.direction))
+        return await act(request, player_id, "move", data)
 
     @post("/players/{player_id:str}/take", responses=acting, tags=["commands"], status_code=200)
     async def take(
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Take]
     ) -> Response[schemas.CommandResult]:
         """Pick up an item lying in the room."""
-        return await act(request, player_id, "take", lambda: game.take(player_id, data.item))
+        return await act(request, player_id, "take", data)
 
     @post("/players/{player_id:str}/drop", responses=acting, tags=["commands"], status_code=200)
     async def drop(
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Drop]
     ) -> Response[schemas.CommandResult]:
         """Put down an item you carry."""
-        return await act(request, player_id, "drop", lambda: game.drop(player_id, data.item))
+        return await act(request, player_id, "drop", data)
 
     @post("/players/{player_id:str}/use", responses=acting, tags=["commands"], status_code=200)
     async def use(
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Use]
     ) -> Response[schemas.CommandResult]:
         """Use (eat, drink) an item you carry."""
-        return await act(request, player_id, "use", lambda: game.use(player_id, data.item))
+        return await act(request, player_id, "use", data)
 
     @post("/players/{player_id:str}/attack", responses=acting, tags=["commands"], status_code=200)
     async def attack(
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Attack]
     ) -> Response[schemas.CommandResult]:
         """Strike a monster in the room."""
-        return await act(request, player_id, "attack", lambda: game.attack(player_id, data.target))
+        return await act(request, player_id, "attack", data)
 
     @post("/players/{player_id:str}/say", responses=acting, tags=["commands"], status_code=200)
     async def say(
         request: AnyRequest, player_id: PlayerId, data: JSONBody[schemas.Say]
     ) -> Response[schemas.CommandResult]:
         """Say something to everyone in the room."""
-        return await act(request, player_id, "say", lambda: game.say(player_id, data.text))
+        return await act(request, player_id, "say", data)
 
     @post("/players/{player_id:str}/respawn", responses=acting, tags=["commands"], status_code=200)
     async def respawn(request: AnyRequest, player_id: PlayerId) -> Response[schemas.CommandResult]:
         """Come back to life in the village (only when dead)."""
-        return await act(request, player_id, "respawn", lambda: game.respawn(player_id))
+        await auth.require_player(game, auth.bearer(request), player_id)
+        outcome, token = await context.command("respawn", lambda: game.respawn(player_id))
+        return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
 
     return [create, move, take, drop, use, attack, say, respawn]

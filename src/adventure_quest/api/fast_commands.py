@@ -12,32 +12,21 @@ as the application's (``errors.outcome_of``). tests/api/test_fast_commands.py co
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from adventure_quest.api import auth, schemas
+from adventure_quest.api.commands import BODIES, CALLS
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import ApiError, outcome_of
-from adventure_quest.app.game import Game, Outcome
 
 _PATH = re.compile(
     r"^/players/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
     r"/(move|take|drop|use|attack|say)$"
 )
 _encode = msgspec.json.Encoder().encode
-Command = Callable[[Game, str, Any], Awaitable[Outcome]]
-#: Each command: its body's schema and how it calls the game.
-COMMANDS: dict[str, tuple[type[msgspec.Struct], Command]] = {
-    "move": (schemas.Move, lambda g, p, b: g.move(p, b.direction)),
-    "take": (schemas.Take, lambda g, p, b: g.take(p, b.item)),
-    "drop": (schemas.Drop, lambda g, p, b: g.drop(p, b.item)),
-    "use": (schemas.Use, lambda g, p, b: g.use(p, b.item)),
-    "attack": (schemas.Attack, lambda g, p, b: g.attack(p, b.target)),
-    "say": (schemas.Say, lambda g, p, b: g.say(p, b.text)),
-}
-_DECODERS = {verb: msgspec.json.Decoder(kind) for verb, (kind, _) in COMMANDS.items()}
+_DECODERS = {verb: msgspec.json.Decoder(kind) for verb, kind in BODIES.items()}
 
 
 class FastCommands:
@@ -80,7 +69,7 @@ class FastCommands:
         return decoded
 
     async def _run(self, player_id: str, verb: str, decoded: Any, send: Any) -> None:
-        game, (_, call) = self.context.game, COMMANDS[verb]
+        game, call = self.context.game, CALLS[verb]
         headers = [(b"content-type", b"application/json")]
         try:
             outcome, token = await self.context.command(

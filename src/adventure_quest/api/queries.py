@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
+from collections.abc import Awaitable, Callable, Sequence, Set
 
 import msgspec
 
@@ -189,7 +189,3 @@ class ReadSide:
                 {m["minute"]: m["events"] for m in minutes},
             )
         )
-
-
-def unique(keys: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(keys))
