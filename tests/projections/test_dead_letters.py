@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from adventure_quest.app.aggregates import event_codec, player_id_for
@@ -10,7 +10,7 @@ from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.worlds import load_world
 from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
-from adventure_quest.projections.model import RowKey, Rows
+from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows
 from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
 from adventure_quest.projections.rooms import ROOM_VIEW, RoomView
 from adventure_quest.projections.runner import ProjectionRunner
@@ -30,9 +30,17 @@ class Fragile(PlayerDetails):
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         return super().prefetch(event, recorded)
 
+    def poison(self, event: Event) -> bool:
+        return self.broken and isinstance(event, PlayerSaid) and "boom" in event.text
+
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         await super().apply(event, recorded, rows)  # a change that must be undone on failure
-        if self.broken and isinstance(event, PlayerSaid) and "boom" in event.text:
+        if self.poison(event):
+            raise ValueError("cannot handle a boom")
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        await super().apply_all(todo, rows, memo)  # changes the runner must forget
+        if any(self.poison(event) for event, _ in todo):
             raise ValueError("cannot handle a boom")
 
 
@@ -115,11 +123,20 @@ def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -
 class FragileRooms(RoomView):
     """A room view that chokes after changing the rooms in place (moves, and "boom")."""
 
+    @staticmethod
+    def poison(event: Event) -> bool:
+        return isinstance(event, PlayerMoved) or (
+            isinstance(event, PlayerSaid) and "boom" in event.text
+        )
+
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         await super().apply(event, recorded, rows)
-        if isinstance(event, PlayerMoved) or (
-            isinstance(event, PlayerSaid) and "boom" in event.text
-        ):
+        if self.poison(event):
+            raise ValueError("cannot handle this")
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        await super().apply_all(todo, rows, memo)  # rooms changed in place, to be forgotten
+        if any(self.poison(event) for event, _ in todo):
             raise ValueError("cannot handle this")
 
 

@@ -9,10 +9,12 @@ many projections apply it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import msgspec
 
 from adventure_quest.domain.events import Event
+from adventure_quest.projections.model import Decoded, Memo
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.ports import EventStore
@@ -26,6 +28,10 @@ class Plan(msgspec.Struct):
     versions: dict[str, int] = msgspec.field(default_factory=dict)
     duplicates: int = 0
     gap_events: int = 0
+    #: ``todo`` decoded, once per plan (see ``Batch.decoded``).
+    decoded: list[tuple[Event | str, RecordedEvent]] | None = None
+    #: The same when every event decodes (what the fast path takes), else None.
+    clean: list[Decoded] | None = None
 
 
 class Batch:
@@ -41,6 +47,8 @@ class Batch:
         self._plans: list[tuple[dict[str, int], Plan]] = []
         #: Whether any projection had parked streams when the batch began (None: not asked).
         self.anything_parked: bool | None = None
+        #: Shared by the projections applying this batch (``apply_all``).
+        self.memo: Memo = {}
 
     async def plan(self, applied: dict[str, int], store: EventStore) -> Plan:
         """What to apply after the versions ``applied``: duplicates out, gaps read in."""
@@ -65,10 +73,17 @@ class Batch:
         self._plans.append((applied, plan))
         return plan
 
-    def decoded(self, todo: Sequence[RecordedEvent]) -> list[tuple[Event | str, RecordedEvent]]:
-        """Each event with its decoded form, or why it cannot be decoded."""
-        known = self._decoded
-        return [(known[r.event_id] if r.event_id in known else self._decode(r), r) for r in todo]
+    def decoded(self, plan: Plan) -> list[tuple[Event | str, RecordedEvent]]:
+        """Each event of the plan with its decoded form, or why it cannot be decoded."""
+        if plan.decoded is None:
+            known = self._decoded
+            plan.decoded = [
+                (known[r.event_id] if r.event_id in known else self._decode(r), r)
+                for r in plan.todo
+            ]
+            if not any(isinstance(event, str) for event, _ in plan.decoded):
+                plan.clean = cast(list[Decoded], plan.decoded)
+        return plan.decoded
 
     def _decode(self, recorded: RecordedEvent) -> Event | str:
         event: Event | str

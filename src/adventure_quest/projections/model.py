@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import Any, Literal, Protocol, cast
 
 import msgspec
 
@@ -14,6 +15,10 @@ ColumnType = Literal["text", "integer", "json"]
 Row = dict[str, Any]
 RowKey = tuple[str, str]  # (table name, primary key value)
 Undo = Callable[[], object]  # reverts a change made to a row in place
+Decoded = tuple[Event, RecordedEvent]
+#: What the projections of one batch share (see ``Batch.memo``): results of pure functions of
+#: the batch's events, so a projection may reuse what another one computed.
+Memo = dict[object, object]
 
 
 class Table(msgspec.Struct, frozen=True):
@@ -23,6 +28,9 @@ class Table(msgspec.Struct, frozen=True):
     key: str
     columns: dict[str, ColumnType]
     indexes: tuple[tuple[str, ...], ...] = ()
+    #: JSON columns that projections read back as a struct (``Unit.load`` decodes them straight
+    #: into it; queries still get plain data). A value that no longer fits stays plain data.
+    structs: dict[str, type[Any]] = {}
 
 
 class Unit(Protocol):
@@ -53,6 +61,9 @@ class Rows:
         self._tables = tables
         self._rows: dict[RowKey, Row | None] = {}
         self.changed: set[RowKey] = set()
+        #: Whether changes are journaled for ``undo``. Off on the fast path, where a failure
+        #: discards the whole ``Rows`` instead (the runner then redoes the batch one by one).
+        self.journaled = True
         #: Each change since ``begin``: the row, what it was, whether it was changed, and how to
         #: undo what was changed in place.
         self._journal: list[tuple[RowKey, Row | None, bool, Undo | None]] = []
@@ -90,13 +101,15 @@ class Rows:
     def put(self, table: str, key: str, row: Row, undo: Undo | None = None) -> None:
         """Write ``row``; ``undo`` reverts what was changed in it in place, if anything."""
         row_key = (table, key)
-        self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, undo))
+        if self.journaled:
+            self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, undo))
         self._rows[row_key] = row
         self.changed.add(row_key)
 
     def delete(self, table: str, key: str) -> None:
         row_key = (table, key)
-        self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, None))
+        if self.journaled:
+            self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, None))
         self._rows[row_key] = None
         self.changed.add(row_key)
 
@@ -132,7 +145,8 @@ class Rows:
 class Projection(Protocol):
     """A read model: the tables it owns and how each event changes them.
 
-    A projection may also name the event types it acts on (``handles``, see ``handled``).
+    A projection may also name the event types it acts on (``handles``, see ``handled``), and
+    apply a whole batch at once (``apply_all``, see ``apply_in_bulk``).
     """
 
     @property
@@ -162,6 +176,66 @@ def handled(projection: Projection) -> tuple[type[Event], ...] | None:
     """
     handles: tuple[type[Event], ...] | None = getattr(projection, "handles", None)
     return handles
+
+
+def by_stream(todo: Sequence[Decoded], memo: Memo, stream_type: str) -> dict[str, list[Decoded]]:
+    """The events of ``todo`` on streams of one type, grouped by stream (each in order).
+
+    Grouped once per batch and type: the projections that take the same ``todo`` share it.
+    """
+    key = ("by_stream", stream_type, id(todo))
+    found = memo.get(key)
+    if isinstance(found, tuple) and found[0] is todo:  # the same list, not one reusing its id
+        return cast(dict[str, list[Decoded]], found[1])
+    grouped: dict[str, list[Decoded]] = {}
+    for decoded in todo:
+        if decoded[1].stream_type == stream_type:
+            grouped.setdefault(decoded[1].stream_id, []).append(decoded)
+    memo[key] = (todo, grouped)
+    return grouped
+
+
+def _handled_in(
+    todo: Sequence[Decoded], handles: tuple[type[Event], ...], memo: Memo
+) -> Sequence[Decoded]:
+    """The events of ``todo`` of the types ``handles`` names (often none: nothing to filter)."""
+    key = ("types", id(todo))
+    found = memo.get(key)
+    if isinstance(found, tuple) and found[0] is todo:
+        present = cast(set[type[Event]], found[1])
+    else:
+        present = set(map(type, map(itemgetter(0), todo)))
+        memo[key] = (todo, present)
+    wanted = {kind for kind in present if issubclass(kind, handles)}
+    if wanted == present:
+        return todo
+    return [decoded for decoded in todo if type(decoded[0]) in wanted] if wanted else ()
+
+
+BulkApply = Callable[[Sequence[Decoded], Rows, Memo], Awaitable[None]]
+
+
+async def apply_in_bulk(
+    projection: Projection, todo: Sequence[Decoded], rows: Rows, memo: Memo
+) -> None:
+    """Apply ``todo`` in order, with the projection's ``apply_all`` when it has one.
+
+    ``apply_all(todo, rows, memo)`` must leave the rows exactly as applying each event in turn
+    would (property-tested): it may fold a stream's events before writing its row once, share
+    pure results through ``memo``, and prefetches what it reads itself. Without it, each event
+    is applied in turn after one prefetch of every row the events name.
+    """
+    handles = handled(projection)
+    mine = todo if handles is None else _handled_in(todo, handles, memo)
+    if not mine:
+        return
+    bulk: BulkApply | None = getattr(projection, "apply_all", None)
+    if bulk is not None:
+        await bulk(mine, rows, memo)
+        return
+    await rows.prefetch([key for event, rec in mine for key in projection.prefetch(event, rec)])
+    for event, recorded in mine:
+        await projection.apply(event, recorded, rows)
 
 
 def table_names(projection: Projection) -> dict[str, Table]:

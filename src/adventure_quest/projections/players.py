@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import msgspec
 
 from adventure_quest.domain import player
 from adventure_quest.domain.events import Event, LevelledUp, PlayerCreated, XpGained
 from adventure_quest.domain.player import PlayerState
-from adventure_quest.projections.model import Row, RowKey, Rows, Table
+from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table, by_stream
 from adventure_quest.store.envelope import RecordedEvent
 
 PLAYER_DETAILS = Table(
@@ -27,6 +28,7 @@ PLAYER_DETAILS = Table(
         "state": "json",
     },
     indexes=(("name",),),
+    structs={"state": PlayerState},
 )
 LEADERBOARD = Table(
     "leaderboard",
@@ -50,6 +52,35 @@ def state_of(row: Row | None) -> PlayerState:
         return PlayerState()
     state = row["state"]
     return state if isinstance(state, PlayerState) else msgspec.convert(state, PlayerState)
+
+
+class Trail(NamedTuple):
+    """A character across one batch: its state before and after, and the rooms it stood in."""
+
+    start: PlayerState
+    end: PlayerState
+    #: The room of every state from ``start`` to ``end`` (not "": before it was created).
+    rooms: set[str]
+
+
+def trail(memo: Memo, stream_id: str, events: Sequence[Decoded], start: PlayerState) -> Trail:
+    """Fold a character's events of one batch into ``start``: the domain's own fold.
+
+    The player details and the room view both fold every character's events; the second one
+    to ask takes the first one's result. A stream's events in a batch are consecutive versions,
+    so its first and last version name them, and the result is reused only from an equal start.
+    """
+    key = ("trail", stream_id, events[0][1].version, events[-1][1].version)
+    found = memo.get(key)
+    if isinstance(found, Trail) and found.start == start:
+        return found
+    state, rooms, evolve = start, {start.room}, player.evolve
+    for event, _ in events:
+        state = evolve(state, event)
+        rooms.add(state.room)
+    rooms.discard("")
+    memo[key] = result = Trail(start, state, rooms)
+    return result
 
 
 def details_row(state: PlayerState) -> Row:
@@ -83,6 +114,17 @@ class PlayerDetails:
         key = player_key(recorded)
         state = player.evolve(state_of(rows.prefetched(PLAYER_DETAILS.name, key)), event)
         rows.put(PLAYER_DETAILS.name, key, details_row(state))
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        """Each character's events folded, its row written once."""
+        table = PLAYER_DETAILS.name
+        streams = by_stream(todo, memo, "player")
+        keys = {stream: stream.removeprefix("player-") for stream in streams}
+        await rows.prefetch([(table, key) for key in keys.values()])
+        for stream, events in streams.items():
+            key = keys[stream]
+            start = state_of(rows.prefetched(table, key))
+            rows.put(table, key, details_row(trail(memo, stream, events, start).end))
 
 
 class Leaderboard:

@@ -98,7 +98,7 @@ class PostgresUnit:
         )
         async with self._turn, _translated(self._dsn):
             records = await self._conn.fetch(query, list(keys))
-        return dict(sql.to_row(table, _record(record)) for record in records)
+        return dict(sql.to_row(table, _record(record), typed=True) for record in records)
 
     async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
         async with self._turn, _translated(self._dsn):

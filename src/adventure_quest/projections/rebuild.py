@@ -18,10 +18,13 @@ import msgspec
 
 from adventure_quest.domain.events import Event
 from adventure_quest.projections.model import (
+    Decoded,
+    Memo,
     Projection,
     RowKey,
     Rows,
     Table,
+    apply_in_bulk,
     handled,
     table_names,
 )
@@ -51,6 +54,9 @@ class Shadow:
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         await self.live.apply(event, recorded, rows)
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        await apply_in_bulk(self.live, todo, rows, memo)
 
 
 class Rebuilt(msgspec.Struct):

@@ -25,12 +25,15 @@ from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavail
 from adventure_quest.projections import dead_letters, progress
 from adventure_quest.projections.batch import Batch
 from adventure_quest.projections.model import (
+    Decoded,
+    Memo,
     Projection,
     Row,
     RowKey,
     Rows,
     Table,
     Unit,
+    apply_in_bulk,
     handled,
     table_names,
 )
@@ -131,12 +134,36 @@ class ProjectionRunner:
         counts.gap_events += plan.gap_events
         if not plan.todo:
             return
-        rows = Rows(unit, table_map(projection))
+        tables = table_map(projection)
+        rows = Rows(unit, tables)
         parked = await self._parked(projection.name, batch, plan.todo, rows)
-        await self._apply_events(projection, batch.decoded(plan.todo), rows, parked, counts)
+        todo, clean = batch.decoded(plan), plan.clean
+        if clean is None or parked or not await self._fast(projection, clean, batch.memo, rows):
+            rows = Rows(unit, tables)  # whatever a failed fast path changed is forgotten
+            await self._apply_events(projection, todo, rows, parked, counts)
+        else:
+            counts.applied += len(clean)
         changed |= rows.changed
         await rows.flush()
         await unit.set_versions(projection.name, plan.versions)
+
+    @staticmethod
+    async def _fast(projection: Projection, todo: list[Decoded], memo: Memo, rows: Rows) -> bool:
+        """Apply the whole batch without journaling each event; False if any event failed.
+
+        A failure costs the batch's work on this projection: the runner then applies it again
+        event by event, which parks the failing events (the common case, no failure, pays for
+        no undo journal and no per-event bookkeeping).
+        """
+        rows.journaled = False
+        try:
+            await apply_in_bulk(projection, todo, rows, memo)
+        except StoreUnavailableError:
+            raise  # an outage, not a poison event: the batch is retried whole
+        except Exception as error:
+            log.info("%s: a batch failed (%r); applying it event by event", projection.name, error)
+            return False
+        return True
 
     async def _apply_events(
         self,

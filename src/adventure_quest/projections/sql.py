@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -77,16 +77,63 @@ def select(
 
 def to_params(table: Table, key: str, row: Row) -> list[Any]:
     """A row's values in column order, JSON columns encoded."""
-    values: list[Any] = [key]
-    for name, kind in table.columns.items():
-        value = row.get(name)
-        values.append(_encode(value).decode() if kind == "json" else value)
+    reader = _reader(table, False)
+    values = [key, *map(row.get, reader.names)]
+    for index in reader.json_at:
+        values[index] = _encode(values[index]).decode()
     return values
 
 
-def to_row(table: Table, record: Sequence[Any]) -> tuple[str, Row]:
-    """(key, row) from a selected record in column order, JSON columns decoded."""
-    row: Row = {}
-    for (name, kind), value in zip(table.columns.items(), record[1:], strict=True):
-        row[name] = _decode(value) if kind == "json" and value is not None else value
+Decode = Callable[[Any], Any]
+
+
+class _Reader(NamedTuple):
+    names: tuple[str, ...]
+    json: tuple[tuple[str, Decode], ...]
+    #: Where the JSON columns are among a row's parameters (the key first).
+    json_at: tuple[int, ...]
+
+
+#: Per table (by identity, the table kept so its id stays its own) and typed-ness.
+_readers: dict[tuple[int, bool], tuple[Table, _Reader]] = {}
+
+
+def _typed(kind: type[Any]) -> Decode:
+    decode = msgspec.json.Decoder(kind).decode
+
+    def typed(value: Any) -> Any:
+        try:
+            return decode(value)
+        except msgspec.ValidationError:
+            return _decode(value)  # stored by older code: the projection converts (or fails)
+
+    return typed
+
+
+def _reader(table: Table, typed: bool) -> _Reader:
+    found = _readers.get((id(table), typed))
+    if found is not None and found[0] is table:
+        return found[1]
+    json = tuple(
+        (name, _typed(table.structs[name]) if typed and name in table.structs else _decode)
+        for name, kind in table.columns.items()
+        if kind == "json"
+    )
+    json_at = tuple(n for n, kind in enumerate(table.columns.values(), start=1) if kind == "json")
+    reader = _Reader(tuple(table.columns), json, json_at)
+    _readers[(id(table), typed)] = (table, reader)
+    return reader
+
+
+def to_row(table: Table, record: Sequence[Any], *, typed: bool = False) -> tuple[str, Row]:
+    """(key, row) from a selected record in column order, JSON columns decoded.
+
+    ``typed``: the columns the table names in ``structs`` are decoded into those structs.
+    """
+    reader = _reader(table, typed)
+    row: Row = dict(zip(reader.names, record[1:], strict=True))
+    for name, decode in reader.json:
+        value = row[name]
+        if value is not None:
+            row[name] = decode(value)
     return record[0], row

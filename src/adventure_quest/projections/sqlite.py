@@ -53,7 +53,8 @@ class SQLiteUnit:
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
             query = sql.select_by_keys(table, len(chunk), _mark)
-            found.update(sql.to_row(table, record) for record in self._conn.execute(query, chunk))
+            records = self._conn.execute(query, chunk)
+            found.update(sql.to_row(table, record, typed=True) for record in records)
         return found
 
     async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:

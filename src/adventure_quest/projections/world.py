@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter, floordiv, itemgetter
 
 from adventure_quest.domain.events import Event
-from adventure_quest.projections.model import RowKey, Rows, Table
+from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows, Table
 from adventure_quest.store.envelope import RecordedEvent
 
 EVENTS_PER_MINUTE = Table(
@@ -57,3 +60,31 @@ class WorldStats:
                 "version": recorded.version,
             },
         )
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        """The batch counted first, each minute's and stream's row written once."""
+        events = list(map(itemgetter(1), todo))
+        times = map(attrgetter("metadata.recorded_at"), events)
+        minutes = Counter(map(floordiv, times, repeat(60.0)))
+        names = {_minute(int(minute)): n for minute, n in minutes.items()}
+        counts = Counter(map(attrgetter("stream_id"), events))
+        last = {recorded.stream_id: recorded for recorded in events}
+        await rows.prefetch(
+            [(EVENTS_PER_MINUTE.name, name) for name in names]
+            + [(STREAM_TALLY.name, stream) for stream in counts]
+        )
+        for name, n in names.items():
+            per_minute = rows.prefetched(EVENTS_PER_MINUTE.name, name)
+            count = per_minute["events"] if per_minute else 0
+            rows.put(EVENTS_PER_MINUTE.name, name, {"events": count + n})
+        for stream, n in counts.items():
+            tally, recorded = rows.prefetched(STREAM_TALLY.name, stream), last[stream]
+            rows.put(
+                STREAM_TALLY.name,
+                stream,
+                {
+                    "stream_type": recorded.stream_type,
+                    "events": (tally["events"] if tally else 0) + n,
+                    "version": recorded.version,
+                },
+            )
