@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -262,6 +264,60 @@ def test_versions_are_kept_per_projection(databases: Databases) -> None:
             assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
             assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 7}
             assert await unit.versions("rooms", []) == {}
+
+    run(scenario())
+
+
+def test_dropping_a_projections_versions_keeps_every_other_projections(
+    databases: Databases,
+) -> None:
+    async def scenario() -> None:
+        db = await opened(databases)
+        shadow = "rooms__rebuild_0193ab12"
+        async with db.unit() as unit:
+            await unit.set_versions("players", {"s1": 3, "s2": 5})
+            await unit.set_versions(shadow, {"s1": 7, "s3": 2})
+        async with db.unit() as unit:
+            assert await unit.versions(shadow, ["s1"]) == {"s1": 7}  # one row read, one not
+            await unit.set_versions("players", {"s1": 4})
+            await unit.drop_versions(shadow)
+            assert await unit.versions(shadow, ["s1", "s3"]) == {}
+        async with db.unit() as unit:
+            assert await unit.versions(shadow, ["s1", "s2", "s3"]) == {}
+            assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
+
+    run(scenario())
+
+
+async def old_layout(databases: Databases, rows: list[tuple[str, str, int]]) -> None:
+    """The applied versions as the previous layout kept them: a row per projection and stream."""
+    create = (
+        "CREATE TABLE projection_versions (projection TEXT NOT NULL, stream_id TEXT NOT NULL,"
+        " version BIGINT NOT NULL, PRIMARY KEY (projection, stream_id))"
+    )
+    if databases.adapter == "sqlite":
+        conn = sqlite3.connect(databases.url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(create)
+            conn.executemany("INSERT INTO projection_versions VALUES (?, ?, ?)", rows)
+        conn.close()
+        return
+    pg = await asyncpg.connect(databases.url)
+    try:
+        await pg.execute(create)
+        await pg.executemany("INSERT INTO projection_versions VALUES ($1, $2, $3)", rows)
+    finally:
+        await pg.close()
+
+
+def test_create_moves_the_previous_layouts_versions_over(databases: Databases) -> None:
+    async def scenario() -> None:
+        await old_layout(databases, [("players", "s1", 3), ("rooms", "s1", 2), ("rooms", "s2", 9)])
+        db = await opened(databases)
+        await db.create([THINGS])  # again: nothing left to move, nothing lost
+        async with db.unit() as unit:
+            assert await unit.versions("players", ["s1", "s2"]) == {"s1": 3}
+            assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 2, "s2": 9}
 
     run(scenario())
 

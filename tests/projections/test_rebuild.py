@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from adventure_quest.app.aggregates import event_codec
@@ -61,6 +62,11 @@ def test_a_rebuild_during_live_traffic_ends_equal_to_the_log(tmp_path: Path) -> 
         live = await dump(db)
         await db.close()
         assert live == await rebuild_from_scratch(store, tmp_path / "scratch.sqlite")
+        with sqlite3.connect(tmp_path / "live.sqlite") as conn:  # the shadow's versions are gone
+            names = conn.execute(
+                "SELECT DISTINCT key FROM projection_stream_versions, json_each(versions)"
+            ).fetchall()
+        assert {name for (name,) in names} == {p.name for p in runner.projections}
         assert any(row["room"] == WORLD.start_room for row in live["room_view"])
 
     run(scenario())

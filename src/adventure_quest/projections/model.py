@@ -44,6 +44,10 @@ class Unit(Protocol):
         """Record the last applied version of streams for ``projection``."""
         ...
 
+    async def drop_versions(self, projection: str) -> None:
+        """Forget every applied version of ``projection`` (a rebuild's shadow, once swapped)."""
+        ...
+
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
         """The rows of ``table`` with these keys that exist."""
         ...

@@ -28,16 +28,20 @@ from adventure_quest.store.postgres_connect import check_url, translated, where
 WRITER_LOCK: Final = 0x41510003
 
 _SET_VERSIONS = (
-    f"INSERT INTO {sql.VERSIONS_TABLE} (projection, stream_id, version)"
-    " SELECT $1, stream_id, version FROM unnest($2::text[], $3::bigint[]) AS v(stream_id, version)"
-    " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version"
+    f"INSERT INTO {sql.VERSIONS_TABLE} (stream_id, versions)"
+    " SELECT * FROM unnest($1::text[], $2::text[])"
+    " ON CONFLICT (stream_id) DO UPDATE SET versions = excluded.versions"
 )
 # Keys are looked up by joining their array, not by ``= ANY(array)``: planning a lookup of
 # hundreds of array elements cost more than doing it (the join took 40 % of the time, measured
 # on batches of 500 keys).
 _VERSIONS = (
-    f"SELECT v.stream_id, v.version FROM unnest($2::text[]) AS k(stream_id)"
-    f" JOIN {sql.VERSIONS_TABLE} v ON v.projection = $1 AND v.stream_id = k.stream_id"
+    f"SELECT v.stream_id, v.versions FROM unnest($1::text[]) AS k(stream_id)"
+    f" JOIN {sql.VERSIONS_TABLE} v ON v.stream_id = k.stream_id"
+)
+_DROP_VERSIONS = (
+    f"UPDATE {sql.VERSIONS_TABLE} SET versions = (versions::jsonb - $1::text)::text"
+    " WHERE versions::jsonb ? $1::text"
 )
 
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -70,23 +74,38 @@ class PostgresUnit:
     def __init__(self, conn: Connection, dsn: str) -> None:
         self._conn = conn
         self._dsn = dsn
+        self._versions = sql.Versions()
         # One connection runs one statement at a time; tasks sharing a unit take turns.
         self._turn = asyncio.Lock()
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
-        if not stream_ids:
-            return {}
-        async with self._turn, _translated(self._dsn):
-            records = await self._conn.fetch(_VERSIONS, projection, list(stream_ids))
-        return {record[0]: record[1] for record in records}
+        await self._read_versions(stream_ids)
+        return self._versions.of(projection, stream_ids)
 
     async def set_versions(self, projection: str, versions: dict[str, int]) -> None:
-        if not versions:
+        await self._read_versions(list(versions))
+        self._versions.set(projection, versions)
+
+    async def drop_versions(self, projection: str) -> None:
+        self._versions.drop(projection)
+        async with self._turn, _translated(self._dsn):
+            await self._conn.execute(_DROP_VERSIONS, projection)
+
+    async def _read_versions(self, stream_ids: Sequence[str]) -> None:
+        missing = self._versions.missing(stream_ids)
+        if not missing:
             return
         async with self._turn, _translated(self._dsn):
-            await self._conn.execute(
-                _SET_VERSIONS, projection, list(versions), list(versions.values())
-            )
+            records = await self._conn.fetch(_VERSIONS, missing)
+        self._versions.loaded(missing, [(record[0], record[1]) for record in records])
+
+    async def finish(self) -> None:
+        """Write what the unit changed of the applied versions (just before it commits)."""
+        changes = self._versions.changes()
+        if changes:
+            streams, versions = zip(*changes, strict=True)
+            async with self._turn, _translated(self._dsn):
+                await self._conn.execute(_SET_VERSIONS, list(streams), list(versions))
 
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
         if not keys:
@@ -164,6 +183,9 @@ class PostgresReadDatabase:
         # Under the writer lock: concurrent CREATE ... IF NOT EXISTS can still collide.
         async with self._writing() as conn, _translated(self.dsn):
             await conn.execute(sql.VERSIONS_DDL)
+            if await conn.fetchval("SELECT to_regclass($1)", sql.OLD_VERSIONS_TABLE) is not None:
+                for statement in sql.migrate_versions("json_object_agg(projection, version)::text"):
+                    await conn.execute(statement)
             for table in tables:
                 for statement in sql.create_statements(table):
                     await conn.execute(statement)
@@ -171,7 +193,9 @@ class PostgresReadDatabase:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresUnit]:
         async with self._writing() as conn:
-            yield PostgresUnit(conn, self.dsn)
+            unit = PostgresUnit(conn, self.dsn)
+            yield unit
+            await unit.finish()
 
     async def get(self, table: Table, key: str) -> Row | None:
         pool = await self._connection_pool()

@@ -130,4 +130,5 @@ async def _swap(
             await unit.write(shadow_table, {}, list(new_rows))
             copied += len(new_rows)
         await unit.set_versions(live.name, versions)
+        await unit.drop_versions(shadow.name)
     return copied

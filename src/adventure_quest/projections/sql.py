@@ -11,7 +11,11 @@ from adventure_quest.projections.model import Row, Table
 
 Placeholder = Callable[[int], str]  # 1-based index -> "?" or "$1"
 
-VERSIONS_TABLE = "projection_versions"
+#: Each stream's applied versions, every projection's in one row: a batch reads and writes one
+#: row per stream, not one per stream and projection.
+VERSIONS_TABLE = "projection_stream_versions"
+#: The layout before: one row per projection and stream (``migrate_versions`` moves it over).
+OLD_VERSIONS_TABLE = "projection_versions"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 _TYPES = {"text": "TEXT", "integer": "BIGINT", "json": "TEXT"}
@@ -32,9 +36,76 @@ def create_statements(table: Table) -> list[str]:
 
 
 VERSIONS_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} (projection TEXT NOT NULL,"
-    " stream_id TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (projection, stream_id))"
+    f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE}"
+    " (stream_id TEXT PRIMARY KEY, versions TEXT NOT NULL)"
 )
+
+
+def migrate_versions(group_into_json: str) -> list[str]:
+    """Statements that move the old layout's rows into the new one and drop the old table.
+
+    ``group_into_json``: the dialect's aggregate of (projection, version) into a JSON object.
+    """
+    return [
+        f"INSERT INTO {VERSIONS_TABLE} (stream_id, versions)"
+        f" SELECT stream_id, {group_into_json} FROM {OLD_VERSIONS_TABLE} GROUP BY stream_id",
+        f"DROP TABLE {OLD_VERSIONS_TABLE}",
+    ]
+
+
+class Versions:
+    """One unit's view of the applied versions: each stream's row loaded once, written once.
+
+    The adapters query and write; this keeps what was read and what changed, so the five
+    projections of a batch share one read of each stream's row and one write of it.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, int]] = {}
+        self._changed: set[str] = set()
+
+    def missing(self, stream_ids: Sequence[str]) -> list[str]:
+        """The streams whose rows this unit has not read yet."""
+        rows = self._rows
+        return [stream for stream in dict.fromkeys(stream_ids) if stream not in rows]
+
+    def loaded(self, asked: Sequence[str], found: Sequence[tuple[str, str]]) -> None:
+        """The rows read for ``asked`` (a stream without one has no versions yet)."""
+        rows = self._rows
+        for stream in asked:
+            rows[stream] = {}
+        for stream, text in found:
+            rows[stream] = _decode_versions(text)
+
+    def of(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
+        rows, found = self._rows, {}
+        for stream in stream_ids:
+            version = rows[stream].get(projection)
+            if version is not None:
+                found[stream] = version
+        return found
+
+    def set(self, projection: str, versions: dict[str, int]) -> None:
+        rows = self._rows
+        for stream, version in versions.items():
+            rows[stream][projection] = version
+        self._changed.update(versions)
+
+    def drop(self, projection: str) -> None:
+        """Forget a projection's versions among the rows read (the adapter drops the rest)."""
+        for stream, row in self._rows.items():
+            if row.pop(projection, None) is not None:
+                self._changed.add(stream)
+
+    def changes(self) -> list[tuple[str, str]]:
+        """(stream id, versions as JSON) of each row to write, once, at commit."""
+        rows = self._rows
+        changed = [(stream, _encode(rows[stream]).decode()) for stream in self._changed]
+        self._changed.clear()
+        return changed
+
+
+_decode_versions = msgspec.json.Decoder(dict[str, int]).decode
 
 
 def upsert(table: Table, mark: Placeholder) -> str:

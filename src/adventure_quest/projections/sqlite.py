@@ -28,24 +28,42 @@ class SQLiteUnit:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._versions = sql.Versions()
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(stream_ids), _CHUNK):
-            chunk = list(stream_ids[start : start + _CHUNK])
-            rows = self._conn.execute(
-                f"SELECT stream_id, version FROM {sql.VERSIONS_TABLE} WHERE projection = ?"
-                f" AND stream_id IN ({', '.join('?' * len(chunk))})",
-                [projection, *chunk],
-            )
-            found.update(rows)
-        return found
+        self._read_versions(stream_ids)
+        return self._versions.of(projection, stream_ids)
 
     async def set_versions(self, projection: str, versions: dict[str, int]) -> None:
+        self._read_versions(list(versions))
+        self._versions.set(projection, versions)
+
+    async def drop_versions(self, projection: str) -> None:
+        self._versions.drop(projection)
+        path = f'$."{projection}"'
+        self._conn.execute(
+            f"UPDATE {sql.VERSIONS_TABLE} SET versions = json_remove(versions, ?)"
+            " WHERE json_type(versions, ?) IS NOT NULL",
+            (path, path),
+        )
+
+    def _read_versions(self, stream_ids: Sequence[str]) -> None:
+        missing = self._versions.missing(stream_ids)
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            rows = self._conn.execute(
+                f"SELECT stream_id, versions FROM {sql.VERSIONS_TABLE}"
+                f" WHERE stream_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            self._versions.loaded(chunk, rows.fetchall())
+
+    def finish(self) -> None:
+        """Write what the unit changed of the applied versions (just before it commits)."""
         self._conn.executemany(
-            f"INSERT INTO {sql.VERSIONS_TABLE} (projection, stream_id, version) VALUES (?, ?, ?)"
-            " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version",
-            [(projection, stream, version) for stream, version in versions.items()],
+            f"INSERT INTO {sql.VERSIONS_TABLE} (stream_id, versions) VALUES (?, ?)"
+            " ON CONFLICT (stream_id) DO UPDATE SET versions = excluded.versions",
+            self._versions.changes(),
         )
 
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
@@ -89,6 +107,13 @@ class SQLiteReadDatabase:
             await self._begin()
             try:
                 self._conn.execute(sql.VERSIONS_DDL)
+                old = self._conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (sql.OLD_VERSIONS_TABLE,),
+                ).fetchone()
+                if old is not None:
+                    for statement in sql.migrate_versions("json_group_object(projection, version)"):
+                        self._conn.execute(statement)
                 for table in tables:
                     for statement in sql.create_statements(table):
                         self._conn.execute(statement)
@@ -101,8 +126,10 @@ class SQLiteReadDatabase:
     async def unit(self) -> AsyncIterator[SQLiteUnit]:
         async with self._lock:
             await self._begin()
+            unit = SQLiteUnit(self._conn)
             try:
-                yield SQLiteUnit(self._conn)
+                yield unit
+                unit.finish()
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
