@@ -180,6 +180,42 @@ def test_load_returns_only_the_rows_that_exist(databases: Databases) -> None:
     run(scenario())
 
 
+class Gauge(msgspec.Struct, frozen=True):
+    needle: int
+    unit: str = "bar"
+
+
+GAUGES = Table(
+    "gauges",
+    key="gauge_id",
+    columns={"label": "text", "reading": "json", "notes": "json"},
+    structs={"reading": Gauge},
+    read_back=("reading",),
+)
+
+
+def test_load_gives_what_projections_read_back_decoded_into_its_structs(
+    databases: Databases,
+) -> None:
+    async def scenario() -> None:
+        db = await opened(databases, GAUGES)
+        rows: dict[str, Row] = {
+            "g1": {"label": "boiler", "reading": {"needle": 7}, "notes": ["hot"]},
+            "g2": {"label": "old", "reading": {"needle": "stuck"}, "notes": None},  # older shape
+        }
+        await put(db, GAUGES, rows)
+        async with db.unit() as unit:
+            loaded = await unit.load(GAUGES, ["g1", "g2"])
+        assert loaded == {"g1": {"reading": Gauge(7)}, "g2": {"reading": {"needle": "stuck"}}}
+        assert await db.get(GAUGES, "g1") == rows["g1"]  # queries get every column, plain
+        assert [r["reading"] for r in await db.select(GAUGES, order_by=[("gauge_id", False)])] == [
+            {"needle": 7},
+            {"needle": "stuck"},
+        ]
+
+    run(scenario())
+
+
 JSON_VALUES: list[Any] = [
     None,
     {"nested": {"list": [1, [2, [3, {"deep": None}]]], "empty": {}, "none": None}},

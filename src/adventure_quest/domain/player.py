@@ -87,13 +87,15 @@ def visit(rooms: tuple[str, ...], room: str) -> tuple[str, ...]:
 
 def evolve(state: PlayerState, event: Event) -> PlayerState:
     """The state after ``event``; pure and total over player events."""
-    match event:
+    match event:  # the most frequent first: each case is an isinstance check
+        case PlayerMoved(to_room=to_room):
+            return replace(state, room=to_room, rooms_visited=visit(state.rooms_visited, to_room))
+        case PlayerSaid():
+            return state
         case PlayerCreated(player_id, name, room, max_health, health):
             return PlayerState(player_id, name, room, health, max_health, rooms_visited=(room,))
         case TokenIssued(token_hash=token_hash):
             return replace(state, token_hash=token_hash)
-        case PlayerMoved(to_room=to_room):
-            return replace(state, room=to_room, rooms_visited=visit(state.rooms_visited, to_room))
         case ItemTaken(item=item, handover_id=handover_id):
             inventory = (*state.inventory, item)
             return replace(
@@ -148,8 +150,6 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
             if achievement in state.achievements:
                 return state
             return replace(state, achievements=(*state.achievements, achievement))
-        case PlayerSaid():
-            return state
     return state
 
 

@@ -31,6 +31,9 @@ class Table(msgspec.Struct, frozen=True):
     #: JSON columns that projections read back as a struct (``Unit.load`` decodes them straight
     #: into it; queries still get plain data). A value that no longer fits stays plain data.
     structs: dict[str, type[Any]] = {}
+    #: The columns projections read back from their rows (``Unit.load`` selects only these;
+    #: empty: all). A projection that names them writes whole rows, never ``{**row, ...}``.
+    read_back: tuple[str, ...] = ()
 
 
 class Unit(Protocol):

@@ -29,6 +29,7 @@ PLAYER_DETAILS = Table(
     },
     indexes=(("name",),),
     structs={"state": PlayerState},
+    read_back=("state",),
 )
 LEADERBOARD = Table(
     "leaderboard",

@@ -110,14 +110,14 @@ class PostgresUnit:
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
         if not keys:
             return {}
-        names = ", ".join(f"t.{name}" for name in [table.key, *table.columns])
+        names = ", ".join(f"t.{name}" for name in [table.key, *sql.loaded_columns(table)])
         query = (
             f"SELECT {names} FROM unnest($1::text[]) AS k(key)"
             f" JOIN {table.name} t ON t.{table.key} = k.key"
         )
         async with self._turn, _translated(self._dsn):
             records = await self._conn.fetch(query, list(keys))
-        return dict(sql.to_row(table, _record(record), typed=True) for record in records)
+        return sql.to_rows(table, map(_record, records), loading=True)
 
     async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
         async with self._turn, _translated(self._dsn):
@@ -201,7 +201,7 @@ class PostgresReadDatabase:
         pool = await self._connection_pool()
         async with _translated(self.dsn):
             record = await pool.fetchrow(sql.select_by_keys(table, 1, _mark), key)
-        return None if record is None else sql.to_row(table, _record(record))[1]
+        return None if record is None else sql.to_rows(table, [_record(record)])[key]
 
     async def select(
         self,
@@ -217,7 +217,7 @@ class PostgresReadDatabase:
             records = await pool.fetch(query, *params)
         return [
             {table.key: key, **row}
-            for key, row in (sql.to_row(table, _record(record)) for record in records)
+            for key, row in sql.to_rows(table, map(_record, records)).items()
         ]
 
     async def close(self) -> None:

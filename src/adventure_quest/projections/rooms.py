@@ -43,6 +43,7 @@ ROOM_VIEW_PLAYERS = Table(
     "player_id",
     {"room": "text", "state": "json"},
     structs={"state": PlayerState},
+    read_back=("state",),
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -118,12 +118,6 @@ def upsert(table: Table, mark: Placeholder) -> str:
     )
 
 
-def select_by_keys(table: Table, count: int, mark: Placeholder) -> str:
-    names = ", ".join([table.key, *table.columns])
-    keys = ", ".join(mark(n + 1) for n in range(count))
-    return f"SELECT {names} FROM {table.name} WHERE {table.key} IN ({keys})"
-
-
 def select(
     table: Table,
     where: dict[str, Any],
@@ -148,9 +142,9 @@ def select(
 
 def to_params(table: Table, key: str, row: Row) -> list[Any]:
     """A row's values in column order, JSON columns encoded."""
-    reader = _reader(table, False)
-    values = [key, *map(row.get, reader.names)]
-    for index in reader.json_at:
+    layout = _layout(table, False)
+    values = [key, *map(row.get, layout.names)]
+    for index in layout.json_at:
         values[index] = _encode(values[index]).decode()
     return values
 
@@ -158,15 +152,17 @@ def to_params(table: Table, key: str, row: Row) -> list[Any]:
 Decode = Callable[[Any], Any]
 
 
-class _Reader(NamedTuple):
+class _Layout(NamedTuple):
+    """The columns selected after the key, and how the JSON ones among them decode."""
+
     names: tuple[str, ...]
     json: tuple[tuple[str, Decode], ...]
     #: Where the JSON columns are among a row's parameters (the key first).
     json_at: tuple[int, ...]
 
 
-#: Per table (by identity, the table kept so its id stays its own) and typed-ness.
-_readers: dict[tuple[int, bool], tuple[Table, _Reader]] = {}
+#: Per table (by identity, the table kept so its id stays its own) and use.
+_layouts: dict[tuple[int, bool], tuple[Table, _Layout]] = {}
 
 
 def _typed(kind: type[Any]) -> Decode:
@@ -181,30 +177,51 @@ def _typed(kind: type[Any]) -> Decode:
     return typed
 
 
-def _reader(table: Table, typed: bool) -> _Reader:
-    found = _readers.get((id(table), typed))
+def _layout(table: Table, loading: bool) -> _Layout:
+    """All columns, plain (queries, writes); or what projections read back (``loading``)."""
+    found = _layouts.get((id(table), loading))
     if found is not None and found[0] is table:
         return found[1]
+    names = table.read_back if loading and table.read_back else tuple(table.columns)
     json = tuple(
-        (name, _typed(table.structs[name]) if typed and name in table.structs else _decode)
-        for name, kind in table.columns.items()
-        if kind == "json"
+        (name, _typed(table.structs[name]) if loading and name in table.structs else _decode)
+        for name in names
+        if table.columns[name] == "json"
     )
-    json_at = tuple(n for n, kind in enumerate(table.columns.values(), start=1) if kind == "json")
-    reader = _Reader(tuple(table.columns), json, json_at)
-    _readers[(id(table), typed)] = (table, reader)
-    return reader
+    json_at = tuple(n for n, name in enumerate(names, start=1) if table.columns[name] == "json")
+    layout = _Layout(names, json, json_at)
+    _layouts[(id(table), loading)] = (table, layout)
+    return layout
 
 
-def to_row(table: Table, record: Sequence[Any], *, typed: bool = False) -> tuple[str, Row]:
-    """(key, row) from a selected record in column order, JSON columns decoded.
+def loaded_columns(table: Table) -> tuple[str, ...]:
+    """The columns ``Unit.load`` selects after the key: what projections read back."""
+    return _layout(table, True).names
 
-    ``typed``: the columns the table names in ``structs`` are decoded into those structs.
+
+def select_by_keys(table: Table, count: int, mark: Placeholder, *, loading: bool = False) -> str:
+    """The rows with ``count`` keys: every column, or what projections read back."""
+    names = ", ".join([table.key, *_layout(table, loading).names])
+    keys = ", ".join(mark(n + 1) for n in range(count))
+    return f"SELECT {names} FROM {table.name} WHERE {table.key} IN ({keys})"
+
+
+def to_rows(
+    table: Table, records: Iterable[Sequence[Any]], *, loading: bool = False
+) -> dict[str, Row]:
+    """Key -> row from records selected in column order, JSON columns decoded.
+
+    ``loading`` (records of ``select_by_keys(..., loading=True)``): the columns the table
+    names in ``structs`` are decoded into those structs.
     """
-    reader = _reader(table, typed)
-    row: Row = dict(zip(reader.names, record[1:], strict=True))
-    for name, decode in reader.json:
-        value = row[name]
-        if value is not None:
-            row[name] = decode(value)
-    return record[0], row
+    layout = _layout(table, loading)
+    names, json = layout.names, layout.json
+    rows: dict[str, Row] = {}
+    for record in records:
+        row: Row = dict(zip(names, record[1:], strict=True))
+        for name, decode in json:
+            value = row[name]
+            if value is not None:
+                row[name] = decode(value)
+        rows[record[0]] = row
+    return rows

@@ -70,9 +70,8 @@ class SQLiteUnit:
         found: dict[str, Row] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
-            query = sql.select_by_keys(table, len(chunk), _mark)
-            records = self._conn.execute(query, chunk)
-            found.update(sql.to_row(table, record, typed=True) for record in records)
+            query = sql.select_by_keys(table, len(chunk), _mark, loading=True)
+            found.update(sql.to_rows(table, self._conn.execute(query, chunk), loading=True))
         return found
 
     async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
@@ -160,7 +159,7 @@ class SQLiteReadDatabase:
     async def get(self, table: Table, key: str) -> Row | None:
         with _missing_tables(self.path):
             record = self._reader.execute(sql.select_by_keys(table, 1, _mark), [key]).fetchone()
-        return None if record is None else sql.to_row(table, record)[1]
+        return None if record is None else sql.to_rows(table, [record])[key]
 
     async def select(
         self,
@@ -173,7 +172,7 @@ class SQLiteReadDatabase:
         query, params = sql.select(table, where or {}, order_by, limit, _mark)
         with _missing_tables(self.path):
             records = self._reader.execute(query, params).fetchall()
-        return [{table.key: key, **row} for key, row in (sql.to_row(table, r) for r in records)]
+        return [{table.key: key, **row} for key, row in sql.to_rows(table, records).items()]
 
     async def close(self) -> None:
         self._reader.close()

@@ -22,7 +22,10 @@ EVENTS_PER_MINUTE = Table(
     "events_per_minute", "minute", {"events": "integer"}, indexes=(("events",),)
 )
 STREAM_TALLY = Table(
-    "stream_tally", "stream_id", {"stream_type": "text", "events": "integer", "version": "integer"}
+    "stream_tally",
+    "stream_id",
+    {"stream_type": "text", "events": "integer", "version": "integer"},
+    read_back=("events",),
 )
 
 
