@@ -1,4 +1,8 @@
-"""A projection's whole-batch ``apply_all`` leaves the rows as applying each event in turn."""
+"""A projection's whole-batch ``apply_all`` leaves the rows as applying each event in turn.
+
+The reference also reads every row from the database, so the rows the batched runner keeps
+between batches (``RowCache``) are checked against it too.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ def test_whole_batches_leave_every_row_as_one_event_at_a_time(
             [OneByOne(p) for p in projections(WORLD)],
             store,
             event_codec(),
+            cache_rows=0,  # and every row read from the database
         )
         batched = ProjectionRunner(
             SQLiteReadDatabase(str(folder / "bulk.sqlite")),

@@ -325,6 +325,32 @@ def test_dropping_a_projections_versions_keeps_every_other_projections(
     run(scenario())
 
 
+def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
+    databases: Databases,
+) -> None:
+    async def scenario() -> None:
+        db = await opened(databases)
+        async with db.unit() as unit:
+            first = await unit.generation()
+        async with db.unit() as unit:
+            assert await unit.generation() == first + 1
+
+        async def failing() -> None:
+            async with db.unit() as unit:
+                await unit.write(THINGS, {"a": thing("A")}, [])
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            await failing()
+        other = databases.open()  # another writer's units count too
+        async with other.unit() as unit:
+            assert await unit.generation() == first + 2
+        async with db.unit() as unit:
+            assert await unit.generation() == first + 3
+
+    run(scenario())
+
+
 async def old_layout(databases: Databases, rows: list[tuple[str, str, int]]) -> None:
     """The applied versions as the previous layout kept them: a row per projection and stream."""
     create = (

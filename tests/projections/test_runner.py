@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.worlds import load_world
-from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event
+from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event, XpGained
 from adventure_quest.domain.upcasters import UPCASTERS
 from adventure_quest.processing import projections
 from adventure_quest.projections.model import Row
@@ -16,7 +19,7 @@ from adventure_quest.projections.players import LEADERBOARD, Leaderboard
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.codec import EventCodec
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import ANY, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from tests.conftest import run
 
@@ -102,5 +105,54 @@ def test_events_a_projection_does_not_handle_still_move_its_versions(tmp_path: P
         board = await db.select(LEADERBOARD, order_by=[("name", False)])
         assert [(r["name"], r["level"], r["xp"]) for r in board] == [("Ann", 1, 0), ("Bob", 1, 0)]
         await db.close()
+
+    run(scenario())
+
+
+def test_rows_kept_between_batches_are_forgotten_when_another_writer_commits(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        events = await played(store)
+        path = str(tmp_path / "read.sqlite")
+        db = SQLiteReadDatabase(path)
+        runner = ProjectionRunner(db, [Leaderboard()], store, event_codec())
+        await runner.setup()
+        await runner.apply(events)
+        ann = player_id_for("Ann")
+        assert runner.cache is not None
+        assert (LEADERBOARD.name, ann) in runner.cache.rows  # kept for the next batch
+        other = SQLiteReadDatabase(path)  # another writer (a rebuild's swap, say) changes it
+        async with other.unit() as unit:
+            await unit.write(LEADERBOARD, {ann: {"name": "Ann", "level": 4, "xp": 70}}, [])
+        await other.close()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Cid")  # a batch that does not touch Ann: still forgets
+        await runner.apply((await store.read_all(0, 1000))[len(events) :])
+        assert (LEADERBOARD.name, ann) not in runner.cache.rows
+        await store.append(f"player-{ann}", ANY, [event_codec().encode(XpGained(5, "rat", "h1"))])
+        await runner.apply((await store.read_all(0, 1000))[-1:])
+        row = await db.get(LEADERBOARD, ann)
+        assert row == {"name": "Ann", "level": 4, "xp": 75}  # built on the other writer's row
+        await db.close()
+
+    run(scenario())
+
+
+def test_a_failed_batch_forgets_every_row_kept(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        events = await played(store)
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, projections(WORLD), store, event_codec())
+        await runner.setup()
+        await runner.apply(events[:3])
+        assert runner.cache is not None
+        assert runner.cache.rows
+        await db.close()  # the next unit cannot even begin
+        with pytest.raises(sqlite3.ProgrammingError):
+            await runner.apply(events[3:])
+        assert not runner.cache.rows
 
     run(scenario())

@@ -51,6 +51,10 @@ class Unit(Protocol):
         """Forget every applied version of ``projection`` (a rebuild's shadow, once swapped)."""
         ...
 
+    async def generation(self) -> int:
+        """How many units committed before this one (each counts itself as it commits)."""
+        ...
+
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
         """The rows of ``table`` with these keys that exist."""
         ...
@@ -60,12 +64,43 @@ class Unit(Protocol):
         ...
 
 
+class RowCache:
+    """Rows as committed, kept by a writer for its next batches while nobody else writes.
+
+    Every unit counts itself in the read database (``Unit.generation``). A writer that finds
+    the count where its own last commit left it knows the rows it holds are the database's;
+    otherwise (another writer, a rebuild's swap, a dead letter retried) it forgets them all.
+    Rows are kept by reference and may be changed in place by the next batch, so any failure
+    forgets them too (``clear``). Bounded: past ``capacity`` rows it starts again empty.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self.rows: dict[RowKey, Row | None] = {}
+        self._generation = -1  # none known: trust nothing
+
+    def check(self, generation: int) -> None:
+        """At the start of a unit: forget everything if another writer committed meanwhile."""
+        if generation != self._generation or len(self.rows) > self.capacity:
+            self.rows.clear()
+
+    def committed(self, generation: int) -> None:
+        """The unit that found ``generation`` committed: the rows kept are the database's."""
+        self._generation = generation + 1
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._generation = -1
+
+
 class Rows:
     """The rows a batch reads and writes, loaded once and written once per batch."""
 
-    def __init__(self, unit: Unit, tables: dict[str, Table]) -> None:
+    def __init__(self, unit: Unit, tables: dict[str, Table], cache: RowCache | None = None) -> None:
         self._unit = unit
         self._tables = tables
+        #: Rows committed by earlier batches (``RowCache``): read from here, written through.
+        self._kept = cache.rows if cache is not None else None
         self._rows: dict[RowKey, Row | None] = {}
         self.changed: set[RowKey] = set()
         #: Whether changes are journaled for ``undo``. Off on the fast path, where a failure
@@ -78,14 +113,20 @@ class Rows:
     async def prefetch(self, keys: Iterable[RowKey]) -> None:
         """Load, table by table in one query each, the rows not loaded yet."""
         wanted: dict[str, list[str]] = {}
-        rows = self._rows
+        rows, kept = self._rows, self._kept
         for row_key in keys:
             if row_key not in rows:
+                if kept is not None and row_key in kept:
+                    rows[row_key] = kept[row_key]
+                    continue
                 rows[row_key] = None
                 wanted.setdefault(row_key[0], []).append(row_key[1])
         for table, table_keys in wanted.items():
-            for key, row in (await self._unit.load(self._tables[table], table_keys)).items():
-                self._rows[(table, key)] = row
+            loaded = await self._unit.load(self._tables[table], table_keys)
+            for key in table_keys:
+                row = rows[(table, key)] = loaded.get(key)
+                if kept is not None:
+                    kept[(table, key)] = row
 
     async def get(self, table: str, key: str) -> Row | None:
         """The row, or None.
@@ -146,6 +187,9 @@ class Rows:
                 puts[key] = row
         for table, (puts, deletes) in by_table.items():
             await self._unit.write(self._tables[table], puts, deletes)
+        if self._kept is not None:
+            for row_key in self.changed:
+                self._kept[row_key] = self._rows[row_key]
         self.changed.clear()
 
 

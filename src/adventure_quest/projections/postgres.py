@@ -99,8 +99,15 @@ class PostgresUnit:
             records = await self._conn.fetch(_VERSIONS, missing)
         self._versions.loaded(missing, [(record[0], record[1]) for record in records])
 
+    async def generation(self) -> int:
+        async with self._turn, _translated(self._dsn):
+            found = await self._conn.fetchval(sql.GENERATION)
+        return 0 if found is None else int(found)
+
     async def finish(self) -> None:
-        """Write what the unit changed of the applied versions (just before it commits)."""
+        """Write what the unit changed of the applied versions, and count it (before commit)."""
+        async with self._turn, _translated(self._dsn):
+            await self._conn.execute(sql.NEXT_GENERATION)
         changes = self._versions.changes()
         if changes:
             streams, versions = zip(*changes, strict=True)
@@ -183,6 +190,7 @@ class PostgresReadDatabase:
         # Under the writer lock: concurrent CREATE ... IF NOT EXISTS can still collide.
         async with self._writing() as conn, _translated(self.dsn):
             await conn.execute(sql.VERSIONS_DDL)
+            await conn.execute(sql.GENERATION_DDL)
             if await conn.fetchval("SELECT to_regclass($1)", sql.OLD_VERSIONS_TABLE) is not None:
                 for statement in sql.migrate_versions("json_object_agg(projection, version)::text"):
                     await conn.execute(statement)

@@ -29,6 +29,7 @@ from adventure_quest.projections.model import (
     Memo,
     Projection,
     Row,
+    RowCache,
     RowKey,
     Rows,
     Table,
@@ -73,6 +74,7 @@ class ProjectionRunner:
         codec: EventCodec[Event],
         *,
         partitions: int | None = None,
+        cache_rows: int = 20_000,
     ) -> None:
         self.db = db
         self.projections = list(projections)
@@ -82,6 +84,8 @@ class ProjectionRunner:
         #: (projections/progress.py), which is what consistency tokens are checked against.
         self.partitions = partitions
         self.totals = Applied()
+        #: Rows of earlier batches, for the next ones (``RowCache``; 0 rows: none kept).
+        self.cache = RowCache(cache_rows) if cache_rows > 0 else None
         #: Called with each batch once it is committed, and the (table, key) of every row it
         #: changed (cache invalidation, notifications, metrics, benchmarks).
         self.committed: list[Callable[[Sequence[RecordedEvent], Set[RowKey]], None]] = []
@@ -108,11 +112,22 @@ class ProjectionRunner:
         counts = Applied()
         changed: set[RowKey] = set()
         batch = Batch(events, self.codec)
-        async with self.db.unit() as unit:
-            for projection in projections:
-                await self._apply_one(unit, projection, batch, counts, changed)
-            if live and self.partitions is not None:
-                await progress.record(unit, progress.marks(events, self.partitions))
+        cache = self.cache
+        try:
+            async with self.db.unit() as unit:
+                generation = await unit.generation()
+                if cache is not None:
+                    cache.check(generation)
+                for projection in projections:
+                    await self._apply_one(unit, projection, batch, counts, changed)
+                if live and self.partitions is not None:
+                    await progress.record(unit, progress.marks(events, self.partitions))
+        except BaseException:
+            if cache is not None:
+                cache.clear()  # its rows may hold changes that were not committed
+            raise
+        if cache is not None:
+            cache.committed(generation)
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events
@@ -134,12 +149,14 @@ class ProjectionRunner:
         counts.gap_events += plan.gap_events
         if not plan.todo:
             return
-        tables = table_map(projection)
-        rows = Rows(unit, tables)
+        tables, cache = table_map(projection), self.cache
+        rows = Rows(unit, tables, cache)
         parked = await self._parked(projection.name, batch, plan.todo, rows)
         todo, clean = batch.decoded(plan), plan.clean
         if clean is None or parked or not await self._fast(projection, clean, batch.memo, rows):
-            rows = Rows(unit, tables)  # whatever a failed fast path changed is forgotten
+            if cache is not None:
+                cache.clear()  # a failed fast path may have changed rows it holds in place
+            rows = Rows(unit, tables, cache)  # and whatever it changed is forgotten
             await self._apply_events(projection, todo, rows, parked, counts)
         else:
             counts.applied += len(clean)

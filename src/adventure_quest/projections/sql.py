@@ -41,6 +41,19 @@ VERSIONS_DDL = (
 )
 
 
+#: How many units have committed: a writer that finds it moved since its own last commit knows
+#: another writer changed rows it may hold (``RowCache``).
+GENERATION_TABLE = "read_generation"
+GENERATION_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {GENERATION_TABLE} (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"
+)
+GENERATION = f"SELECT n FROM {GENERATION_TABLE} WHERE id = 0"
+NEXT_GENERATION = (
+    f"INSERT INTO {GENERATION_TABLE} (id, n) VALUES (0, 1)"
+    f" ON CONFLICT (id) DO UPDATE SET n = {GENERATION_TABLE}.n + 1"
+)
+
+
 def migrate_versions(group_into_json: str) -> list[str]:
     """Statements that move the old layout's rows into the new one and drop the old table.
 

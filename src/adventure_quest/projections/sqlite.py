@@ -58,8 +58,13 @@ class SQLiteUnit:
             )
             self._versions.loaded(chunk, rows.fetchall())
 
+    async def generation(self) -> int:
+        row = self._conn.execute(sql.GENERATION).fetchone()
+        return 0 if row is None else int(row[0])
+
     def finish(self) -> None:
-        """Write what the unit changed of the applied versions (just before it commits)."""
+        """Write what the unit changed of the applied versions, and count it (before commit)."""
+        self._conn.execute(sql.NEXT_GENERATION)
         self._conn.executemany(
             f"INSERT INTO {sql.VERSIONS_TABLE} (stream_id, versions) VALUES (?, ?)"
             " ON CONFLICT (stream_id) DO UPDATE SET versions = excluded.versions",
@@ -106,6 +111,7 @@ class SQLiteReadDatabase:
             await self._begin()
             try:
                 self._conn.execute(sql.VERSIONS_DDL)
+                self._conn.execute(sql.GENERATION_DDL)
                 old = self._conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                     (sql.OLD_VERSIONS_TABLE,),
