@@ -28,6 +28,17 @@ async def until(condition: object, seconds: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def kill(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` until it is done.
+
+    On Python 3.11 a cancellation can be lost inside the NATS client (``asyncio.wait_for``
+    returning a result that raced with it), and the task goes on; so cancel again.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+
+
 async def delete_stream_and_bucket(stream: str) -> None:
     client = await nats.connect("nats://127.0.0.1:4222")
     try:
@@ -76,8 +87,7 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
                 event = NewEvent("PlayerSaid", b'{"room":"village_square","text":"hi"}')
                 await first.store.append(f"player-auto{n % 10}", ANY, [event])
             # b dies without giving anything back: its leases expire, a takes them over.
-            task_b.cancel()
-            await asyncio.gather(task_b, return_exceptions=True)
+            await kill(task_b)
             await until(lambda: len(a.running) == 8, seconds=TTL * 6)
             tallies: dict[str, int] = {}
 
