@@ -531,7 +531,9 @@ def test_a_units_operations_may_be_awaited_together(databases: Databases) -> Non
 KEYS = ["a", "b", "c", "d"]
 VALUES = st.fixed_dictionaries(
     {
-        "name": st.none() | st.text(st.characters(exclude_characters="\x00"), max_size=8),
+        # Text as the domain lets through: no NUL, no lone surrogates (not encodable as UTF-8).
+        "name": st.none()
+        | st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=8),
         "score": st.none() | st.integers(-(2**63), 2**63 - 1),
         "data": st.recursive(
             st.none()

@@ -75,6 +75,7 @@ class PostgresUnit:
         self._conn = conn
         self._dsn = dsn
         self._versions = sql.Versions()
+        self._encoded: sql.Encoded = {}
         # One connection runs one statement at a time; tasks sharing a unit take turns.
         self._turn = asyncio.Lock()
 
@@ -131,7 +132,7 @@ class PostgresUnit:
             if puts:
                 await self._conn.executemany(
                     sql.upsert(table, _mark),
-                    [sql.to_params(table, key, row) for key, row in puts.items()],
+                    sql.to_params(table, puts, self._encoded),
                 )
             if deletes:
                 await self._conn.execute(

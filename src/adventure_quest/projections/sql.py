@@ -153,13 +153,32 @@ def select(
     return sql, params
 
 
-def to_params(table: Table, key: str, row: Row) -> list[Any]:
-    """A row's values in column order, JSON columns encoded."""
+Encoded = dict[int, tuple[Any, str]]
+
+
+def to_params(table: Table, puts: dict[str, Row], encoded: Encoded) -> list[list[Any]]:
+    """Each row's values in column order, after its key, JSON columns encoded.
+
+    ``encoded`` (one per unit) keeps what was encoded by identity, with the value itself so
+    the identity stays its own: a value put in two rows, such as a character's state in two
+    tables, is encoded once.
+    """
     layout = _layout(table, False)
-    values = [key, *map(row.get, layout.names)]
-    for index in layout.json_at:
-        values[index] = _encode(values[index]).decode()
-    return values
+    names, json_at = layout.names, layout.json_at
+    params = []
+    for key, row in puts.items():
+        values = [key, *map(row.get, names)]
+        for index in json_at:
+            value = values[index]
+            known = encoded.get(id(value))
+            if known is not None and known[0] is value:
+                values[index] = known[1]
+            else:
+                text = _encode(value).decode()
+                encoded[id(value)] = (value, text)
+                values[index] = text
+        params.append(values)
+    return params
 
 
 Decode = Callable[[Any], Any]

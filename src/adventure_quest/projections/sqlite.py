@@ -29,6 +29,7 @@ class SQLiteUnit:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._versions = sql.Versions()
+        self._encoded: sql.Encoded = {}
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
         self._read_versions(stream_ids)
@@ -81,9 +82,8 @@ class SQLiteUnit:
 
     async def write(self, table: Table, puts: dict[str, Row], deletes: Sequence[str]) -> None:
         if puts:
-            self._conn.executemany(
-                sql.upsert(table, _mark), [sql.to_params(table, k, r) for k, r in puts.items()]
-            )
+            params = sql.to_params(table, puts, self._encoded)
+            self._conn.executemany(sql.upsert(table, _mark), params)
         if deletes:
             self._conn.executemany(
                 f"DELETE FROM {table.name} WHERE {table.key} = ?", [(k,) for k in deletes]
