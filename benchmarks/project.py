@@ -29,6 +29,7 @@ from adventure_quest.messaging.urls import open_queue
 from adventure_quest.processing import GROUP, projections
 from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
 from adventure_quest.projections.urls import open_read_database
+from adventure_quest.runtime import quieter_garbage_collection
 from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.ports import EventStore
 from adventure_quest.store.urls import open_checkpoint_stores, open_event_store
@@ -121,6 +122,7 @@ async def _throughput(rig: Rig, events: int, workers: int, quiet: bool) -> dict[
             batch.clear()
             progress.update(written)
     progress.done()
+    quieter_garbage_collection()  # as `aq process` and `aq worker` run, once started
     before = runner.totals.applied
     stop = asyncio.Event()
     started = time.perf_counter()
@@ -157,6 +159,7 @@ async def _end_to_end(rig: Rig, events: int, rate: float, quiet: bool) -> dict[s
             seen.setdefault(event.event_id, now)
 
     rig.runner.committed.append(visible)
+    quieter_garbage_collection()  # as `aq process` and `aq worker` run, once started
     stop = asyncio.Event()
     tasks = await rig.start(stop)
     progress = Progress("appending at rate", events, quiet)

@@ -14,6 +14,7 @@ from adventure_quest.processing import projections
 from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.urls import open_read_database
+from adventure_quest.runtime import quieter_garbage_collection
 from adventure_quest.store.envelope import ANY, NewEvent
 from adventure_quest.store.urls import open_event_store
 from benchmarks.harness import Progress
@@ -38,6 +39,7 @@ async def run(
                 batch.clear()
                 writing.update(written)
         writing.done()
+        quieter_garbage_collection()  # as `aq projections rebuild` runs, once started
         replay = Progress(f"rebuilding {projection}", events, quiet)
         started = time.perf_counter()
         result = await rebuild(runner, projection, lambda done, _total: replay.update(done))

@@ -304,6 +304,27 @@ def test_versions_are_kept_per_projection(databases: Databases) -> None:
     run(scenario())
 
 
+def test_versions_another_writer_committed_are_seen_by_a_handle_that_read_them_before(
+    databases: Databases,
+) -> None:
+    async def scenario() -> None:
+        db = await opened(databases)
+        async with db.unit() as unit:
+            await unit.set_versions("p", {"s": 1, "t": 1})
+        async with db.unit() as unit:
+            assert await unit.versions("p", ["s", "t"]) == {"s": 1, "t": 1}
+        other = databases.open()
+        async with other.unit() as unit:
+            await unit.set_versions("p", {"s": 5})
+        async with db.unit() as unit:
+            assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 1}
+            await unit.set_versions("p", {"t": 2})
+        async with other.unit() as unit:
+            assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 2}
+
+    run(scenario())
+
+
 def test_dropping_a_projections_versions_keeps_every_other_projections(
     databases: Databases,
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import secrets
@@ -34,6 +33,7 @@ from adventure_quest.projections.model import RowKey
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.urls import open_read_database
 from adventure_quest.roles import Job, processing_jobs
+from adventure_quest.runtime import quieter_garbage_collection
 from adventure_quest.store.envelope import RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -133,19 +133,6 @@ async def serve(
         shown = ", ".join(described)
         print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
         await run_together(jobs, stop)
-
-
-def quieter_garbage_collection() -> None:
-    """Fewer, later collections of the young generation, nothing old to scan again.
-
-    Everything made while starting (the world, the schemas, the routes) is frozen out of the
-    collector, and the young generation is collected after 50,000 allocations instead of 700:
-    under load the collector's pauses showed up in the command latency's tail (p99 at 1,000
-    commands/s went from 25-35 ms to 22-28 ms, saturated from 58 to 40 ms; docs/benchmarks.md).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 async def run_together(jobs: Sequence[Job], stop: asyncio.Event) -> None:

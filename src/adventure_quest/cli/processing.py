@@ -28,6 +28,7 @@ from adventure_quest.config import Settings
 from adventure_quest.processing import Processing, as_json, prometheus
 from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.roles import processing_jobs
+from adventure_quest.runtime import quieter_garbage_collection
 
 Partitions = Annotated[
     str,
@@ -206,6 +207,7 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
     async with Processing.open(settings, load_world(settings.world_path)) as processing:
         jobs, described = processing_jobs(processing, spec, relays=relays, workers=workers)
         jobs.append(lambda stop: report(processing, stop))
+        quieter_garbage_collection()
         print(f"processing: {described}; Ctrl-C stops", file=sys.stderr, flush=True)
         await until_stopped(*jobs)
 
@@ -234,6 +236,7 @@ async def _rebuild(settings: Settings, name: str) -> None:
         )
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task(name, total=None)
+            quieter_garbage_collection()
 
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)

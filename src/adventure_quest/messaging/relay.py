@@ -20,7 +20,7 @@ from adventure_quest.store.ports import CheckpointStore, GlobalLog
 
 log = logging.getLogger(__name__)
 
-BATCH: Final = 1000
+BATCH: Final = 2000
 MAX_BACKOFF_S: Final = 5.0
 
 

@@ -71,10 +71,11 @@ def _record(record: asyncpg.Record) -> tuple[Any, ...]:
 class PostgresUnit:
     """A transaction on one pooled connection; its statements run one at a time."""
 
-    def __init__(self, conn: Connection, dsn: str) -> None:
+    def __init__(self, conn: Connection, dsn: str, versions: sql.Versions, generation: int) -> None:
         self._conn = conn
         self._dsn = dsn
-        self._versions = sql.Versions()
+        self._versions = versions
+        self._generation = generation
         self._encoded: sql.Encoded = {}
         # One connection runs one statement at a time; tasks sharing a unit take turns.
         self._turn = asyncio.Lock()
@@ -101,9 +102,7 @@ class PostgresUnit:
         self._versions.loaded(missing, [(record[0], record[1]) for record in records])
 
     async def generation(self) -> int:
-        async with self._turn, _translated(self._dsn):
-            found = await self._conn.fetchval(sql.GENERATION)
-        return 0 if found is None else int(found)
+        return self._generation
 
     async def finish(self) -> None:
         """Write what the unit changed of the applied versions, and count it (before commit)."""
@@ -149,6 +148,8 @@ class PostgresReadDatabase:
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._writer = asyncio.Lock()
+        #: Applied versions read and written by this handle's units (kept between them).
+        self._versions = sql.Versions()
 
     async def _connection_pool(self) -> asyncpg.Pool:
         async with self._opening:
@@ -201,10 +202,19 @@ class PostgresReadDatabase:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresUnit]:
-        async with self._writing() as conn:
-            unit = PostgresUnit(conn, self.dsn)
-            yield unit
-            await unit.finish()
+        try:
+            async with self._writing() as conn:
+                async with _translated(self.dsn):
+                    found = await conn.fetchval(sql.GENERATION)
+                generation = 0 if found is None else int(found)
+                self._versions.begin(generation)
+                unit = PostgresUnit(conn, self.dsn, self._versions, generation)
+                yield unit
+                await unit.finish()
+        except BaseException:
+            self._versions.clear()
+            raise
+        self._versions.committed(generation)
 
     async def get(self, table: Table, key: str) -> Row | None:
         pool = await self._connection_pool()

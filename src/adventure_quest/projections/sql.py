@@ -67,15 +67,35 @@ def migrate_versions(group_into_json: str) -> list[str]:
 
 
 class Versions:
-    """One unit's view of the applied versions: each stream's row loaded once, written once.
+    """A read database's applied versions as its units read and wrote them.
 
-    The adapters query and write; this keeps what was read and what changed, so the five
-    projections of a batch share one read of each stream's row and one write of it.
+    Within a unit each stream's row is read once and written once, so the five projections of
+    a batch share them. Between units the rows stay, as long as no other writer committed: the
+    adapter calls ``begin`` with the unit's generation (``GENERATION``), which forgets them all
+    when it is not the one this writer's own last commit left; and ``clear`` on any failure.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
         self._rows: dict[str, dict[str, int]] = {}
         self._changed: set[str] = set()
+        self._generation = -1
+
+    def begin(self, generation: int) -> None:
+        """A unit begins, at ``generation``."""
+        if generation != self._generation or len(self._rows) > self.capacity:
+            self._rows.clear()
+        self._changed.clear()
+
+    def committed(self, generation: int) -> None:
+        """The unit that began at ``generation`` committed."""
+        self._generation = generation + 1
+
+    def clear(self) -> None:
+        """A unit failed: what it changed in place never reached the database."""
+        self._rows.clear()
+        self._changed.clear()
+        self._generation = -1
 
     def missing(self, stream_ids: Sequence[str]) -> list[str]:
         """The streams whose rows this unit has not read yet."""

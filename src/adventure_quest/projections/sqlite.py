@@ -26,9 +26,10 @@ def _mark(_: int) -> str:
 class SQLiteUnit:
     """A transaction on the writer connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, versions: sql.Versions, generation: int) -> None:
         self._conn = conn
-        self._versions = sql.Versions()
+        self._versions = versions
+        self._generation = generation
         self._encoded: sql.Encoded = {}
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
@@ -60,8 +61,7 @@ class SQLiteUnit:
             self._versions.loaded(chunk, rows.fetchall())
 
     async def generation(self) -> int:
-        row = self._conn.execute(sql.GENERATION).fetchone()
-        return 0 if row is None else int(row[0])
+        return self._generation
 
     def finish(self) -> None:
         """Write what the unit changed of the applied versions, and count it (before commit)."""
@@ -105,6 +105,8 @@ class SQLiteReadDatabase:
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=30000")
         self._lock = asyncio.Lock()
+        #: Applied versions read and written by this handle's units (kept between them).
+        self._versions = sql.Versions()
 
     async def create(self, tables: Sequence[Table]) -> None:
         async with self._lock:  # DDL takes the write lock like a unit: wait for it off the loop
@@ -131,14 +133,20 @@ class SQLiteReadDatabase:
     async def unit(self) -> AsyncIterator[SQLiteUnit]:
         async with self._lock:
             await self._begin()
-            unit = SQLiteUnit(self._conn)
             try:
+                found = self._conn.execute(sql.GENERATION).fetchone()
+                generation = 0 if found is None else int(found[0])
+                self._versions.begin(generation)
+                unit = SQLiteUnit(self._conn, self._versions, generation)
                 yield unit
                 unit.finish()
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._versions.clear()
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            self._versions.committed(generation)
 
     async def _begin(self) -> None:
         """Take the write lock without blocking the event loop while another writer holds it.
