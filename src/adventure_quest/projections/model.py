@@ -77,12 +77,15 @@ class RowCache:
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self.rows: dict[RowKey, Row | None] = {}
+        #: Whether any stream is parked (None: not known), so a batch need not ask.
+        self.anything_parked: bool | None = None
         self._generation = -1  # none known: trust nothing
 
     def check(self, generation: int) -> None:
         """At the start of a unit: forget everything if another writer committed meanwhile."""
         if generation != self._generation or len(self.rows) > self.capacity:
             self.rows.clear()
+            self.anything_parked = None
 
     def committed(self, generation: int) -> None:
         """The unit that found ``generation`` committed: the rows kept are the database's."""
@@ -90,6 +93,7 @@ class RowCache:
 
     def clear(self) -> None:
         self.rows.clear()
+        self.anything_parked = None
         self._generation = -1
 
 

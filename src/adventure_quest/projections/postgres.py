@@ -105,9 +105,7 @@ class PostgresUnit:
         return self._generation
 
     async def finish(self) -> None:
-        """Write what the unit changed of the applied versions, and count it (before commit)."""
-        async with self._turn, _translated(self._dsn):
-            await self._conn.execute(sql.NEXT_GENERATION)
+        """Write what the unit changed of the applied versions (just before it commits)."""
         changes = self._versions.changes()
         if changes:
             streams, versions = zip(*changes, strict=True)
@@ -205,8 +203,7 @@ class PostgresReadDatabase:
         try:
             async with self._writing() as conn:
                 async with _translated(self.dsn):
-                    found = await conn.fetchval(sql.GENERATION)
-                generation = 0 if found is None else int(found)
+                    generation = int(await conn.fetchval(sql.NEXT_GENERATION)) - 1
                 self._versions.begin(generation)
                 unit = PostgresUnit(conn, self.dsn, self._versions, generation)
                 yield unit

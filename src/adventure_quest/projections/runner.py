@@ -118,6 +118,7 @@ class ProjectionRunner:
                 generation = await unit.generation()
                 if cache is not None:
                     cache.check(generation)
+                    batch.anything_parked = cache.anything_parked
                 for projection in projections:
                     await self._apply_one(unit, projection, batch, counts, changed)
                 if live and self.partitions is not None:
@@ -128,6 +129,7 @@ class ProjectionRunner:
             raise
         if cache is not None:
             cache.committed(generation)
+            cache.anything_parked = True if counts.parked else batch.anything_parked
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events

@@ -47,10 +47,11 @@ GENERATION_TABLE = "read_generation"
 GENERATION_DDL = (
     f"CREATE TABLE IF NOT EXISTS {GENERATION_TABLE} (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"
 )
-GENERATION = f"SELECT n FROM {GENERATION_TABLE} WHERE id = 0"
+#: A unit counts itself as it begins (committed with it, or rolled back with it): the count
+#: it returns, less one, is how many units committed before it.
 NEXT_GENERATION = (
     f"INSERT INTO {GENERATION_TABLE} (id, n) VALUES (0, 1)"
-    f" ON CONFLICT (id) DO UPDATE SET n = {GENERATION_TABLE}.n + 1"
+    f" ON CONFLICT (id) DO UPDATE SET n = {GENERATION_TABLE}.n + 1 RETURNING n"
 )
 
 
@@ -71,7 +72,7 @@ class Versions:
 
     Within a unit each stream's row is read once and written once, so the five projections of
     a batch share them. Between units the rows stay, as long as no other writer committed: the
-    adapter calls ``begin`` with the unit's generation (``GENERATION``), which forgets them all
+    adapter calls ``begin`` with the unit's generation (``NEXT_GENERATION``), which forgets them all
     when it is not the one this writer's own last commit left; and ``clear`` on any failure.
     """
 

@@ -64,8 +64,7 @@ class SQLiteUnit:
         return self._generation
 
     def finish(self) -> None:
-        """Write what the unit changed of the applied versions, and count it (before commit)."""
-        self._conn.execute(sql.NEXT_GENERATION)
+        """Write what the unit changed of the applied versions (just before it commits)."""
         self._conn.executemany(
             f"INSERT INTO {sql.VERSIONS_TABLE} (stream_id, versions) VALUES (?, ?)"
             " ON CONFLICT (stream_id) DO UPDATE SET versions = excluded.versions",
@@ -134,8 +133,7 @@ class SQLiteReadDatabase:
         async with self._lock:
             await self._begin()
             try:
-                found = self._conn.execute(sql.GENERATION).fetchone()
-                generation = 0 if found is None else int(found[0])
+                generation = int(self._conn.execute(sql.NEXT_GENERATION).fetchone()[0]) - 1
                 self._versions.begin(generation)
                 unit = SQLiteUnit(self._conn, self._versions, generation)
                 yield unit
