@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ class CountingCodec(EventCodec[Event]):
     def decode(self, recorded: RecordedEvent) -> Event:
         self.decoded += 1
         return super().decode(recorded)
+
+    def decode_all(self, records: Sequence[RecordedEvent]) -> list[Event]:
+        self.decoded += len(records)
+        return [super(CountingCodec, self).decode(recorded) for recorded in records]
 
 
 async def played(store: MemoryEventStore) -> list[RecordedEvent]:

@@ -49,3 +49,16 @@ def test_current_events_are_written_under_their_current_schema() -> None:
 def test_unknown_types_and_newer_schemas_fail_clearly(event_type: str, schema_version: int) -> None:
     with pytest.raises(UnknownEventError, match=event_type):
         event_codec().decode(recorded(event_type, schema_version, V1_PAYLOAD))
+
+
+def test_decoding_many_at_once_upcasts_like_one_at_a_time_and_fails_alike() -> None:
+    codec = event_codec()
+    current = codec.encode(PlayerCreated("p2", "New", "village_square", 90, 80))
+    records = [
+        recorded("PlayerCreated", 1, V1_PAYLOAD),
+        recorded(current.event_type, current.schema_version, current.payload),
+    ]
+    assert codec.decode_all(records) == [codec.decode(r) for r in records]
+    assert codec.decode_all(records)[1] == PlayerCreated("p2", "New", "village_square", 90, 80)
+    with pytest.raises(UnknownEventError, match="NoSuchEvent"):
+        codec.decode_all([*records, recorded("NoSuchEvent", 1, b"{}")])

@@ -41,8 +41,10 @@ class Batch:
         self.events = events
         self.streams = list(dict.fromkeys(recorded.stream_id for recorded in events))
         self._codec = codec
-        #: By event id: the event, or why it cannot be decoded.
+        #: By event id: the event, or why it cannot be decoded (built when a second plan needs it).
         self._decoded: dict[str, Event | str] = {}
+        #: The first plan's events and their decoded forms.
+        self._first: tuple[list[RecordedEvent], list[Event | str]] | None = None
         #: Plans made so far, with the applied versions they were made from.
         self._plans: list[tuple[dict[str, int], Plan]] = []
         #: Whether any projection had parked streams when the batch began (None: not asked).
@@ -76,14 +78,29 @@ class Batch:
     def decoded(self, plan: Plan) -> list[tuple[Event | str, RecordedEvent]]:
         """Each event of the plan with its decoded form, or why it cannot be decoded."""
         if plan.decoded is None:
-            known = self._decoded
-            plan.decoded = [
-                (known[r.event_id] if r.event_id in known else self._decode(r), r)
-                for r in plan.todo
-            ]
-            if not any(isinstance(event, str) for event, _ in plan.decoded):
+            todo = plan.todo
+            if self._first is None:  # the first plan: usually the only one
+                try:
+                    events: list[Event | str] = list(self._codec.decode_all(todo))
+                except Exception:
+                    events = [self._decode(recorded) for recorded in todo]
+                self._first = (todo, events)
+            else:
+                known = self._known()
+                events = [
+                    known[r.event_id] if r.event_id in known else self._decode(r) for r in todo
+                ]
+            plan.decoded = list(zip(events, todo, strict=True))
+            if not any(isinstance(event, str) for event in events):
                 plan.clean = cast(list[Decoded], plan.decoded)
         return plan.decoded
+
+    def _known(self) -> dict[str, Event | str]:
+        """By event id, what the first plan decoded (and any decoded since)."""
+        if self._first is not None and not self._decoded:
+            todo, events = self._first
+            self._decoded.update(zip((r.event_id for r in todo), events, strict=True))
+        return self._decoded
 
     def _decode(self, recorded: RecordedEvent) -> Event | str:
         event: Event | str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -57,6 +57,18 @@ class EventCodec(Generic[E]):
         if recorded.schema_version == current:
             return decoder.decode(recorded.payload)
         return self._upcast(recorded, current)
+
+    def decode_all(self, records: Sequence[RecordedEvent]) -> list[E]:
+        """``decode`` of each, in order (the first that cannot be decoded raises)."""
+        decoders, versions, decode = self._decoders, self._versions, self.decode
+        events: list[E] = []
+        for recorded in records:
+            decoder = decoders.get(recorded.event_type)
+            if decoder is not None and recorded.schema_version == versions[recorded.event_type]:
+                events.append(decoder.decode(recorded.payload))
+            else:
+                events.append(decode(recorded))  # upcast, or say why it cannot be decoded
+        return events
 
     def _upcast(self, recorded: RecordedEvent, current: int) -> E:
         name, version = recorded.event_type, recorded.schema_version
