@@ -15,7 +15,7 @@ from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
 from adventure_quest.projections.rooms import ROOM_VIEW, RoomView
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from tests.conftest import run
 
@@ -165,6 +165,33 @@ def test_a_failing_event_leaves_the_rooms_it_changed_in_place_as_they_were(
         assert after["players"] == square["players"]
         assert set(after["players"]) == {ann, bob, cy}
         assert await db.get(ROOM_VIEW, "market_street") is None
+        await db.close()
+
+    run(scenario())
+
+
+def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_goes_on(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Ann")
+        await game.create_character("Bob")
+        ann, bob = player_id_for("Ann"), player_id_for("Bob")
+        await store.append(f"player-{ann}", ANY, [NewEvent("FromTheFuture", b"{}")])
+        await game.move(bob, "north")
+        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+        runner = ProjectionRunner(db, [PlayerDetails()], store, event_codec())
+        await runner.setup()
+        counts = await runner.apply(await all_events(store))
+        assert (counts.applied, counts.parked) == (3, 1)
+        (letter,) = await runner.dead_letters()
+        assert (letter["stream_id"], letter["version"]) == (f"player-{ann}", 2)
+        assert "cannot decode" in letter["error"]
+        bob_row = await db.get(PLAYER_DETAILS, bob)
+        assert bob_row is not None
+        assert bob_row["room"] == "market_street"
         await db.close()
 
     run(scenario())
