@@ -155,13 +155,17 @@ class ProjectionRunner:
         rows = Rows(unit, tables, cache)
         parked = await self._parked(projection.name, batch, plan.todo, rows)
         todo, clean = batch.decoded(plan), plan.clean
-        if clean is None or parked or not await self._fast(projection, clean, batch.memo, rows):
-            if cache is not None:
-                cache.clear()  # a failed fast path may have changed rows it holds in place
-            rows = Rows(unit, tables, cache)  # and whatever it changed is forgotten
+        fast = clean is not None and not parked
+        if clean is not None and fast:
+            fast = await self._fast(projection, clean, batch.memo, rows)
+            if fast:
+                counts.applied += len(clean)
+            else:
+                if cache is not None:
+                    cache.clear()  # the failed fast path may have changed rows it holds in place
+                rows = Rows(unit, tables, cache)  # and what it changed is forgotten
+        if not fast:
             await self._apply_events(projection, todo, rows, parked, counts)
-        else:
-            counts.applied += len(clean)
         changed |= rows.changed
         await rows.flush()
         await unit.set_versions(projection.name, plan.versions)
