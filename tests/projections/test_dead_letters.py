@@ -44,17 +44,22 @@ class Fragile(PlayerDetails):
             raise ValueError("cannot handle a boom")
 
 
+async def characters(*names: str) -> tuple[MemoryEventStore, Game, list[str]]:
+    """A store, a game over it, and these characters created in it (their ids, in order)."""
+    store = MemoryEventStore()
+    game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+    for name in names:
+        await game.create_character(name)
+    return store, game, [player_id_for(name) for name in names]
+
+
 async def all_events(store: MemoryEventStore) -> list[RecordedEvent]:
     return await store.read_all(0, 10_000)
 
 
 def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = MemoryEventStore()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
-        await game.create_character("Ann")
-        await game.create_character("Bob")
-        ann, bob = player_id_for("Ann"), player_id_for("Bob")
+        store, game, (ann, bob) = await characters("Ann", "Bob")
         await game.say(ann, "hello")
         await game.say(ann, "boom")
         await game.move(ann, "north")  # after the poison: must wait behind it
@@ -98,10 +103,7 @@ def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: 
 
 def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = MemoryEventStore()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
-        await game.create_character("Cy")
-        cy = player_id_for("Cy")
+        store, game, (cy,) = await characters("Cy")
         await game.say(cy, "boom")
         await game.move(cy, "north")
         db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
@@ -144,11 +146,7 @@ def test_a_failing_event_leaves_the_rooms_it_changed_in_place_as_they_were(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        store = MemoryEventStore()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
-        for name in ("Ann", "Bob", "Cy"):
-            await game.create_character(name)
-        ann, bob, cy = (player_id_for(name) for name in ("Ann", "Bob", "Cy"))
+        store, game, (ann, bob, cy) = await characters("Ann", "Bob", "Cy")
         db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
         runner = ProjectionRunner(db, [FragileRooms(WORLD)], store, event_codec())
         await runner.setup()
@@ -174,11 +172,7 @@ def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_goes_on(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        store = MemoryEventStore()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
-        await game.create_character("Ann")
-        await game.create_character("Bob")
-        ann, bob = player_id_for("Ann"), player_id_for("Bob")
+        store, game, (ann, bob) = await characters("Ann", "Bob")
         await store.append(f"player-{ann}", ANY, [NewEvent("FromTheFuture", b"{}")])
         await game.move(bob, "north")
         db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))

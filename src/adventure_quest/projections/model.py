@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -52,7 +52,8 @@ class Unit(Protocol):
         ...
 
     async def generation(self) -> int:
-        """How many units committed before this one (each counts itself as it commits)."""
+        """How many units committed before this one (each counts itself as it begins, in its
+        own transaction, so a unit rolled back counts for nothing)."""
         ...
 
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
@@ -233,34 +234,43 @@ def handled(projection: Projection) -> tuple[type[Event], ...] | None:
     return handles
 
 
+T = TypeVar("T")
+
+
+def _once_per_list(memo: Memo, name: str, todo: Sequence[Decoded], make: Callable[[], T]) -> T:
+    """``make()`` computed once per ``todo`` list of a batch (kept by identity in ``memo``)."""
+    key = (name, id(todo))
+    found = memo.get(key)
+    if isinstance(found, tuple) and found[0] is todo:  # the same list, not one reusing its id
+        return cast(T, found[1])
+    made = make()
+    memo[key] = (todo, made)
+    return made
+
+
 def by_stream(todo: Sequence[Decoded], memo: Memo, stream_type: str) -> dict[str, list[Decoded]]:
     """The events of ``todo`` on streams of one type, grouped by stream (each in order).
 
     Grouped once per batch and type: the projections that take the same ``todo`` share it.
     """
-    key = ("by_stream", stream_type, id(todo))
-    found = memo.get(key)
-    if isinstance(found, tuple) and found[0] is todo:  # the same list, not one reusing its id
-        return cast(dict[str, list[Decoded]], found[1])
-    grouped: dict[str, list[Decoded]] = {}
-    for decoded in todo:
-        if decoded[1].stream_type == stream_type:
-            grouped.setdefault(decoded[1].stream_id, []).append(decoded)
-    memo[key] = (todo, grouped)
-    return grouped
+
+    def group() -> dict[str, list[Decoded]]:
+        grouped: dict[str, list[Decoded]] = {}
+        for decoded in todo:
+            if decoded[1].stream_type == stream_type:
+                grouped.setdefault(decoded[1].stream_id, []).append(decoded)
+        return grouped
+
+    return _once_per_list(memo, f"by_stream {stream_type}", todo, group)
 
 
 def _handled_in(
     todo: Sequence[Decoded], handles: tuple[type[Event], ...], memo: Memo
 ) -> Sequence[Decoded]:
     """The events of ``todo`` of the types ``handles`` names (often none: nothing to filter)."""
-    key = ("types", id(todo))
-    found = memo.get(key)
-    if isinstance(found, tuple) and found[0] is todo:
-        present = cast(set[type[Event]], found[1])
-    else:
-        present = set(map(type, map(itemgetter(0), todo)))
-        memo[key] = (todo, present)
+    present: set[type[Event]] = _once_per_list(
+        memo, "types", todo, lambda: set(map(type, map(itemgetter(0), todo)))
+    )
     wanted = {kind for kind in present if issubclass(kind, handles)}
     if wanted == present:
         return todo
