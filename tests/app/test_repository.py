@@ -67,7 +67,10 @@ def test_snapshot_plus_tail_equals_full_replay(
             kind, stream
         )
         from_snapshot = await Repository(store, snapshots, codec, cache_size=0).load(kind, stream)
-        assert from_snapshot == replayed
+        # The same state at the same version (where its last event lies is known after a replay,
+        # and not always after a snapshot: a snapshot does not record it).
+        assert (from_snapshot.state, from_snapshot.version) == (replayed.state, replayed.version)
+        assert from_snapshot.position in (0, replayed.position)
         snapshot = await snapshots.load(stream)
         if replayed.version >= every:
             assert snapshot is not None

@@ -1,9 +1,12 @@
-"""Finishing cross-stream hand-overs, idempotently: the inline path and crash recovery share these.
+"""Finishing cross-stream hand-overs exactly once: the inline path and crash recovery share these.
 
 A hand-over starts with one event on the deciding stream (``ItemPickedUp`` on the room,
-``ItemDropped`` on the player, ``MonsterHit`` on the room) and finishes with one event on the
-other stream carrying the same ``handover_id``. The receiving aggregate remembers recent hand-over
-ids, so running a finish twice (after a crash, or by the recovery process) changes nothing.
+``ItemDropped`` on the player, ``MonsterHit`` on the room) and finishes with the receiving
+stream's answer, carrying the same ``handover_id``. Every finish is an update ``once`` the
+hand-over id: its events' ids are derived from the hand-over and the receiving stream, so however
+often and however late a finish runs (inline, after a crash, by the process manager behind a
+backlog of any size), the store records the answer once (docs/handover.md). The receiving
+aggregate's memory of its recent hand-overs only saves the round trip for the usual repeat.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from adventure_quest.app.repository import Saved
 from adventure_quest.domain import player, room
 from adventure_quest.domain.events import (
     Event,
+    HandoverSettled,
     ItemDropped,
     ItemPickedUp,
     MonsterDefeated,
@@ -38,15 +42,22 @@ async def finish_take(game: Game, picked: ItemPickedUp, room_key: str) -> Saved[
         game.players.stream_id(picked.player_id),
         lambda s: player.receive_item(s, picked.item, room_key, handover_id, game.world),
         _metadata(picked.player_id, handover_id),
+        once=handover_id,
     )
-    # Checked on the state, not on what this call appended: a recovery that crashed after the
-    # refusal but before the return must still return the item (the room's side is idempotent).
-    if handover_id in received.state.refused_handovers:
+    # Checked on what the player's stream recorded, not only on what this call appended: a
+    # recovery that crashed after the refusal but before the return must still return the item
+    # (the room's side is once too). A finish that appended nothing and found no repeat stopped
+    # at the state's recent hand-overs, and for those ``refused_handovers`` is exact.
+    answer = [*received.events, *received.repeated]
+    if handover_id in received.state.refused_handovers or any(
+        isinstance(event, HandoverSettled) for event in answer
+    ):
         returned = await game.repository.update(
             game.rooms,
             game.rooms.stream_id(room_key),
             lambda s: room.receive_item(s, picked.item, picked.player_id, handover_id),
             _metadata(picked.player_id, handover_id),
+            once=handover_id,
         )
         return Saved(received.state, [*received.events, *returned.events], received.result)
     return received
@@ -59,6 +70,7 @@ async def finish_drop(game: Game, dropped: ItemDropped, player_id: str) -> list[
         game.rooms.stream_id(dropped.room),
         lambda s: room.receive_item(s, dropped.item, player_id, dropped.handover_id),
         _metadata(player_id, dropped.handover_id),
+        once=dropped.handover_id,
     )
     return landed.events
 
@@ -79,4 +91,5 @@ async def finish_fight(
             world=game.world,
         ),
         _metadata(hit.player_id, hit.handover_id),
+        once=hit.handover_id,
     )

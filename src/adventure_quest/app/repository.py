@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
+from msgspec.structs import replace
 
 from adventure_quest.app import tracking
 from adventure_quest.app.aggregates import AggregateType
@@ -22,6 +23,7 @@ from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import AppendResult, Metadata, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, StoreUnavailableError
 from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
+from adventure_quest.store.uuid7 import derived_id
 
 S = TypeVar("S", bound=msgspec.Struct)
 T = TypeVar("T")
@@ -42,18 +44,26 @@ class ConflictError(Exception):
 
 
 class Loaded(msgspec.Struct, Generic[S], frozen=True):
-    """An aggregate's state and the stream version it reflects."""
+    """An aggregate's state, the stream version it reflects and where that version's event lies
+    in its shard's log (``position`` 0: not known, as when the state came from a snapshot)."""
 
     state: S
     version: int
+    position: int = 0
 
 
 class Saved(msgspec.Struct, Generic[S], frozen=True):
-    """What an update appended, and where."""
+    """What an update appended, and where.
+
+    ``repeated`` holds, when the store found the update's decision recorded already (an update
+    with a ``once`` key attempted again), the events recorded then under its ids; ``events`` is
+    then empty: nothing was appended.
+    """
 
     state: S
     events: list[Event]
     result: AppendResult | None
+    repeated: list[Event] = []
 
 
 class LruCache(Generic[T]):
@@ -150,12 +160,12 @@ class Repository:
         start: Loaded[S],
         to_version: int | None = None,
     ) -> Loaded[S]:
-        state, version = start.state, start.version
+        state, version, position = start.state, start.version, start.position
         decode, evolve = self.codec.decode, kind.evolve
         for recorded in await self.store.read_stream(stream_id, version + 1, to_version):
             state = evolve(state, decode(recorded))
-            version = recorded.version
-        return Loaded(state, version)
+            version, position = recorded.version, recorded.position
+        return Loaded(state, version, position)
 
     async def load_at(self, kind: AggregateType[S], stream_id: str, version: int) -> Loaded[S]:
         """The state as it was at ``version`` (time travel): replay up to it."""
@@ -185,11 +195,19 @@ class Repository:
         stream_id: str,
         decide: Callable[[S], list[Event]],
         metadata: Metadata,
+        *,
+        once: str | None = None,
     ) -> Saved[S]:
         """Load, decide, append at the loaded version; on conflict reload and decide again.
 
         Domain errors raised by ``decide`` propagate at once (nothing is written). After
         ``max_attempts`` conflicts, raises ConflictError.
+
+        ``once`` names a decision that must be recorded at most once on this stream however
+        often, and however late, it is attempted (a hand-over's finish, keyed by its hand-over
+        id): the events' ids are derived from it, so the store's unique index on event ids
+        refuses a second copy in the same transaction as the append (a repeat: nothing is
+        appended, ``Saved.repeated`` holds what was recorded the first time).
         """
         for attempt in range(self.max_attempts):
             if attempt:
@@ -198,28 +216,63 @@ class Repository:
             loaded = await self.load(kind, stream_id)
             events = decide(loaded.state)
             if not events:
+                await self._track(stream_id, loaded)
                 return Saved(loaded.state, events, None)
+            encoded = [self.codec.encode(e, metadata) for e in events]
+            if once is not None:
+                encoded = [
+                    replace(e, event_id=derived_id(once, stream_id, n))
+                    for n, e in enumerate(encoded)
+                ]
             try:
-                result = await self._append(
-                    stream_id, loaded.version, [self.codec.encode(e, metadata) for e in events]
-                )
+                result = await self._append(stream_id, loaded.version, encoded)
             except ConcurrencyError:
                 self._cache.drop(stream_id)
                 continue
             except BaseException:
                 self._cache.drop(stream_id)  # the outcome is unknown: reload next time
                 raise
+            if result.repeat:
+                return await self._repeated(kind, stream_id, encoded, result)
             tracking.appended(stream_id, result.position)
             state = loaded.state
             for event in events:
                 state = kind.evolve(state, event)
-            saved = Loaded(state, result.version)
+            saved = Loaded(state, result.version, result.position)
             self._cache.put(stream_id, saved)
             every = self.snapshot_every
             if every > 0 and result.version // every > loaded.version // every:
                 await self._snapshot(kind, stream_id, saved)
             return Saved(state, events, result)
         raise ConflictError(stream_id, self.max_attempts)
+
+    async def _repeated(
+        self, kind: AggregateType[S], stream_id: str, encoded: list[NewEvent], result: AppendResult
+    ) -> Saved[S]:
+        """The store already held this decision: the stream's state now, and what it recorded."""
+        self._cache.drop(stream_id)
+        loaded = await self.load(kind, stream_id)
+        await self._track(stream_id, loaded)
+        ids = {event.event_id for event in encoded}
+        first = max(result.version - len(encoded) + 1, 1)
+        recorded = await self.store.read_stream(stream_id, first, result.version)
+        repeated = [self.codec.decode(r) for r in recorded if r.event_id in ids]
+        return Saved(loaded.state, [], result, repeated)
+
+    async def _track(self, stream_id: str, loaded: Loaded[Any]) -> None:
+        """Count the event behind ``loaded`` as the request's own, when someone is tracking.
+
+        An update that appends nothing still answers with the stream's state, which may hold
+        what another writer appended (a hand-over finished by the process manager first): a
+        consistency token must cover that too (invariant 10).
+        """
+        if not tracking.active() or not loaded.version:
+            return
+        position = loaded.position
+        if not position:  # loaded from a snapshot with nothing after it
+            last = await self.store.read_stream(stream_id, loaded.version, loaded.version)
+            position = last[-1].position if last else 0
+        tracking.appended(stream_id, position)
 
     async def _append(self, stream_id: str, expected: int, events: list[NewEvent]) -> AppendResult:
         """Append; when the store was unreachable, send the very same events again.

@@ -29,3 +29,8 @@ def appended(stream_id: str, position: int) -> None:
     positions = _appended.get()
     if positions is not None and position > positions.get(stream_id, 0):
         positions[stream_id] = position
+
+
+def active() -> bool:
+    """Whether someone is tracking appends here."""
+    return _appended.get() is not None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from adventure_quest.store.envelope import ANY, NO_STREAM, ExpectedVersion, NewEvent
+from adventure_quest.store.envelope import ANY, NO_STREAM, AppendResult, ExpectedVersion, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError
 
 MAX_STREAM_ID_LENGTH = 200
@@ -31,3 +31,27 @@ def check_expected(stream_id: str, expected: ExpectedVersion, actual: int) -> No
         return
     if expected != actual:
         raise ConcurrencyError(stream_id, expected, actual)
+
+
+def settle_reused_ids(
+    stream_id: str, events: Sequence[NewEvent], found: Mapping[str, tuple[str, int, int]]
+) -> AppendResult:
+    """The answer to an append some of whose event ids are already recorded.
+
+    ``found`` maps each recorded id among the append's to ``(stream_id, version, position)``.
+    An append whose **first** event id is recorded on the same stream is a repeat: nothing is
+    written, and the answer is where the recorded ones of its ids on that stream landed (the
+    highest), with ``repeat`` set. That covers a retry of the very same append, and a second
+    attempt at a decision whose ids are derived from what it decides (a hand-over's finish):
+    the decision may come out longer or shorter the second time (a fight's outcome levels the
+    character up, or no longer does), but its first event is the same one. Any other reuse of
+    ids (a first id that is new, or ids recorded on another stream) is refused.
+    """
+    first = found.get(events[0].event_id)
+    if first is None or first[0] != stream_id:
+        raise InvalidAppendError(f"event ids of this append to {stream_id!r} are already used")
+    mine = [
+        (version, position) for stream, version, position in found.values() if stream == stream_id
+    ]
+    version, position = max(mine)
+    return AppendResult(stream_id, version, position, repeat=True)

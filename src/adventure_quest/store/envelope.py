@@ -53,11 +53,18 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """Where an append landed: the stream's new version and the last event's log position."""
+    """Where an append landed: the stream's new version and the last event's log position.
+
+    ``repeat`` says the store wrote nothing: the append's first event id was already recorded on
+    the stream (a retry, or a second attempt at a decision whose event ids are derived from what
+    it decides, as a hand-over's finish is), and ``version`` and ``position`` are where the
+    recorded ones of its ids landed (see store/appending.py).
+    """
 
     stream_id: str
     version: int
     position: int
+    repeat: bool = False
 
 
 def stream_type_of(stream_id: str) -> str:

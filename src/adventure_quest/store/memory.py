@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from adventure_quest.store.appending import check_expected, validate_append
+from adventure_quest.store.appending import check_expected, settle_reused_ids, validate_append
 from adventure_quest.store.envelope import (
     AppendResult,
     ExpectedVersion,
@@ -14,7 +14,7 @@ from adventure_quest.store.envelope import (
     RecordedEvent,
     stream_type_of,
 )
-from adventure_quest.store.errors import InvalidAppendError, StoreClosedError
+from adventure_quest.store.errors import StoreClosedError
 from adventure_quest.store.ports import Snapshot
 from adventure_quest.store.tailing import HeadSignal
 
@@ -71,14 +71,14 @@ class MemoryEventStore:
         return AppendResult(stream_id, version, len(self._log))
 
     def _retried(self, stream_id: str, events: Sequence[NewEvent]) -> AppendResult | None:
-        """The original result when every event id was already appended to this stream."""
-        found = [self._ids.get(event.event_id) for event in events]
-        if all(index is None for index in found):
-            return None
-        if any(index is None or self._log[index].stream_id != stream_id for index in found):
-            raise InvalidAppendError(f"event ids of this append to {stream_id!r} are already used")
-        last = self._log[max(index for index in found if index is not None)]
-        return AppendResult(stream_id, last.version, last.position)
+        """The answer to an append reusing recorded ids (store/appending.py), else None."""
+        found: dict[str, tuple[str, int, int]] = {}
+        for event in events:
+            index = self._ids.get(event.event_id)
+            if index is not None:
+                recorded = self._log[index]
+                found[event.event_id] = (recorded.stream_id, recorded.version, recorded.position)
+        return settle_reused_ids(stream_id, events, found) if found else None
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None

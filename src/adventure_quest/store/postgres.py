@@ -250,8 +250,10 @@ class PostgresEventStore:
 def _settle(request: _Append, row: Any) -> None:
     outcome, version, position = row
     future = request.future
-    if outcome in ("ok", "duplicate"):
+    if outcome == "ok":
         future.set_result(AppendResult(request.stream_id, version, position))
+    elif outcome == "duplicate":
+        future.set_result(AppendResult(request.stream_id, version, position, repeat=True))
     elif outcome == "conflict":
         future.set_exception(ConcurrencyError(request.stream_id, request.expected, version))
     else:

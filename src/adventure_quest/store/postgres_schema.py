@@ -58,10 +58,11 @@ BEGIN
         current_version := known_versions[slot];
         slice := event_ids[first_event : first_event + counts[i] - 1];
         IF existing IS NOT NULL AND slice && existing THEN
-            SELECT count(*), max(e.version), max(e.position)
+            -- A repeat when its first id is recorded on this stream (store/appending.py).
+            SELECT count(*) FILTER (WHERE e.event_id = slice[1]), max(e.version), max(e.position)
               INTO found, found_version, found_position
               FROM aq_events e WHERE e.event_id = ANY(slice) AND e.stream_id = streams[i];
-            IF found = counts[i] THEN
+            IF found = 1 THEN
                 outcome := 'duplicate'; new_version := found_version;
                 last_position := found_position;
             ELSE
@@ -128,6 +129,9 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         position bigint NOT NULL
     );
     """,
+    # 3: an append whose first event id is recorded on its stream is a repeat, whatever else it
+    # holds (a hand-over's finish attempted again, docs/handover.md).
+    _APPEND_FUNCTION,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from adventure_quest.store.appending import check_expected, validate_append
+from adventure_quest.store.appending import check_expected, settle_reused_ids, validate_append
 from adventure_quest.store.envelope import (
     AppendResult,
     ExpectedVersion,
@@ -148,6 +148,13 @@ class _Transaction:
         self.position = position
 
 
+def _reused(request: _Append, found: dict[str, tuple[str, int, int]]) -> _Result:
+    try:
+        return settle_reused_ids(request.stream_id, request.events, found)
+    except InvalidAppendError as error:
+        return error
+
+
 class SQLiteEventStore:
     """Event store in one SQLite file (``sqlite:///PATH``); durable on acknowledge."""
 
@@ -222,11 +229,8 @@ class SQLiteEventStore:
                         conn.execute("ROLLBACK")
                     raise
         except sqlite3.IntegrityError:
-            # Another process wrote, or an event id is reused: settle each append on its own.
             self.cached_versions.clear()
-            if len(batch) == 1:
-                return [self._explain_conflict(batch[0])], stopping
-            return [self._commit([request], gather=False)[0][0] for request in batch], stopping
+            return self._after_unique_violation(batch), stopping
         except StoreError as error:
             return [error] * len(batch), stopping
         except sqlite3.Error as error:
@@ -280,24 +284,47 @@ class SQLiteEventStore:
         self._last_batch = len(batch)
         return stopping
 
-    def _explain_conflict(self, request: _Append) -> _Result:
-        """A conflicting append is either a retry of one already committed, or a real conflict."""
-        conn = self._writer_conn
-        ids = [event.event_id for event in request.events]
+    def _after_unique_violation(self, batch: list[_Append]) -> list[_Result]:
+        """Settle a batch a unique index refused: an event id was reused, or another process wrote.
+
+        The appends reusing recorded ids are answered from what is recorded (a repeat, or a
+        refusal); the others commit again together, and only if that fails too, one by one.
+        """
+        if len(batch) == 1:
+            return [self._explain_conflict(batch[0])]
+        found = self._recorded([event.event_id for request in batch for event in request.events])
+        results: dict[int, _Result] = {}
+        rest: list[int] = []
+        for n, request in enumerate(batch):
+            if any(event.event_id in found for event in request.events):
+                results[n] = _reused(request, found)
+            else:
+                rest.append(n)
+        if rest and results:
+            settled = self._commit([batch[n] for n in rest], gather=False)[0]
+        else:
+            settled = [self._commit([batch[n]], gather=False)[0][0] for n in rest]
+        results.update(zip(rest, settled, strict=True))
+        return [results[n] for n in range(len(batch))]
+
+    def _recorded(self, ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """Which of ``ids`` are recorded: id -> (stream id, version, position)."""
         marks = ",".join("?" * len(ids))
         with translated_errors(self.path):
-            found = conn.execute(
-                f"SELECT stream_id, version, position FROM events WHERE event_id IN ({marks})"
-                " ORDER BY position",
+            rows = self._writer_conn.execute(
+                f"SELECT event_id, stream_id, version, position FROM events"
+                f" WHERE event_id IN ({marks})",
                 ids,
             ).fetchall()
-            actual = _committed_version(conn, request.stream_id)
-        if len(found) == len(ids) and all(row[0] == request.stream_id for row in found):
-            return AppendResult(request.stream_id, found[-1][1], found[-1][2])
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def _explain_conflict(self, request: _Append) -> _Result:
+        """A conflicting append is either a repeat of one already recorded, or a real conflict."""
+        found = self._recorded([event.event_id for event in request.events])
         if found:
-            return InvalidAppendError(
-                f"event ids of this append to {request.stream_id!r} are already used"
-            )
+            return _reused(request, found)
+        with translated_errors(self.path):
+            actual = _committed_version(self._writer_conn, request.stream_id)
         return ConcurrencyError(request.stream_id, request.expected, actual)
 
     # -- read side --------------------------------------------------------------------------
