@@ -66,6 +66,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+#: Bodies nested past what the JSON decoder takes (about 1,000 levels on CPython 3.11, where
+#: msgspec counts against the recursion limit), as arrays and as objects: (name, body).
+TOO_DEEP: list[tuple[str, bytes]] = [
+    (f"{opening} x {depth:,}", opening.encode() * depth + middle + closing * depth)
+    for opening, middle, closing in (("[", b"", b"]"), ('{"a":', b"1", b"}"))
+    for depth in (1_000, 3_000, 100_000)
+]
+
+
 def error_code(answer: httpx.Response) -> str:
     """The stable code of an error answer (checking the body's shape on the way)."""
     body = msgspec.json.decode(answer.content)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.server import bearer, create, error_code, live, settings_for
+import msgspec
+import pytest
+
+from adventure_quest.api import fast_commands
+from tests.api.server import TOO_DEEP, bearer, create, error_code, live, settings_for
 from tests.conftest import run
 
 STEPS: list[tuple[str, dict[str, str]]] = [
@@ -57,25 +61,79 @@ def test_both_lanes_answer_every_command_alike(tmp_path: Path) -> None:
 
 def test_requests_the_fast_lane_cannot_run_get_the_applications_answers(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with live(settings_for(tmp_path, max_body_bytes=512)) as client:
+        # A limit above the deepest body below, so that it reaches the decoders.
+        async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
             me, token, _ = await create(client, "Strict")
             _, other, _ = await create(client, "Other")
             move = f"/players/{me}/move"
             cases = [
-                (client.post(move, content=b'{"direction": ', headers=bearer(token)), 400),
+                (
+                    client.post(move, content=b'{"direction": ', headers=bearer(token)),
+                    400,
+                    "malformed_json",
+                ),
                 (
                     client.post(move, json={"direction": "north", "x": 1}, headers=bearer(token)),
                     422,
+                    "invalid_request",
                 ),
-                (client.post(move, json={"direction": "sideways"}, headers=bearer(token)), 422),
-                (client.post(move, json={"direction": "north"}), 401),
-                (client.post(move, json={"direction": "north"}, headers=bearer(other)), 403),
-                (client.post(move, json={"direction": "n" * 600}, headers=bearer(token)), 413),
+                (
+                    client.post(move, json={"direction": "sideways"}, headers=bearer(token)),
+                    422,
+                    "invalid_request",
+                ),
+                (client.post(move, json={"direction": "north"}), 401, "unauthenticated"),
+                (
+                    client.post(move, json={"direction": "north"}, headers=bearer(other)),
+                    403,
+                    "forbidden",
+                ),
+                (
+                    client.post(move, json={"direction": "n" * (1 << 20)}, headers=bearer(token)),
+                    413,
+                    "body_too_large",
+                ),
             ]
-            for request, status in cases:
+            # Nesting past the decoders' depth: every command, with its character's token (the
+            # request the fast lane would run), is malformed JSON (it was a 500: issue 10).
+            for _, deep in TOO_DEEP:
+                for verb in ("move", "take", "drop", "use", "attack", "say"):
+                    command = client.post(
+                        f"/players/{me}/{verb}", content=deep, headers=bearer(token)
+                    )
+                    cases.append((command, 400, "malformed_json"))
+            for request, status, code in cases:
                 answer = await request
-                assert answer.status_code == status, answer.text
-                assert error_code(answer)
+                assert (answer.status_code, error_code(answer)) == (status, code), answer.text
             assert (await client.get(f"/players/{me}/state")).json()["version"] == 2
+
+    run(scenario())
+
+
+class LooseSay(msgspec.Struct, frozen=True):
+    """Say without ``forbid_unknown_fields``: its decoder skips unknown values, recursing."""
+
+    text: str
+
+
+def test_a_body_too_deep_for_the_fast_lanes_decoder_goes_to_the_application(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The strict schemas refuse a nested body before recursing into it; a schema that skipped
+    # unknown fields would not, and its RecursionError must not escape the lane (a bare 500).
+    monkeypatch.setitem(fast_commands._DECODERS, "say", msgspec.json.Decoder(LooseSay))
+
+    async def scenario() -> None:
+        async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
+            me, token, _ = await create(client, "Deep")
+            state = f"/players/{me}/state"
+            before = (await client.get(state)).json()["version"]
+            for name, deep in TOO_DEEP:
+                body = b'{"x":' + deep + b',"text":"hi"}'
+                answer = await client.post(
+                    f"/players/{me}/say", content=body, headers=bearer(token)
+                )
+                assert (answer.status_code, error_code(answer)) == (400, "malformed_json"), name
+            assert (await client.get(state)).json()["version"] == before
 
     run(scenario())

@@ -9,7 +9,7 @@ import pytest
 
 from adventure_quest.api.server import CannotListenError, serve
 from adventure_quest.store.urls import open_event_store
-from tests.api.server import bearer, create, error_code, live, settings_for
+from tests.api.server import TOO_DEEP, bearer, create, error_code, live, settings_for
 from tests.conftest import run
 
 
@@ -46,7 +46,8 @@ def test_a_command_answer_carries_a_token_that_reads_your_own_write(tmp_path: Pa
 
 def test_every_rejected_request_has_the_error_shape_and_writes_nothing(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with live(settings_for(tmp_path, max_body_bytes=1024)) as client:
+        # A limit above the deepest body below, so that it reaches the decoder.
+        async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
             player_id, token, _ = await create(client, "Bob")
             await asyncio.sleep(0.2)
             before = await head_of(tmp_path)
@@ -74,7 +75,7 @@ def test_every_rejected_request_has_the_error_shape_and_writes_nothing(tmp_path:
                     "invalid_request",
                 ),
                 (
-                    client.post(move, json={"direction": "x" * 2000}, headers=bearer(token)),
+                    client.post(move, json={"direction": "x" * (1 << 20)}, headers=bearer(token)),
                     413,
                     "body_too_large",
                 ),
@@ -106,7 +107,28 @@ def test_every_rejected_request_has_the_error_shape_and_writes_nothing(tmp_path:
                     422,
                     "invalid_consistency_token",
                 ),
+                # Query parameters are never decoded as JSON: nesting in them is just text.
+                (
+                    client.get(f"/players/{player_id}", params={"consistency": "[" * 3000}),
+                    422,
+                    "invalid_consistency_token",
+                ),
+                (client.get("/leaderboard", params={"limit": "[" * 3000}), 422, "invalid_request"),
             ]
+            # Nesting past the decoder's depth is malformed JSON on every route with a body,
+            # with a token or without (it was a 500: issue 10); respawn reads no body.
+            for _, deep in TOO_DEEP:
+                cases.append((client.post("/players", content=deep), 400, "malformed_json"))
+                cases.append((client.post(move, content=deep), 400, "malformed_json"))
+                for verb in ("move", "take", "drop", "use", "attack", "say"):
+                    command = client.post(
+                        f"/players/{player_id}/{verb}", content=deep, headers=bearer(token)
+                    )
+                    cases.append((command, 400, "malformed_json"))
+                respawn = f"/players/{player_id}/respawn"
+                cases.append(
+                    (client.post(respawn, content=deep, headers=bearer(token)), 409, "not_dead")
+                )
             for request, status, code in cases:
                 answer = await request
                 assert (answer.status_code, error_code(answer)) == (status, code), answer.text

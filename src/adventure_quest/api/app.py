@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 
 from adventure_quest.api import admin, commands, errors, notify, ops, reads
@@ -16,6 +20,22 @@ your own write. Errors are always `{"error": {"code": "...", "message": "..."}}`
 """
 
 
+class ApiRequest(Request[Any, Any, State]):
+    """Litestar's request, except that a body nested too deeply to decode is malformed JSON.
+
+    msgspec refuses nesting deeper than the interpreter's recursion limit (about 1,000 levels on
+    CPython 3.11: a few KB) with ``RecursionError``, and Litestar's ``decode_json`` turns only
+    ``msgspec.DecodeError`` into a client error, so such a body answered 500. The typed decoders
+    of the fast lane fail on it before any recursion and hand it here (issue 10).
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ClientException("JSON is malformed: nested too deeply") from None
+
+
 def create_app(context: ApiContext) -> Litestar:
     """The application over a wired context (the caller opens and closes the context)."""
     return Litestar(
@@ -27,6 +47,7 @@ def create_app(context: ApiContext) -> Litestar:
             *ops.routes(context),
         ],
         exception_handlers={Exception: errors.handle},
+        request_class=ApiRequest,
         openapi_config=OpenAPIConfig(
             title="Adventure Quest",
             version="1.0.0",

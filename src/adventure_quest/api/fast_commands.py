@@ -56,7 +56,10 @@ class FastCommands:
         """The decoded body when the command may run here; None to leave it to the app."""
         try:
             decoded = _DECODERS[verb].decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            # RecursionError: nesting past the decoder's depth (the strict schemas refuse such
+            # bodies before recursing; one that skipped unknown fields would not). The
+            # application answers it, as every other undecodable body, with malformed_json.
             return None
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         scheme, _, token = header.decode("latin-1").partition(" ")
