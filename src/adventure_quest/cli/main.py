@@ -239,9 +239,10 @@ def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from adventure_quest.cli import bench, loadtest, processing, serve
+    from adventure_quest.cli import bench, items, loadtest, processing, serve
 
     bench.register(bench_app)
+    items.register(app, lambda data_dir, store: existing_store(settings_from(data_dir, store)), run)
     loadtest.register(app)
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
     processing.register(app, settings_with, run)

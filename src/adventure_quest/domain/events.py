@@ -130,6 +130,17 @@ class HandoverSettled(Event, frozen=True):
     reason: str
 
 
+class DuplicateRemoved(Event, frozen=True):
+    """One extra copy of an item instance was taken away here (``aq items repair``).
+
+    Stores written before hand-overs were finished exactly once may hold an instance twice (a
+    finish recorded again by a lagging process manager). Appears on player and room streams.
+    """
+
+    item: HeldItem
+    reason: str
+
+
 # -- Room stream -----------------------------------------------------------------------------
 
 
@@ -213,6 +224,7 @@ PLAYER_EVENTS: tuple[type[Event], ...] = (
     PlayerSaid,
     HandoverSettled,
     AchievementUnlocked,
+    DuplicateRemoved,
 )
 ROOM_EVENTS: tuple[type[Event], ...] = (
     ItemPickedUp,
@@ -221,10 +233,11 @@ ROOM_EVENTS: tuple[type[Event], ...] = (
     MonsterDefeated,
     HandoverSettled,
     RoomRestocked,
+    DuplicateRemoved,
 )
 CLOCK_EVENTS: tuple[type[Event], ...] = (WorldTicked,)
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in PLAYER_EVENTS + ROOM_EVENTS + CLOCK_EVENTS
+    cls.__name__: cls for cls in (*PLAYER_EVENTS, *ROOM_EVENTS, *CLOCK_EVENTS)
 }
 #: Current payload schema version per event type (1 unless listed).
 SCHEMA_VERSIONS: dict[str, int] = {"PlayerCreated": 2}

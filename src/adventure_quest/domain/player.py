@@ -11,6 +11,7 @@ from adventure_quest.domain.errors import refuse
 from adventure_quest.domain.events import (
     AchievementUnlocked,
     DamageTaken,
+    DuplicateRemoved,
     Event,
     HandoverSettled,
     HeldItem,
@@ -150,7 +151,17 @@ def evolve(state: PlayerState, event: Event) -> PlayerState:
             if achievement in state.achievements:
                 return state
             return replace(state, achievements=(*state.achievements, achievement))
+        case DuplicateRemoved(item=item):
+            return replace(state, inventory=without_one(state.inventory, item))
     return state
+
+
+def without_one(items: tuple[HeldItem, ...], item: HeldItem) -> tuple[HeldItem, ...]:
+    """``items`` with the first copy of ``item`` taken out (unchanged when it holds none)."""
+    if item not in items:
+        return items
+    at = items.index(item)
+    return (*items[:at], *items[at + 1 :])
 
 
 def evolve_all(state: PlayerState, events: list[Event]) -> PlayerState:

@@ -11,6 +11,7 @@ from msgspec.structs import replace
 
 from adventure_quest.domain.errors import refuse
 from adventure_quest.domain.events import (
+    DuplicateRemoved,
     Event,
     HandoverSettled,
     HeldItem,
@@ -21,7 +22,7 @@ from adventure_quest.domain.events import (
     MonsterSpawn,
     RoomRestocked,
 )
-from adventure_quest.domain.player import remember
+from adventure_quest.domain.player import remember, without_one
 from adventure_quest.domain.world import World
 
 
@@ -84,6 +85,8 @@ def evolve(state: RoomState, event: Event) -> RoomState:
             )
         case HandoverSettled(handover_id=handover_id):
             return replace(state, recent_handovers=remember(state.recent_handovers, handover_id))
+        case DuplicateRemoved(item=item):
+            return replace(state, items=without_one(state.items, item))
         case RoomRestocked(tick=tick, monsters=monsters, items=items):
             spawned = tuple(MonsterState(m.monster_id, m.monster_key, m.health) for m in monsters)
             return replace(
