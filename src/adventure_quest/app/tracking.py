@@ -1,7 +1,10 @@
 """Where a command's appends landed, collected per request (for consistency tokens).
 
 A handler opens ``track_appends()``; every append the repository makes inside it (in the same
-task, or tasks it starts) is recorded as stream id -> log position of its last event.
+task, or tasks it starts) is recorded as stream id -> log position of its last event. An update
+that appends nothing (another writer got there first: the hand-over manager finished the
+hand-over) records the position of the event its state stands at, so the token covers what the
+answer shows (invariant 10).
 """
 
 from __future__ import annotations
