@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,11 +64,39 @@ def translated_errors(path: str) -> Iterator[None]:
         ) from error
 
 
+#: Open connections of this process per file (device, inode): see ``check_header``.
+_open: Counter[tuple[int, int]] = Counter()
+_open_lock = threading.Lock()  # readers connect from their own threads
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that keeps ``_open`` counting while it is open."""
+
+    _file: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            with _open_lock:
+                _open[self._file] -= 1
+            self._file = None
+        super().close()
+
+
 def check_header(path: str) -> None:
-    """Refuse a file that is not SQLite, or is shorter than its header says (truncated)."""
-    size = os.path.getsize(path)
-    if size == 0:
+    """Refuse a file that is not SQLite, or is shorter than its header says (truncated).
+
+    The header is read with a plain ``open()`` only while this process has no SQLite connection
+    to the file: POSIX advisory locks belong to the process, and closing *any* descriptor of a
+    file drops every lock the process holds on it. Reading it with a connection open left that
+    connection without its WAL read lock, and another process closing its last connection then
+    deleted the WAL this one was still writing to: acknowledged appends were lost (SQLite's "How
+    To Corrupt An SQLite Database File", 2.2). With a connection open, the file was checked when
+    that connection was made, and SQLite's own reads report damage since.
+    """
+    info = os.stat(path)
+    if info.st_size == 0 or _open[(info.st_dev, info.st_ino)] > 0:
         return
+    size = info.st_size
     with open(path, "rb") as file:
         header = file.read(100)
     if len(header) < 100 or not header.startswith(_MAGIC):
@@ -91,7 +121,14 @@ def check_header(path: str) -> None:
 
 def connect(path: str, *, durable: bool) -> sqlite3.Connection:
     """Open a connection in autocommit mode with WAL; ``durable`` fsyncs every commit."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=_Connection
+    )
+    if path != ":memory:":
+        info = os.stat(path)
+        conn._file = (info.st_dev, info.st_ino)
+        with _open_lock:
+            _open[conn._file] += 1
     try:
         with translated_errors(path):
             conn.execute("PRAGMA busy_timeout=30000")
@@ -109,7 +146,7 @@ def upgrade(path: str) -> list[int]:
     before = 0
     if exists:
         check_header(path)
-        probe = sqlite3.connect(path)
+        probe = connect(path, durable=False)
         with translated_errors(path):
             before = probe.execute("PRAGMA user_version").fetchone()[0]
         probe.close()
