@@ -7,8 +7,9 @@ docs/handover.md). Every answer lists the events appended, so callers can render
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -20,7 +21,7 @@ from adventure_quest.app.aggregates import (
     player_type,
     room_type,
 )
-from adventure_quest.app.repository import Repository
+from adventure_quest.app.repository import ConflictError, Repository, Saved
 from adventure_quest.domain import player, room
 from adventure_quest.domain.errors import refuse
 from adventure_quest.domain.events import (
@@ -34,6 +35,7 @@ from adventure_quest.domain.player import PlayerState
 from adventure_quest.domain.room import RoomState
 from adventure_quest.domain.world import World
 from adventure_quest.store.envelope import Metadata
+from adventure_quest.store.errors import StoreUnavailableError
 from adventure_quest.store.uuid7 import uuid7
 
 
@@ -45,6 +47,8 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def first_of(events: list[Event], kind: type[E]) -> E:
@@ -53,6 +57,21 @@ def first_of(events: list[Event], kind: type[E]) -> E:
         if isinstance(event, kind):
             return event
     raise RuntimeError(f"expected a {kind.__name__} among {events!r}")
+
+
+async def later_if_need_be(finish: Awaitable[T], unfinished: T) -> T:
+    """A hand-over's second half, or ``unfinished`` when it cannot be made now.
+
+    Once the first half is recorded the command has happened: answering "conflict, try again"
+    (writers kept colliding on a crowded room) or "unavailable" would invite a retry that finds
+    the item gone. The hand-over manager finishes what is left, exactly once (docs/handover.md);
+    meanwhile the item is in transit, and the answer shows the state before the second half.
+    """
+    try:
+        return await finish
+    except (ConflictError, StoreUnavailableError) as error:
+        log.warning("hand-over left to the hand-over manager: %s", error)
+        return unfinished
 
 
 def _random_roll() -> int:
@@ -145,7 +164,9 @@ class Game:
             metadata,
         )
         picked = first_of(given.events, ItemPickedUp)
-        finished = await handovers.finish_take(self, picked, actor.room)
+        finished = await later_if_need_be(
+            handovers.finish_take(self, picked, actor.room), Saved(actor, [], None)
+        )
         return Outcome(finished.state, [*given.events, *finished.events])
 
     async def drop(self, player_id: str, words: str) -> Outcome:
@@ -159,7 +180,7 @@ class Game:
             metadata,
         )
         dropped = first_of(let_go.events, ItemDropped)
-        landed = await handovers.finish_drop(self, dropped, player_id)
+        landed = await later_if_need_be(handovers.finish_drop(self, dropped, player_id), [])
         return Outcome(let_go.state, [*let_go.events, *landed])
 
     async def attack(self, player_id: str, words: str) -> Outcome:
@@ -186,5 +207,7 @@ class Game:
         )
         hit = first_of(fought.events, MonsterHit)
         defeated = next((e for e in fought.events if isinstance(e, MonsterDefeated)), None)
-        outcome = await handovers.finish_fight(self, hit, defeated)
+        outcome = await later_if_need_be(
+            handovers.finish_fight(self, hit, defeated), Saved(actor, [], None)
+        )
         return Outcome(outcome.state, [*fought.events, *outcome.events])
