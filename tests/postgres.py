@@ -43,7 +43,8 @@ async def _empty(count: int) -> None:
     for database in DATABASES[:count]:
         conn = await asyncpg.connect(url(database), timeout=10)
         try:
-            await conn.execute("TRUNCATE aq_events, aq_snapshots")
+            # Checkpoints too: positions start again at 1, and a relay must not skip them.
+            await conn.execute("TRUNCATE aq_events, aq_snapshots, aq_checkpoints")
         finally:
             await conn.close()
 
