@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadtest
+from adventure_quest.bench import loadtest
 from tests.api.server import live, settings_for
 from tests.conftest import run
 

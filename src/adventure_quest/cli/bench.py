@@ -1,4 +1,4 @@
-"""``aq bench …``: the typer front of the benchmarks package (see docs/benchmarks.md)."""
+"""``aq bench …``: the typer front of ``adventure_quest.bench`` (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")
 
 def register(bench_app: typer.Typer) -> None:
     """Attach the benchmark commands (imported lazily: they are not needed to play)."""
-    from benchmarks import append, load, project, read, rebuild
-    from benchmarks.harness import report, scratch_url
+    from adventure_quest.bench import append, load, project, read, rebuild
+    from adventure_quest.bench.harness import report, scratch_url
 
     @bench_app.command("append")
     def bench_append(

@@ -1,4 +1,4 @@
-"""``aq loadtest``: simulated players against a running server over HTTP (benchmarks.loadtest)."""
+"""``aq loadtest``: simulated players against a running server over HTTP (``bench.loadtest``)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Players create characters, then query and command at a realistic mix: throughput,
         latency p50/p99 and end-to-end lag (a command's answer to its read-back)."""
-        from benchmarks import loadtest as generator
-        from benchmarks.harness import report
+        from adventure_quest.bench import loadtest as generator
+        from adventure_quest.bench.harness import report
 
         def progress(line: str) -> None:
             typer.echo(line, err=True)

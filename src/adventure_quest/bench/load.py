@@ -8,11 +8,11 @@ from typing import Any
 
 from adventure_quest.app.aggregates import event_codec, player_type
 from adventure_quest.app.repository import Repository
+from adventure_quest.bench.harness import Progress
 from adventure_quest.domain.events import Event, PlayerCreated, PlayerMoved, PlayerSaid
 from adventure_quest.store.envelope import ANY
 from adventure_quest.store.urls import open_event_store, open_snapshot_store
 from adventure_quest.store.uuid7 import uuid7
-from benchmarks.harness import Progress
 
 BATCH = 1000
 

@@ -8,11 +8,11 @@ from typing import Any
 from msgspec.structs import replace
 
 from adventure_quest.app.aggregates import event_codec
+from adventure_quest.bench.harness import Progress
 from adventure_quest.domain.events import PlayerMoved
 from adventure_quest.store.envelope import ANY
 from adventure_quest.store.urls import open_event_store
 from adventure_quest.store.uuid7 import uuid7
-from benchmarks.harness import Progress
 
 PAGE = 1000
 WRITE_BATCH = 1000

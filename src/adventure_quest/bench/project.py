@@ -23,6 +23,7 @@ import msgspec
 
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.worlds import load_world
+from adventure_quest.bench.harness import Progress, percentile
 from adventure_quest.domain.events import Event, PlayerCreated, PlayerMoved, PlayerSaid
 from adventure_quest.messaging.relay import Relay
 from adventure_quest.messaging.urls import open_queue
@@ -34,7 +35,6 @@ from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.ports import EventStore
 from adventure_quest.store.urls import open_checkpoint_stores, open_event_store
 from adventure_quest.store.uuid7 import uuid7
-from benchmarks.harness import Progress, percentile
 
 PLAYERS = 500
 PARTITIONS = 16

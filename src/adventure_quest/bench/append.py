@@ -7,10 +7,10 @@ import time
 from array import array
 from typing import Any
 
+from adventure_quest.bench.harness import percentile
 from adventure_quest.store.envelope import Metadata, NewEvent
 from adventure_quest.store.urls import open_event_store
 from adventure_quest.store.uuid7 import uuid7
-from benchmarks.harness import percentile
 
 PAYLOAD = b'{"from_room":"village_square","to_room":"market_street","direction":"north"}'
 

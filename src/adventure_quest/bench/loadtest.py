@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from benchmarks.harness import percentile
+from adventure_quest.bench.harness import percentile
 
 TIMEOUT_S = 10.0
 #: One successful command in this many (per player) is read back with its consistency token.
