@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,8 @@ from adventure_quest.domain.events import (
     ItemPutDown,
     MonsterDefeated,
     MonsterHit,
+    MonsterSpawn,
+    RoomRestocked,
 )
 from adventure_quest.domain.room import MonsterState, RoomState
 
@@ -152,6 +155,98 @@ def test_receiving_the_same_hand_over_twice_lands_the_item_once() -> None:
     landed = after(crypt(), room.receive_item(crypt(), torch, "p1", "h1"))
     assert room.receive_item(landed, torch, "p1", "h1") == []
     assert room.receive_item(landed, torch, "p1", "h2") == [ItemPutDown(torch, "p1", "h2")]
+
+
+# -- restocking ------------------------------------------------------------------------------
+
+KEY_0: Final = "chapel_crypt.brass_key.0"
+
+
+def plundered() -> RoomState:
+    """The crypt after a player killed the first rat (its tail on the floor) and took the key."""
+    state = after(crypt(), strike(crypt(), damage=8))
+    state = after(state, room.hand_over_item(state, "key", "p1", "h1", WORLD))
+    assert [m.monster_id for m in state.monsters] == [RAT_1]
+    assert [i.item_id for i in state.items] == [f"{RAT_0}.loot.0"]
+    return state
+
+
+def test_a_restock_brings_back_the_missing_monster_and_item_as_a_new_generation() -> None:
+    assert room.restock(plundered(), 5, WORLD) == [
+        RoomRestocked(
+            5,
+            [MonsterSpawn(f"{RAT_0}@5", "giant_rat", 8)],
+            [HeldItem(f"{KEY_0}@5", "brass_key")],
+        )
+    ]
+
+
+def test_a_restock_puts_them_in_the_room_and_records_its_tick() -> None:
+    restocked = after(plundered(), room.restock(plundered(), 5, WORLD))
+    assert restocked.last_tick == 5
+    assert restocked.monsters == (
+        MonsterState(RAT_1, "giant_rat", 8),
+        MonsterState(f"{RAT_0}@5", "giant_rat", 8),
+    )
+    assert [i.item_id for i in restocked.items] == [f"{RAT_0}.loot.0", f"{KEY_0}@5"]
+
+
+@pytest.mark.parametrize("tick", [1, 4, 5])
+def test_a_tick_at_or_before_the_last_restock_restocks_nothing_even_if_something_is_missing(
+    tick: int,
+) -> None:
+    """A tick delivered twice must not respawn twice what died again in between."""
+    restocked = after(plundered(), room.restock(plundered(), 5, WORLD))
+    # The other rat is killed and the new key taken: both are missing now.
+    state = after(restocked, strike(restocked, damage=8, handover_id="fight-2"))
+    state = after(state, room.hand_over_item(state, "key", "p1", "h2", WORLD))
+    assert [m.monster_id for m in state.monsters] == [f"{RAT_0}@5"]
+    assert not any(i.item_key == "brass_key" for i in state.items)
+    assert room.restock(state, tick, WORLD) == []
+    assert room.restock(state, 6, WORLD) == [
+        RoomRestocked(
+            6,
+            [MonsterSpawn(f"{RAT_1}@6", "giant_rat", 8)],
+            [HeldItem(f"{KEY_0}@6", "brass_key")],
+        )
+    ]
+
+
+def test_a_respawned_instance_fills_its_slot_so_the_next_tick_restocks_nothing() -> None:
+    restocked = after(plundered(), room.restock(plundered(), 5, WORLD))
+    assert room.restock(restocked, 6, WORLD) == []
+    assert room.restock(restocked, 1_000, WORLD) == []
+
+
+def test_a_respawned_item_taken_again_comes_back_under_its_slot_and_the_new_tick() -> None:
+    restocked = after(plundered(), room.restock(plundered(), 5, WORLD))
+    taken = room.hand_over_item(restocked, "key", "p2", "h2", WORLD)
+    assert taken == [ItemPickedUp(HeldItem(f"{KEY_0}@5", "brass_key"), "p2", "h2")]
+    assert room.restock(after(restocked, taken), 6, WORLD) == [
+        RoomRestocked(6, [], [HeldItem(f"{KEY_0}@6", "brass_key")])
+    ]
+
+
+def test_a_respawned_monster_killed_again_comes_back_even_while_its_loot_lies_there() -> None:
+    restocked = after(plundered(), room.restock(plundered(), 5, WORLD))
+    state = after(restocked, strike(restocked, damage=8, handover_id="fight-2"))
+    state = after(state, strike(state, damage=8, handover_id="fight-3"))
+    assert state.monsters == ()
+    assert f"{RAT_0}@5.loot.0" in [i.item_id for i in state.items]
+    (later,) = room.restock(state, 6, WORLD)
+    assert isinstance(later, RoomRestocked)
+    # The first generation's rat came back with its tail on the floor; so must the second's.
+    assert [m.monster_id for m in later.monsters] == [f"{RAT_0}@6", f"{RAT_1}@6"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(WORLD.rooms)), st.integers(1, 10**9), st.integers(0, 10**9))
+def test_a_room_with_nothing_missing_restocks_nothing_whatever_the_tick(
+    room_key: str, tick: int, last_tick: int
+) -> None:
+    state = room.initial_state(WORLD, room_key)
+    assert room.restock(state, tick, WORLD) == []
+    assert room.restock(msgspec.structs.replace(state, last_tick=last_tick), tick, WORLD) == []
 
 
 # -- fights ----------------------------------------------------------------------------------

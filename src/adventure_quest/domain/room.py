@@ -112,16 +112,17 @@ def restock(state: RoomState, tick: int, world: World) -> list[Event]:
     if tick <= state.last_tick:
         return []
     first = initial_state(world, state.room_key)
-    present = {_slot(m.monster_id) for m in state.monsters} | {
-        _slot(i.item_id) for i in state.items
-    }
+    # Monsters and items apart: a respawned monster's loot (``room.key.n@t.loot.k``) has the
+    # monster's slot, and must not stand for the monster while it lies on the floor.
+    alive = {_slot(m.monster_id) for m in state.monsters}
+    lying = {_slot(i.item_id) for i in state.items}
     monsters = [
         MonsterSpawn(f"{m.monster_id}@{tick}", m.monster_key, m.health)
         for m in first.monsters
-        if m.monster_id not in present
+        if m.monster_id not in alive
     ]
     items = [
-        HeldItem(f"{i.item_id}@{tick}", i.item_key) for i in first.items if i.item_id not in present
+        HeldItem(f"{i.item_id}@{tick}", i.item_key) for i in first.items if i.item_id not in lying
     ]
     if not monsters and not items:
         return []
