@@ -346,6 +346,12 @@ def test_items_are_never_in_two_places_through_crashes_and_recovery() -> None:
 # -- (b) crash recovery, step by step --------------------------------------------------------
 
 
+#: How often recovery runs over one interrupted hand-over: every count from 1 to 16 (the
+#: examples cover the whole range; each run takes a few milliseconds).
+RECOVERY_RUNS: Final = st.integers(1, 16)
+RECOVERY_SETTINGS: Final = settings(max_examples=40, deadline=None)
+
+
 async def crashed_take(game: Game, store: CrashingEventStore, player_id: str) -> ItemPickedUp:
     """Take a torch, crashing after the room's ItemPickedUp; return that pending event."""
     store.crash_on = "player-"
@@ -356,8 +362,8 @@ async def crashed_take(game: Game, store: CrashingEventStore, player_id: str) ->
     return picked
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.integers(1, 4))
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
 def test_an_interrupted_take_is_finished_once_however_often_recovery_runs(times: int) -> None:
     async def scenario() -> None:
         store, world = CrashingEventStore(), crowded_world()
@@ -375,8 +381,8 @@ def test_an_interrupted_take_is_finished_once_however_often_recovery_runs(times:
     asyncio.run(scenario())
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.integers(1, 4))
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
 def test_an_interrupted_take_that_no_longer_fits_returns_the_item_once(times: int) -> None:
     async def scenario() -> None:
         store, world = CrashingEventStore(), crowded_world(max_items=1)
@@ -412,8 +418,8 @@ def test_a_refused_take_whose_return_was_interrupted_still_returns_the_item() ->
     asyncio.run(scenario())
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.integers(1, 4))
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
 def test_an_interrupted_drop_lands_the_item_once_however_often_recovery_runs(times: int) -> None:
     async def scenario() -> None:
         store, world = CrashingEventStore(), crowded_world()
@@ -455,8 +461,8 @@ async def crashed_attack(
     return hit, defeated
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.integers(1, 4))
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
 def test_an_interrupted_fight_hurts_the_player_once_however_often_recovery_runs(
     times: int,
 ) -> None:
@@ -477,8 +483,8 @@ def test_an_interrupted_fight_hurts_the_player_once_however_often_recovery_runs(
     asyncio.run(scenario())
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.integers(1, 4))
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
 def test_an_interrupted_victory_pays_its_xp_once_however_often_recovery_runs(times: int) -> None:
     async def scenario() -> None:
         store = CrashingEventStore()

@@ -9,7 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from adventure_quest.store.envelope import ANY, NO_STREAM, Metadata, NewEvent, RecordedEvent
+from adventure_quest.store.envelope import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+)
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError, StoreClosedError
 from adventure_quest.store.ports import EventStore, GlobalLog
 from adventure_quest.store.sharding import shard_of
@@ -290,7 +297,15 @@ appends = st.lists(
 def test_log_and_streams_stay_gap_free_and_ordered(
     make_store: StoreFactory, plan: list[tuple[str, str, int]], page: int, concurrent: bool
 ) -> None:
-    """Invariants 2 and 3 against a model, sequential or all appends in flight at once."""
+    """Invariants 2 and 3 against a model, sequential or all appends in flight at once.
+
+    Sequentially the model knows each stream's version, so the outcome of every append is
+    known too: at the right version (``NO_STREAM`` for a stream not yet written) and at ``ANY``
+    it lands right after the model's version; at a wrong one (a version the stream is not at,
+    among them an exact version of a stream that does not exist) it is refused with a
+    ConcurrencyError and writes nothing. Concurrently only the invariants are checked: which
+    appends lose their race is not known in advance.
+    """
 
     async def scenario() -> None:
         store = make_store()
@@ -299,10 +314,24 @@ def test_log_and_streams_stay_gap_free_and_ordered(
         async def attempt(stream: str, how: str, count: int) -> None:
             current = model.get(stream, 0) if not concurrent else await store.stream_version(stream)
             expected = {"right": current, "wrong": current + 7, "any": ANY}[how]
+            head = 0 if concurrent else await total_head(store)
+            outcome: AppendResult | ConcurrencyError
             try:
-                result = await store.append(stream, expected, [event() for _ in range(count)])
-            except ConcurrencyError:
+                outcome = await store.append(stream, expected, [event() for _ in range(count)])
+            except ConcurrencyError as refused:
+                outcome = refused
+            if isinstance(outcome, ConcurrencyError):
+                if not concurrent:
+                    assert how == "wrong", f"{how} append at {expected} onto {current} refused"
+                    assert (outcome.expected, outcome.actual) == (expected, current)
+                    assert await store.stream_version(stream) == current
+                    assert await total_head(store) == head
                 return
+            result = outcome
+            if not concurrent:
+                assert how != "wrong", f"append at {expected} onto version {current} was accepted"
+                assert (result.version, result.repeat) == (current + count, False)
+                assert await total_head(store) == head + count
             model[stream] = max(model.get(stream, 0), result.version)
 
         if concurrent:

@@ -28,6 +28,7 @@ from adventure_quest.domain.events import (
     PlayerMoved,
     PlayerRespawned,
     PlayerSaid,
+    TokenIssued,
     XpGained,
 )
 from adventure_quest.domain.player import PlayerState, evolve_all
@@ -79,6 +80,14 @@ def refusal(action: Callable[[], object]) -> str:
     return caught.value.code
 
 
+def refusal_text(action: Callable[[], object]) -> tuple[str, str]:
+    """The code and the message (what the player reads) of the DomainError ``action`` raises."""
+    with pytest.raises(DomainError) as caught:
+        action()
+    assert str(caught.value) == caught.value.message
+    return caught.value.code, caught.value.message
+
+
 # -- create ----------------------------------------------------------------------------------
 
 
@@ -93,6 +102,25 @@ def test_a_new_character_starts_in_the_start_room_at_full_health() -> None:
         0,
         (),
     )
+
+
+def test_a_new_character_given_a_token_hash_records_it_right_after_its_creation() -> None:
+    events = player.create(PlayerState(), "p1", "Alice", WORLD, token_hash="ab12" * 16)
+    assert events == [PlayerCreated("p1", "Alice", START, 100, 100), TokenIssued("ab12" * 16)]
+    assert evolve_all(PlayerState(), events).token_hash == "ab12" * 16
+
+
+def test_a_new_character_without_a_token_hash_records_no_token() -> None:
+    events = player.create(PlayerState(), "p1", "Alice", WORLD, token_hash="")
+    assert events == [PlayerCreated("p1", "Alice", START, 100, 100)]
+    assert evolve_all(PlayerState(), events).token_hash == ""
+
+
+def test_a_token_issued_again_replaces_the_hash_and_nothing_else() -> None:
+    state = holding("torch")
+    reissued = player.evolve(state, TokenIssued("cd34" * 16))
+    assert reissued == replace(state, token_hash="cd34" * 16)
+    assert player.evolve(reissued, TokenIssued("ef56" * 16)).token_hash == "ef56" * 16
 
 
 def test_a_name_is_trimmed_and_its_inner_whitespace_collapsed() -> None:
@@ -182,6 +210,13 @@ def test_moving_where_the_room_has_no_exit_is_refused(words: str) -> None:
     assert refusal(lambda: player.move(created(), words, WORLD)) == "no_exit"
 
 
+def test_the_no_exit_refusal_names_the_direction_in_full() -> None:
+    assert refusal_text(lambda: player.move(created(), " U ", WORLD)) == (
+        "no_exit",
+        "You cannot go up from here.",
+    )
+
+
 @pytest.mark.parametrize("words", ["sideways", "", "nn", "forward"])
 def test_moving_in_an_unknown_direction_is_refused(words: str) -> None:
     assert refusal(lambda: player.move(created(), words, WORLD)) == "unknown_direction"
@@ -208,6 +243,19 @@ def test_a_character_may_carry_up_to_the_weight_limit_and_no_more() -> None:
     )
 
 
+def test_the_inventory_full_refusals_say_which_limit_was_reached() -> None:
+    ten_coins = holding(*["gold_coin"] * 10)
+    assert refusal_text(lambda: player.check_can_carry(ten_coins, "gold_coin", WORLD)) == (
+        "inventory_full",
+        "You cannot carry more than 10 items.",
+    )
+    laden = holding("chain_mail", "battle_axe", "steel_longsword")
+    assert refusal_text(lambda: player.check_can_carry(laden, "rusty_sword", WORLD)) == (
+        "inventory_full",
+        "The rusty sword is too heavy: you can carry 25.",
+    )
+
+
 def test_receiving_an_item_that_fits_holds_it_and_remembers_the_hand_over() -> None:
     torch = HeldItem("village_square.torch.0", "torch")
     events = player.receive_item(created(), torch, START, "h1", WORLD)
@@ -220,6 +268,7 @@ def test_receiving_an_item_that_fits_holds_it_and_remembers_the_hand_over() -> N
 def test_receiving_the_same_hand_over_twice_holds_the_item_once() -> None:
     torch = HeldItem("village_square.torch.0", "torch")
     state = evolve_all(created(), player.receive_item(created(), torch, START, "h1", WORLD))
+    assert state.inventory == (torch,)
     assert player.receive_item(state, torch, START, "h1", WORLD) == []
 
 
@@ -248,13 +297,27 @@ def test_a_character_who_cannot_take_an_item_settles_the_hand_over_as_refused(
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(ITEM_KEYS), max_size=30))
 def test_receiving_any_items_never_breaks_the_carrying_limits(keys: list[str]) -> None:
+    """Each item is held exactly when it fits, and refused exactly when it does not."""
     state = created()
     for n, key in enumerate(keys):
         item = HeldItem(f"item-{n}", key)
+        fits = (
+            len(state.inventory) < WORLD.player.max_items
+            and player.carried_weight(state, WORLD) + WORLD.items[key].weight
+            <= WORLD.player.max_weight
+        )
         events = player.receive_item(state, item, START, f"h{n}", WORLD)
         assert len(events) == 1
-        assert isinstance(events[0], ItemTaken | HandoverSettled)
+        before = state.inventory
         state = evolve_all(state, events)
+        if fits:
+            assert events == [ItemTaken(item, START, f"h{n}")]
+            assert state.inventory == (*before, item)
+        else:
+            assert isinstance(events[0], HandoverSettled)
+            assert events[0].handover_id == f"h{n}"
+            assert events[0].reason.startswith("refused: ")
+            assert state.inventory == before
         assert len(state.inventory) <= WORLD.player.max_items
         assert player.carried_weight(state, WORLD) <= WORLD.player.max_weight
     assert len(state.recent_handovers) == min(len(keys), player.RECENT_HANDOVERS)
@@ -281,6 +344,10 @@ def test_dropping_one_of_two_alike_items_keeps_the_other() -> None:
 def test_dropping_an_item_not_carried_is_refused() -> None:
     assert refusal(lambda: player.drop(holding("torch"), "sword", "h1", WORLD)) == (
         "item_not_carried"
+    )
+    assert refusal_text(lambda: player.drop(holding("torch"), "  rusty sword ", "h1", WORLD)) == (
+        "item_not_carried",
+        "You are not carrying any 'rusty sword'.",
     )
 
 
@@ -446,6 +513,13 @@ def test_a_dead_character_can_do_nothing_but_respawn(
 ) -> None:
     corpse = dead(holding("torch", "healing_potion"))
     assert refusal(lambda: action(corpse)) == "player_dead"
+
+
+def test_a_dead_character_is_told_how_to_come_back() -> None:
+    assert refusal_text(lambda: player.move(dead(), "north", WORLD)) == (
+        "player_dead",
+        "You are dead. Type 'respawn' to return to the village.",
+    )
 
 
 @pytest.mark.parametrize("action", ACTIONS.values(), ids=ACTIONS.keys())

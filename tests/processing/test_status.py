@@ -10,6 +10,7 @@ from typing import Any
 
 from adventure_quest.app.worlds import load_world
 from adventure_quest.config import load_settings
+from adventure_quest.messaging.ports import partition_of
 from adventure_quest.processing import Processing, prometheus
 from adventure_quest.store.envelope import ANY, Metadata, NewEvent
 from tests.conftest import run
@@ -42,15 +43,30 @@ def test_a_caught_up_pipeline_is_ok_and_a_neglected_one_is_stalled(tmp_path: Pat
             relay = neglected["relays"][0]
             assert (relay["lag_events"], relay["state"]) == (2, "stalled")
             assert relay["lag_seconds"] >= 119
+            # Nothing is published yet: the projections have nothing waiting.
+            assert (neglected["projections"]["lag_events"], neglected["projections"]["state"]) == (
+                0,
+                "ok",
+            )
             # The relay publishes; no worker applies: the projections are the ones stalled.
             publishing = asyncio.create_task(processing.relays[0].step())
-            await asyncio.sleep(0.05)
-            stuck = await processing.status(interval_s=0.01)
-            # In-process, a relay's checkpoint moves only once every group has applied.
-            assert stuck["relays"][0]["lag_events"] == 2
+            deadline = time.monotonic() + 5
+            while not (await processing.status(interval_s=0))["projections"]["lag_events"]:
+                assert time.monotonic() < deadline, "the relay published nothing"
+            stuck = await processing.status(interval_s=0.01)  # now looked at twice, unmoved
+            # What changed: the two events wait, 2 minutes old, on the partition of player-x.
             assert stuck["projections"]["lag_events"] == 2
             assert stuck["projections"]["state"] == "stalled"
             assert stuck["projections"]["lag_seconds"] >= 119
+            waiting = partition_of("player-x", 2)
+            partitions = stuck["projections"]["partitions"]
+            assert [(p["partition"], p["lag_events"], p["state"]) for p in partitions] == [
+                (n, 2, "stalled") if n == waiting else (n, 0, "ok") for n in range(2)
+            ]
+            # In-process, a relay's checkpoint moves only once every group has applied: its
+            # publish is still in flight, so its lag is unchanged.
+            assert not publishing.done()
+            assert (stuck["relays"][0]["position"], stuck["relays"][0]["lag_events"]) == (0, 2)
             text = prometheus(stuck)
             assert 'aq_projection_lag_events{partition="' in text
             assert "aq_relay_lag_seconds" in text
@@ -68,6 +84,10 @@ def test_a_caught_up_pipeline_is_ok_and_a_neglected_one_is_stalled(tmp_path: Pat
             stop.set()
             await asyncio.gather(*running)
             assert caught_up["relays"][0]["state"] == "ok"
+            assert (caught_up["relays"][0]["position"], caught_up["relays"][0]["lag_events"]) == (
+                2,
+                0,
+            )
             assert caught_up["projections"]["state"] == "ok"
             assert caught_up["projections"]["lag_events"] == 0
 

@@ -16,7 +16,7 @@ from adventure_quest.store.envelope import ANY, NO_STREAM, NewEvent, RecordedEve
 from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError, StoreUrlError
 from adventure_quest.store.postgres import PostgresEventStore
 from adventure_quest.store.postgres_connect import upgrade
-from adventure_quest.store.postgres_schema import SCHEMA_VERSION
+from adventure_quest.store.postgres_schema import APPEND_LOCK, SCHEMA_VERSION
 from adventure_quest.store.tailing import POLL_S
 from tests import postgres
 from tests.conftest import run
@@ -33,6 +33,34 @@ async def read_log(store: PostgresEventStore) -> list[RecordedEvent]:
     return seen
 
 
+#: The sessions of this database holding (granted) or waiting for the append lock.
+APPEND_LOCK_SESSIONS = """
+SELECT pid, granted FROM pg_locks
+ WHERE locktype = 'advisory' AND classid = 0 AND objid::bigint = $1 AND objsubid = 1
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+async def sessions_waiting_for_the_append_lock(
+    observer: asyncpg.Connection, holder: int, within_s: float = 10.0
+) -> list[int]:
+    """Once ``holder`` holds the append lock and another session waits for it: the waiters.
+
+    Fails when that is not seen within ``within_s``.
+    """
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        rows = await observer.fetch(APPEND_LOCK_SESSIONS, APPEND_LOCK)
+        holders = [r["pid"] for r in rows if r["granted"]]
+        waiters = [r["pid"] for r in rows if not r["granted"]]
+        if holders == [holder] and waiters:
+            return waiters
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"no session waited for the append lock held by {holder}: {rows}"
+        )
+        await asyncio.sleep(0.01)
+
+
 def test_a_reader_never_sees_past_a_transaction_still_holding_an_earlier_position() -> None:
     """The sequence-gap problem: position k taken, k+1.. committing first. Not here."""
     (url,) = postgres.fresh(1)
@@ -41,6 +69,7 @@ def test_a_reader_never_sees_past_a_transaction_still_holding_an_earlier_positio
         store = PostgresEventStore(url)
         await store.append("s-0", NO_STREAM, [event()])
         slow = await asyncpg.connect(url)
+        observer = await asyncpg.connect(url)
         try:
             transaction = slow.transaction()
             await transaction.start()
@@ -53,13 +82,17 @@ def test_a_reader_never_sees_past_a_transaction_still_holding_an_earlier_positio
             assert taken["last_position"] == 2  # position 2 is taken, not committed
             later = asyncio.gather(*(store.append(f"fast-{n}", NO_STREAM, [event(n)])
                                      for n in range(5)))  # fmt: skip
-            await asyncio.sleep(0.3)
-            assert not later.done()  # later positions cannot commit before position 2
+            # The later appends have reached the database and wait there for the lock the
+            # uncommitted position 2 holds: later positions cannot commit before it.
+            waiters = await sessions_waiting_for_the_append_lock(observer, slow.get_server_pid())
+            assert slow.get_server_pid() not in waiters
+            assert not later.done()
             assert await store.read_all(1) == []
             assert await store.head() == 1
             await transaction.commit()
             results = await later
         finally:
+            await observer.close()
             await slow.close()
         log = await read_log(store)
         assert [e.position for e in log] == [1, 2, 3, 4, 5, 6, 7]
@@ -92,7 +125,7 @@ WRITER = textwrap.dedent(
 )
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     processes=st.integers(2, 4),
     clients=st.integers(1, 8),

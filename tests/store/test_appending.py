@@ -1,0 +1,77 @@
+"""The append rules every adapter shares, as pure functions: no store is opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from adventure_quest.store.appending import (
+    MAX_EVENTS_PER_APPEND,
+    MAX_STREAM_ID_LENGTH,
+    check_expected,
+    validate_append,
+)
+from adventure_quest.store.envelope import ANY, NO_STREAM, NewEvent
+from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError
+
+ONE = [NewEvent("Happened", b"{}")]
+
+
+@pytest.mark.parametrize("actual", [0, 1, 7])
+def test_any_is_satisfied_by_every_version(actual: int) -> None:
+    check_expected("s-1", ANY, actual)
+
+
+def test_no_stream_is_satisfied_by_a_stream_that_does_not_exist() -> None:
+    check_expected("s-1", NO_STREAM, 0)
+
+
+@pytest.mark.parametrize("actual", [1, 2, 50])
+def test_no_stream_is_refused_on_a_stream_that_exists(actual: int) -> None:
+    with pytest.raises(ConcurrencyError) as caught:
+        check_expected("s-1", NO_STREAM, actual)
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == (
+        "s-1",
+        NO_STREAM,
+        actual,
+    )
+
+
+@pytest.mark.parametrize("expected", [1, 2, 7])
+def test_an_exact_version_is_refused_on_a_stream_that_does_not_exist(expected: int) -> None:
+    with pytest.raises(ConcurrencyError) as caught:
+        check_expected("s-1", expected, NO_STREAM)
+    assert (caught.value.expected, caught.value.actual) == (expected, 0)
+
+
+@pytest.mark.parametrize("version", [1, 2, 10_000])
+def test_an_exact_version_the_stream_is_at_is_satisfied(version: int) -> None:
+    check_expected("s-1", version, version)
+
+
+@pytest.mark.parametrize(("expected", "actual"), [(1, 2), (3, 2), (2, 1), (8, 1)])
+def test_an_exact_version_the_stream_is_not_at_is_refused(expected: int, actual: int) -> None:
+    with pytest.raises(ConcurrencyError) as caught:
+        check_expected("s-1", expected, actual)
+    assert (caught.value.expected, caught.value.actual) == (expected, actual)
+
+
+def test_the_limits_are_the_documented_ones() -> None:
+    assert (MAX_STREAM_ID_LENGTH, MAX_EVENTS_PER_APPEND) == (200, 10_000)
+
+
+def test_a_stream_id_of_exactly_the_maximum_length_is_accepted() -> None:
+    validate_append("x" * 200, NO_STREAM, ONE)
+
+
+def test_a_stream_id_one_character_too_long_is_refused() -> None:
+    with pytest.raises(InvalidAppendError, match="invalid stream id"):
+        validate_append("x" * 201, NO_STREAM, ONE)
+
+
+def test_an_append_of_exactly_the_maximum_number_of_events_is_accepted() -> None:
+    validate_append("s-1", NO_STREAM, ONE * 10_000)
+
+
+def test_an_append_of_one_event_too_many_is_refused() -> None:
+    with pytest.raises(InvalidAppendError, match="append of 10001 events exceeds 10000"):
+        validate_append("s-1", NO_STREAM, ONE * 10_001)
