@@ -1,12 +1,29 @@
-"""Consistency tokens as pure functions: building, writing, reading and comparing them."""
+"""Consistency tokens as pure functions: building, writing, reading and comparing them; and
+waiting for a read model to reach one, against an in-memory stand-in for its progress table."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any, cast
+
 import pytest
 
-from adventure_quest.api.consistency import MAX_ENTRIES, decode, encode, reached, token_for
+from adventure_quest.api.consistency import (
+    MAX_ENTRIES,
+    Marks,
+    Watch,
+    decode,
+    encode,
+    progress_of,
+    reached,
+    token_for,
+)
 from adventure_quest.api.errors import ApiError
 from adventure_quest.messaging.ports import partition_of
+from adventure_quest.projections import progress
+from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.store.sharding import shard_of
 
 
@@ -79,6 +96,19 @@ def test_a_token_that_cannot_be_read_is_refused(text: str) -> None:
     with pytest.raises(ApiError) as caught:
         decode(text)
     assert caught.value.code == "invalid_consistency_token"
+    assert caught.value.status == 400
+    assert caught.value.message.startswith(("cannot read ", "at most 64 entries"))
+
+
+def test_a_token_names_the_entry_it_cannot_read_and_says_how_entries_are_written() -> None:
+    with pytest.raises(ApiError, match=r"cannot read 'x': entries are shard\.partition:position"):
+        decode("0.0:1,x")
+    with pytest.raises(ApiError, match="at most 64 entries"):
+        decode(",".join(f"0.{n}:1" for n in range(MAX_ENTRIES + 1)))
+
+
+def test_a_position_of_zero_reads_as_zero() -> None:
+    assert decode("0.0:0") == {(0, 0): 0}
 
 
 # -- reached --------------------------------------------------------------------------------
@@ -106,3 +136,101 @@ def test_a_partition_with_no_recorded_progress_has_reached_nothing() -> None:
     assert not reached({(0, 7): 1}, {})
     assert not reached({(0, 7): 1}, {(0, 6): 100, (1, 7): 100})
     assert not reached(decode("0.7:1"), {(0, 1): 3})
+
+
+# -- waiting: Watch.until -------------------------------------------------------------------
+
+
+class Progress:
+    """The progress table of a read model, written by hand; counts how often it is read."""
+
+    def __init__(self, marks: Marks | None = None) -> None:
+        self.rows: list[Row] = []
+        self.reads = 0
+        self.set(marks or {})
+
+    def set(self, marks: Marks) -> None:
+        self.rows = [
+            {"shard": shard, "partition": partition, "position": position}
+            for (shard, partition), position in marks.items()
+        ]
+
+    async def select(self, table: Table, **_: Any) -> list[Row]:
+        assert table == progress.APPLIED
+        self.reads += 1
+        return list(self.rows)
+
+    @property
+    def db(self) -> ReadDatabase:
+        return cast(ReadDatabase, self)
+
+
+def within(seconds: float, coroutine: Any) -> Any:
+    async def bounded() -> Any:
+        async with asyncio.timeout(seconds):
+            return await coroutine
+
+    return asyncio.run(bounded())
+
+
+def test_progress_is_read_from_the_applied_positions_table() -> None:
+    table = Progress({(0, 1): 4, (1, 0): 2})
+    assert asyncio.run(progress_of(table.db)) == {(0, 1): 4, (1, 0): 2}
+
+
+def test_a_token_already_reached_is_answered_with_the_progress_at_once() -> None:
+    table = Progress({(0, 1): 5, (0, 2): 1})
+    have = within(1, Watch(poll_s=10).until(table.db, {(0, 1): 5}, time.monotonic() + 10))
+    assert have == {(0, 1): 5, (0, 2): 1}
+    assert table.reads == 1
+
+
+def test_a_token_not_reached_by_the_deadline_is_none_and_the_wait_ends_at_the_deadline() -> None:
+    table = Progress({(0, 1): 4})
+    started = time.monotonic()
+    assert within(2, Watch(poll_s=10).until(table.db, {(0, 1): 5}, started + 0.1)) is None
+    assert 0.1 <= time.monotonic() - started < 1
+    past = Progress({(0, 1): 4})
+    assert within(1, Watch(poll_s=10).until(past.db, {(0, 1): 5}, time.monotonic())) is None
+    assert past.reads == 1
+
+
+def test_a_batch_committed_in_this_process_wakes_the_waiter_without_polling() -> None:
+    table = Progress({(0, 1): 4})
+    watch = Watch(poll_s=10)
+
+    async def scenario() -> Marks | None:
+        waiting = asyncio.create_task(watch.until(table.db, {(0, 1): 5}, time.monotonic() + 10))
+        await asyncio.sleep(0.01)
+        watch.notify()  # a batch that does not reach the token: the waiter reads and waits on
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        table.set({(0, 1): 5})
+        watch.notify()
+        return await waiting
+
+    assert within(2, scenario()) == {(0, 1): 5}
+    assert table.reads == 3
+
+
+def test_a_batch_committed_by_another_process_is_seen_by_polling_soon() -> None:
+    table = Progress({(0, 1): 4})
+
+    async def scenario() -> Marks | None:
+        waiting = asyncio.create_task(Watch().until(table.db, {(0, 1): 5}, time.monotonic() + 10))
+        await asyncio.sleep(0.02)
+        table.set({(0, 1): 7})  # no notify: another process applied it
+        return await waiting
+
+    started = time.monotonic()
+    assert within(2, scenario()) == {(0, 1): 7}
+    assert time.monotonic() - started < 0.5
+
+
+def test_polling_backs_off_from_the_first_interval_to_fifty_milliseconds() -> None:
+    table = Progress({(0, 1): 4})
+    assert (
+        within(3, Watch(poll_s=0.01).until(table.db, {(0, 1): 5}, time.monotonic() + 0.5)) is None
+    )
+    # Waits of 10, 20, 40, then 50 ms, up to the deadline: about a dozen reads (not 50, nor 5).
+    assert 8 <= table.reads <= 16

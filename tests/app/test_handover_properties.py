@@ -38,6 +38,7 @@ from adventure_quest.domain.events import (
     MonsterHit,
     XpGained,
 )
+from adventure_quest.domain.player import RECENT_HANDOVERS
 from adventure_quest.domain.world import World
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from adventure_quest.store.errors import ConcurrencyError
@@ -553,5 +554,130 @@ def test_when_both_decide_on_the_same_room_version_the_loser_finds_the_item_gone
         [picked] = await stored(game, f"room-{SQUARE}")
         assert isinstance(picked, ItemPickedUp)
         assert (picked.item, picked.player_id) == (TORCH, player_ids[results.index("ok")])
+
+    asyncio.run(scenario())
+
+
+# -- (d) finishes redelivered late, and what they record ------------------------------------
+
+
+async def forget(game: Game, stream: str, count: int = RECENT_HANDOVERS + 1) -> None:
+    """Finish ``count`` other hand-overs on ``stream`` so its memory of hand-overs rolls over."""
+    for n in range(count):
+        if stream == "room":
+            await handovers.finish_drop(
+                game, ItemDropped(HeldItem(f"pebble.{n}", "pebble"), SQUARE, f"other-{n}"), "x"
+            )
+        else:
+            await handovers.finish_fight(game, other_hit(n, stream), None)
+
+
+def other_hit(n: int, player_id: str) -> MonsterHit:
+    return MonsterHit("crypt.rat.0", "giant_rat", player_id, 0, 8, 0, f"other-{n}")
+
+
+def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> None:
+    async def scenario() -> None:
+        game = new_game(MemoryEventStore(), crowded_world())
+        [player_id] = await joined(game, 1)
+        await game.take(player_id, "torch")
+        await game.drop(player_id, "torch")
+        [dropped] = await stored_of(game, f"player-{player_id}", ItemDropped)
+        assert isinstance(dropped, ItemDropped)
+        await forget(game, "room")
+        assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
+        assert await handovers.finish_drop(game, dropped, player_id) == []
+        landed = [
+            e
+            for e in await stored_of(game, f"room-{SQUARE}", ItemPutDown)
+            if isinstance(e, ItemPutDown) and e.handover_id == dropped.handover_id
+        ]
+        assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
+
+    asyncio.run(scenario())
+
+
+def test_a_take_finished_again_after_the_player_forgot_it_is_received_once() -> None:
+    async def scenario() -> None:
+        game = new_game(MemoryEventStore(), crowded_world())
+        [player_id] = await joined(game, 1)
+        await game.take(player_id, "torch")
+        [picked] = await stored_of(game, f"room-{SQUARE}", ItemPickedUp)
+        assert isinstance(picked, ItemPickedUp)
+        await forget(game, player_id)
+        assert picked.handover_id not in (await game.player(player_id)).recent_handovers
+        again = await handovers.finish_take(game, picked, SQUARE)
+        assert again.events == []
+        assert (await game.player(player_id)).inventory == (picked.item,)
+        assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_take_returned_again_after_the_room_forgot_it_is_returned_once() -> None:
+    async def scenario() -> None:
+        store, world = CrashingEventStore(), crowded_world(max_items=1)
+        game = new_game(store, world)
+        [player_id] = await joined(game, 1)
+        picked = await crashed_take(game, store, player_id)
+        await game.take(player_id, "coin")
+        first = await handovers.finish_take(game, picked, SQUARE)
+        assert first.state.refused_handovers[-1] == picked.handover_id
+        assert [type(e) for e in first.events] == [HandoverSettled, ItemPutDown]
+        assert first.result is not None
+        await forget(game, "room")
+        await handovers.finish_take(game, picked, SQUARE)
+        returned = [
+            e
+            for e in await stored_of(game, f"room-{SQUARE}", ItemPutDown)
+            if isinstance(e, ItemPutDown) and e.handover_id == picked.handover_id
+        ]
+        assert returned == [ItemPutDown(picked.item, player_id, picked.handover_id)]
+
+    asyncio.run(scenario())
+
+
+def test_a_fight_finished_again_after_the_player_forgot_it_hurts_once() -> None:
+    async def scenario() -> None:
+        store = CrashingEventStore()
+        game = new_game(store, load_world(), roll=16)
+        [player_id] = await joined(game, 1)
+        await into_the_crypt(game, player_id)
+        hit, defeated = await crashed_attack(game, store, player_id)
+        await handovers.finish_fight(game, hit, defeated)
+        await forget(game, player_id)
+        assert hit.handover_id not in (await game.player(player_id)).recent_handovers
+        await handovers.finish_fight(game, hit, defeated)
+        assert (await game.player(player_id)).health == 96
+
+    asyncio.run(scenario())
+
+
+def test_each_finish_records_its_hand_over_as_cause_and_correlation_and_the_player_as_actor() -> (
+    None
+):
+    async def scenario() -> None:
+        store = CrashingEventStore()
+        game = new_game(store, crowded_world(max_items=1))
+        [player_id] = await joined(game, 1)
+        picked = await crashed_take(game, store, player_id)
+        await game.take(player_id, "coin")
+        await handovers.finish_take(game, picked, SQUARE)  # refused, and returned to the room
+        await game.drop(player_id, "coin")
+        await into_the_crypt(game, player_id)
+        hit, defeated = await crashed_attack(game, store, player_id)
+        await handovers.finish_fight(game, hit, defeated)
+        finished = [
+            r
+            for stream in (f"player-{player_id}", f"room-{SQUARE}")
+            for r in await store.read_stream(stream)
+            if r.event_type in {"HandoverSettled", "ItemPutDown", "ItemTaken", "DamageTaken"}
+        ]
+        assert {r.event_type for r in finished} >= {"HandoverSettled", "ItemPutDown"}
+        assert any(r.event_type == "DamageTaken" for r in finished)
+        for r in finished:
+            handover = game.repository.codec.decode(r).handover_id  # type: ignore[attr-defined]
+            assert (r.metadata.correlation_id, r.metadata.causation_id) == (handover, handover)
+            assert r.metadata.actor == player_id
 
     asyncio.run(scenario())

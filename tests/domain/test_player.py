@@ -16,6 +16,7 @@ from adventure_quest.domain import player
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (
     DamageTaken,
+    DuplicateRemoved,
     Event,
     HandoverSettled,
     HeldItem,
@@ -535,3 +536,118 @@ def test_attack_power_comes_from_level_best_weapon_and_best_armour() -> None:
     assert player.attack_power(armed, WORLD) == (4 + 5, 3)
     levelled = evolve_all(armed, fight_outcome(armed, xp=250, handover_id="win"))
     assert player.attack_power(levelled, WORLD) == (4 + 2 + 5, 3)
+
+
+# -- what the player reads when refused, and the state events alone leave ----------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "message"),
+    [
+        (lambda: player.check_name("  "), "invalid_name", "A name cannot be empty."),
+        (
+            lambda: player.check_name("x" * 33),
+            "invalid_name",
+            "A name can be at most 32 characters long.",
+        ),
+        (
+            lambda: player.check_name("Ann\x07"),
+            "invalid_name",
+            "A name cannot contain control characters.",
+        ),
+        (
+            lambda: player.create(created(), "p2", "Alice", WORLD),
+            "name_taken",
+            "The name 'Alice' is already taken.",
+        ),
+        (
+            lambda: player.move(PlayerState(), "n", WORLD),
+            "player_not_found",
+            "There is no such character.",
+        ),
+        (
+            lambda: player.move(created(), "sideways", WORLD),
+            "unknown_direction",
+            "'sideways' is not a direction.",
+        ),
+        (
+            lambda: player.use(holding("torch"), "torch", WORLD),
+            "cannot_use",
+            f"You cannot use the {WORLD.items['torch'].name}.",
+        ),
+        (
+            lambda: player.respawn(PlayerState(), WORLD),
+            "player_not_found",
+            "There is no such character.",
+        ),
+        (lambda: player.respawn(created(), WORLD), "not_dead", "You are alive and well."),
+        (lambda: player.say(created(), " \t "), "invalid_text", "Say what?"),
+        (
+            lambda: player.say(created(), "x" * 281),
+            "invalid_text",
+            "You can say at most 280 plain characters.",
+        ),
+    ],
+)
+def test_each_refusal_tells_the_player_why_in_words(
+    action: Callable[[], object], code: str, message: str
+) -> None:
+    assert refusal_text(action) == (code, message)
+
+
+@pytest.mark.parametrize("odd", ["\ud800", "\ue000", "\u0378", "\x00"])
+def test_surrogates_private_use_and_unassigned_characters_are_not_plain_text(odd: str) -> None:
+    assert unicodedata.category(odd) in {"Cs", "Co", "Cn", "Cc"}
+    assert not player.plain_text(f"Ann{odd}")
+    assert refusal(lambda: player.check_name(f"Ann{odd}")) == "invalid_name"
+    assert refusal(lambda: player.say(created(), f"hi {odd}")) == "invalid_text"
+
+
+def test_a_blow_of_any_size_leaves_the_character_at_zero_health_at_the_least() -> None:
+    state = evolve_all(created(), [DamageTaken(250, "goblin", START, "h-1")])
+    assert state.health == 0
+
+
+def test_a_death_alone_leaves_the_character_dead_at_zero_health() -> None:
+    state = evolve_all(created(), [PlayerDied(START, "goblin")])
+    assert (state.alive, state.health, state.deaths) == (False, 0, 1)
+
+
+@pytest.mark.parametrize("xp", [0, 5])
+def test_a_fight_outcome_taken_is_not_taken_again(xp: int) -> None:
+    state = created()
+    state = evolve_all(state, fight_outcome(state, counter_damage=3, xp=xp, handover_id="h-9"))
+    assert "h-9" in state.recent_handovers
+    assert fight_outcome(state, counter_damage=3, xp=xp, handover_id="h-9") == []
+
+
+def test_a_dead_character_settles_a_late_fight_saying_so() -> None:
+    assert fight_outcome(dead(), counter_damage=3, handover_id="late") == [
+        HandoverSettled("late", "the player was already dead")
+    ]
+
+
+def test_a_respawn_counts_once_and_the_room_it_returns_to_is_visited() -> None:
+    state = evolve_all(dead(), [PlayerRespawned("chapel_crypt", 100)])
+    assert (state.alive, state.room, state.health, state.respawns) == (
+        True,
+        "chapel_crypt",
+        100,
+        1,
+    )
+    assert "chapel_crypt" in state.rooms_visited
+
+
+def test_a_removed_duplicate_takes_out_one_copy_and_keeps_the_order() -> None:
+    torch, coin, herb = (HeldItem(f"i.{k}", k) for k in ("torch", "gold_coin", "healing_herb"))
+    state = holding(state=created())
+    state = evolve_all(
+        state,
+        [ItemTaken(item, START, f"h-{n}") for n, item in enumerate([torch, coin, torch, herb])],
+    )
+    removed = evolve_all(state, [DuplicateRemoved(torch, "repair")])
+    assert removed.inventory == (coin, torch, herb)
+    again = evolve_all(removed, [DuplicateRemoved(coin, "repair")])
+    assert again.inventory == (torch, herb)
+    assert evolve_all(again, [DuplicateRemoved(coin, "repair")]).inventory == (torch, herb)
+    assert player.without_one((torch, coin), herb) == (torch, coin)

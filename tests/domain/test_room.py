@@ -14,7 +14,9 @@ from adventure_quest.app.worlds import load_world
 from adventure_quest.domain import room
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (
+    DuplicateRemoved,
     Event,
+    HandoverSettled,
     HeldItem,
     ItemPickedUp,
     ItemPutDown,
@@ -349,3 +351,61 @@ def test_a_fight_follows_from_its_roll_and_stays_within_its_bounds(
         low, high = kind.damage - 2 - defense, kind.damage + 2 - defense
         assert max(low, 0) <= hit.counter_damage <= max(high, 0)
         assert len(events) == 1
+
+
+# -- what the player reads when refused, and the state events alone leave ----------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "message"),
+    [
+        (
+            lambda: room.initial_state(WORLD, "nowhere"),
+            "room_not_found",
+            "There is no room 'nowhere'.",
+        ),
+        (
+            lambda: room.hand_over_item(crypt(), " banana ", "p1", "h-1", WORLD),
+            "item_not_here",
+            "There is no 'banana' here.",
+        ),
+        (
+            lambda: room.find_item_key(crypt(), " banana ", WORLD),
+            "item_not_here",
+            "There is no 'banana' here.",
+        ),
+        (
+            lambda: strike(crypt(), " dragon "),
+            "monster_not_here",
+            "There is no 'dragon' to fight here.",
+        ),
+    ],
+)
+def test_each_refusal_tells_the_player_why_in_words(
+    action: Callable[[], object], code: str, message: str
+) -> None:
+    with pytest.raises(DomainError) as caught:
+        action()
+    assert (caught.value.code, caught.value.message) == (code, message)
+
+
+def test_a_hand_over_settled_on_the_room_is_not_received_again() -> None:
+    state = after(crypt(), [HandoverSettled("h-7", "nothing to return")])
+    assert state.recent_handovers[-1] == "h-7"
+    assert (state.items, state.monsters) == (crypt().items, crypt().monsters)
+    assert room.receive_item(state, HeldItem("x.torch.0", "torch"), "p1", "h-7") == []
+    assert room.receive_item(state, HeldItem("x.torch.0", "torch"), "p1", "h-8") != []
+
+
+def test_a_removed_duplicate_takes_one_copy_off_the_floor_and_keeps_the_order() -> None:
+    torch, coin = HeldItem("x.torch.0", "torch"), HeldItem("x.gold_coin.0", "gold_coin")
+    state = after(
+        crypt(), [ItemPutDown(item, "p1", f"h-{n}") for n, item in enumerate([torch, coin, torch])]
+    )
+    floor = state.items
+    removed = after(state, [DuplicateRemoved(torch, "repair")])
+    at = floor.index(torch)
+    assert removed.items == (*floor[:at], *floor[at + 1 :])
+    assert removed.items.count(torch) == 1
+    assert after(removed, [DuplicateRemoved(coin, "repair")]).items.count(coin) == 0
+    assert removed.recent_handovers == state.recent_handovers

@@ -8,9 +8,10 @@ from adventure_quest.store.appending import (
     MAX_EVENTS_PER_APPEND,
     MAX_STREAM_ID_LENGTH,
     check_expected,
+    settle_reused_ids,
     validate_append,
 )
-from adventure_quest.store.envelope import ANY, NO_STREAM, NewEvent
+from adventure_quest.store.envelope import ANY, NO_STREAM, AppendResult, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError
 
 ONE = [NewEvent("Happened", b"{}")]
@@ -75,3 +76,61 @@ def test_an_append_of_exactly_the_maximum_number_of_events_is_accepted() -> None
 def test_an_append_of_one_event_too_many_is_refused() -> None:
     with pytest.raises(InvalidAppendError, match="append of 10001 events exceeds 10000"):
         validate_append("s-1", NO_STREAM, ONE * 10_001)
+
+
+@pytest.mark.parametrize("expected", [ANY, NO_STREAM, 1, 5])
+def test_every_kind_of_expected_version_is_a_valid_append(expected: int) -> None:
+    validate_append("s-1", expected, ONE)
+
+
+@pytest.mark.parametrize("expected", [ANY - 1, -5])
+def test_an_expected_version_below_any_is_refused(expected: int) -> None:
+    with pytest.raises(InvalidAppendError, match=f"invalid expected version {expected}"):
+        validate_append("s-1", expected, ONE)
+
+
+def test_an_append_of_no_events_is_refused() -> None:
+    with pytest.raises(InvalidAppendError, match="append to 's-1' has no events"):
+        validate_append("s-1", NO_STREAM, [])
+
+
+@pytest.mark.parametrize("stream_id", ["", "room\n1", "a\x00b"])
+def test_an_empty_or_unprintable_stream_id_is_refused(stream_id: str) -> None:
+    with pytest.raises(InvalidAppendError, match="invalid stream id"):
+        validate_append(stream_id, NO_STREAM, ONE)
+
+
+# -- settle_reused_ids ----------------------------------------------------------------------
+
+A, B, C = (NewEvent("Happened", b"{}", event_id=i) for i in ("id-a", "id-b", "id-c"))
+
+
+def test_a_repeat_of_the_same_append_answers_where_its_last_event_landed() -> None:
+    found = {"id-a": ("s-1", 4, 40), "id-b": ("s-1", 5, 41)}
+    assert settle_reused_ids("s-1", [A, B], found) == AppendResult("s-1", 5, 41, repeat=True)
+
+
+def test_a_shorter_second_attempt_answers_where_the_recorded_ids_landed_highest() -> None:
+    found = {"id-a": ("s-1", 4, 40), "id-b": ("s-1", 6, 43), "id-c": ("s-1", 5, 42)}
+    assert settle_reused_ids("s-1", [A, C, B], found) == AppendResult("s-1", 6, 43, repeat=True)
+    assert settle_reused_ids("s-1", [A], {"id-a": ("s-1", 3, 9)}) == AppendResult(
+        "s-1", 3, 9, repeat=True
+    )
+
+
+def test_ids_of_the_repeat_recorded_on_other_streams_do_not_count() -> None:
+    found = {"id-a": ("s-1", 4, 40), "id-b": ("s-2", 9, 90)}
+    assert settle_reused_ids("s-1", [A, B], found) == AppendResult("s-1", 4, 40, repeat=True)
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        {"id-b": ("s-1", 5, 41)},  # the first id is new: not a repeat
+        {"id-a": ("s-2", 4, 40)},  # the first id is another stream's
+        {"id-a": ("s-2", 4, 40), "id-b": ("s-1", 5, 41)},
+    ],
+)
+def test_any_other_reuse_of_event_ids_is_refused(found: dict[str, tuple[str, int, int]]) -> None:
+    with pytest.raises(InvalidAppendError, match="event ids of this append to 's-1' are already"):
+        settle_reused_ids("s-1", [A, B], found)

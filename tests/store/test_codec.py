@@ -74,3 +74,50 @@ def test_an_upcaster_with_no_newer_schema_to_reach_is_refused(
     name, version = upcaster
     with pytest.raises(ValueError, match=f"upcaster for {name} v{version} has no newer schema"):
         codec(versions, {("Opened", 1): louder, upcaster: louder})
+
+
+def test_each_upcaster_runs_once_in_order_from_the_stored_schema_to_the_current() -> None:
+    steps: list[int] = []
+
+    def step(version: int) -> Upcaster:
+        def upcast(payload: dict[str, Any]) -> dict[str, Any]:
+            steps.append(version)
+            return {**payload, "door": f"{payload['door']}>{version + 1}"}
+
+        return upcast
+
+    upcasting = codec({"Opened": 4}, {("Opened", v): step(v) for v in (1, 2, 3)})
+    assert upcasting.decode(stored("Opened", 1, b'{"door":"a"}')) == Opened("a>2>3>4")
+    assert steps == [1, 2, 3]
+    assert upcasting.decode_all([stored("Opened", 2, b'{"door":"b"}')]) == [Opened("b>3>4")]
+
+
+def test_a_missing_step_on_the_way_to_the_current_schema_is_named() -> None:
+    gap = codec({"Opened": 3}, {("Opened", 2): louder})
+    assert gap.decode(stored("Opened", 2, b'{"door":"a"}')) == Opened("a", loud=True)
+    with pytest.raises(UnknownEventError, match="no upcaster for Opened v1"):
+        gap.decode(stored("Opened", 1, b'{"door":"a"}'))
+
+
+def test_an_encoded_event_carries_its_metadata_and_its_payload() -> None:
+    metadata = Metadata(correlation_id="c-1", causation_id="c-0", actor="ann")
+    encoded = codec({}, {}).encode(Opened("front", loud=True), metadata)
+    assert encoded.metadata == metadata
+    assert (encoded.event_type, encoded.schema_version) == ("Opened", 1)
+    assert msgspec.json.decode(encoded.payload) == {"door": "front", "loud": True}
+    assert codec({}, {}).encode(Closed("back")).metadata == Metadata()
+
+
+def test_an_unknown_event_type_is_named_with_its_stream() -> None:
+    with pytest.raises(UnknownEventError, match="unknown event type 'Slammed' at door-1"):
+        codec({}, {}).decode(stored("Slammed", 1, b"{}"))
+    with pytest.raises(UnknownEventError, match="unknown event type 'Slammed' at door-1"):
+        codec({}, {}).decode_all([stored("Slammed", 1, b"{}")])
+
+
+def test_a_stored_event_prints_as_its_upcast_payload() -> None:
+    upcasting = codec({"Opened": 2}, {("Opened", 1): louder})
+    assert upcasting.to_builtins(stored("Opened", 1, b'{"door":"a"}')) == {
+        "door": "a",
+        "loud": True,
+    }
