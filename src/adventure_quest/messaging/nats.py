@@ -107,6 +107,8 @@ class NatsQueue:
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._connecting = asyncio.Lock()
+        #: How often close() ran: a connection made while it ran is closed, not kept.
+        self._closings = 0
         self._unacked: set[asyncio.Future[api.PubAck]] = set()
 
     def subject(self, partition: int) -> str:
@@ -147,6 +149,7 @@ class NatsQueue:
     async def close(self) -> None:
         # close(), not drain(): nothing is in flight that draining would save, since publish
         # awaits every ack and ack() waits for the server's confirmation.
+        self._closings += 1
         client, self._client, self._js = self._client, None, None
         if client is not None:
             with contextlib.suppress(OSError):  # closing while reconnecting: no socket left
@@ -156,7 +159,15 @@ class NatsQueue:
         """The JetStream context of a live connection (made, with the stream, on first use)."""
         async with self._connecting:
             if self._client is None or self._js is None or self._client.is_closed:
-                self._client, self._js = await self._connect()
+                closings = self._closings
+                client, js = await self._connect()
+                if closings != self._closings:
+                    # close() ran while this connected: keeping the connection would leave a
+                    # socket open that nobody closes (ResourceWarning after the loop ends).
+                    with contextlib.suppress(OSError):
+                        await client.close()
+                    raise self.unavailable("the queue was closed while connecting")
+                self._client, self._js = client, js
         if not self._client.is_connected:
             raise self.unavailable("the connection is lost, reconnecting")
         return self._js

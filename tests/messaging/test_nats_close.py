@@ -1,0 +1,42 @@
+"""A NATS queue closed while it is still connecting keeps no connection behind.
+
+Seen under load at the end of a whole run: an unclosed socket to 127.0.0.1:4222 and "loop is
+closed" (ResourceWarning) from a connection made after its queue was closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import uuid
+
+import nats
+import pytest
+
+from adventure_quest.messaging.nats import NatsQueue
+from adventure_quest.messaging.ports import QueueUnavailableError
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def test_a_queue_closed_while_connecting_leaves_no_connection_open() -> None:
+    stream = f"AQCLOSE{uuid.uuid4().hex[:8].upper()}"
+
+    async def scenario() -> None:
+        queue = NatsQueue(NATS_URL, stream=stream, partitions=1, subject_prefix=stream.lower())
+        connecting = asyncio.create_task(queue.jetstream())
+        await asyncio.sleep(0)  # the connection is under way
+        await queue.close()
+        with pytest.raises(QueueUnavailableError, match="closed while connecting"):
+            await connecting
+        assert queue._client is None
+        gc.collect()  # an unclosed socket would warn here (warnings are errors)
+        client = await nats.connect(NATS_URL)
+        try:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await client.jetstream().delete_stream(stream)
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
