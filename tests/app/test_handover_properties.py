@@ -157,6 +157,15 @@ async def stored_of(game: Game, stream_id: str, kind: type[Event]) -> list[Event
     return [event for event in await stored(game, stream_id) if isinstance(event, kind)]
 
 
+async def put_down_in_the_square(game: Game, handover_id: str) -> list[ItemPutDown]:
+    """The square's ``ItemPutDown`` events of one hand-over."""
+    return [
+        e
+        for e in await stored_of(game, f"room-{SQUARE}", ItemPutDown)
+        if isinstance(e, ItemPutDown) and e.handover_id == handover_id
+    ]
+
+
 async def perform(game: Game, player_id: str, verb: str, words: str) -> str:
     """Run a take or a drop; answer "ok", the expected refusal's code, or "crashed"."""
     try:
@@ -587,11 +596,7 @@ def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> No
         await forget(game, "room")
         assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
         assert await handovers.finish_drop(game, dropped, player_id) == []
-        landed = [
-            e
-            for e in await stored_of(game, f"room-{SQUARE}", ItemPutDown)
-            if isinstance(e, ItemPutDown) and e.handover_id == dropped.handover_id
-        ]
+        landed = await put_down_in_the_square(game, dropped.handover_id)
         assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
 
     asyncio.run(scenario())
@@ -627,11 +632,7 @@ def test_a_refused_take_returned_again_after_the_room_forgot_it_is_returned_once
         assert first.result is not None
         await forget(game, "room")
         await handovers.finish_take(game, picked, SQUARE)
-        returned = [
-            e
-            for e in await stored_of(game, f"room-{SQUARE}", ItemPutDown)
-            if isinstance(e, ItemPutDown) and e.handover_id == picked.handover_id
-        ]
+        returned = await put_down_in_the_square(game, picked.handover_id)
         assert returned == [ItemPutDown(picked.item, player_id, picked.handover_id)]
 
     asyncio.run(scenario())

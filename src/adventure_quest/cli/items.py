@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import msgspec
 import typer
 
 from adventure_quest.app.item_audit import Audit, Duplicate, Place, audit, repair, throttled
 from adventure_quest.bootstrap import Services
+from adventure_quest.cli.processing import DataDir, Json, Store
 from adventure_quest.config import Settings
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data directory [env AQ_DATA_DIR].")
-]
-Store = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
-Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 
 
 def register(
