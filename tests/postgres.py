@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from adventure_quest.store.postgres_connect import upgrade
+from adventure_quest.store.postgres.connect import upgrade
 
 SERVER = os.environ.get("AQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 # Named after this process, so test runs side by side (a developer's and CI's) never collide.

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from adventure_quest.api.server import serve
+from adventure_quest.bootstrap.serve import serve
 from adventure_quest.config import Settings
 
 

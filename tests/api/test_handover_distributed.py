@@ -28,7 +28,7 @@ import httpx
 import nats
 
 from adventure_quest.app.aggregates import event_codec, player_id_for, player_type, room_type
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import (
     Event,
     HandoverSettled,
@@ -38,7 +38,7 @@ from adventure_quest.domain.events import (
     ItemTaken,
 )
 from adventure_quest.messaging.urls import open_queue
-from adventure_quest.processing import GROUP, HANDOVERS, MANAGERS, RESPAWNS
+from adventure_quest.processing.groups import GROUP, HANDOVERS, MANAGERS, RESPAWNS
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.sharding import shard_of
 from adventure_quest.store.urls import open_event_store

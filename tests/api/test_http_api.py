@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adventure_quest.api.server import CannotListenError, serve
+from adventure_quest.api.server import CannotListenError
+from adventure_quest.bootstrap.serve import serve
 from adventure_quest.store.urls import open_event_store
 from tests.api.server import TOO_DEEP, bearer, create, error_code, live, settings_for
 from tests.conftest import run

@@ -21,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adventure_quest import processing
 from adventure_quest.app import tracking
+from adventure_quest.bootstrap import parts
 from adventure_quest.messaging.memory import MemoryQueue
 from adventure_quest.messaging.ports import Consumer
+from adventure_quest.processing.groups import GROUP
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
-from adventure_quest.store.sqlite import SQLiteEventStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
 from adventure_quest.store.urls import sqlite_path
 from adventure_quest.store.uuid7 import derived_id
 from tests.api.server import Background, settings_for
@@ -292,7 +293,7 @@ class LaggingQueue(MemoryQueue):
 
     def consumer(self, group: str, partition: int) -> Consumer:  # type: ignore[override]
         consumer = super().consumer(group, partition)
-        return LaggingConsumer(consumer, self.race) if group == processing.GROUP else consumer
+        return LaggingConsumer(consumer, self.race) if group == GROUP else consumer
 
 
 def racing_world(path: Path) -> Path:
@@ -328,8 +329,8 @@ def racing(
 
     background = Background(settings_for(data_dir, **tuned))
     with pytest.MonkeyPatch.context() as patch:  # only while the server opens them
-        patch.setattr(processing, "open_event_store", open_racing_store)
-        patch.setattr(processing, "open_queue", open_lagging_queue)
+        patch.setattr(parts, "open_event_store", open_racing_store)
+        patch.setattr(parts, "open_queue", open_lagging_queue)
         background.__enter__()
     try:
         with httpx.Client(base_url=background.url, timeout=10) as client:

@@ -46,7 +46,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 # mismatch" (a crash of the tool, not a finding).
                 "--workers",
                 "1",
-                # The feed is a stream that never ends on its own (tests/api/test_feed.py).
+                # The feed is a stream that never ends on its own (tests/queries/test_feed.py).
                 "--exclude-path",
                 "/players/{player_id}/feed",
                 "--header",

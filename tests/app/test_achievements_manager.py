@@ -12,17 +12,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
-from adventure_quest.app.achievements import AchievementsManager
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import AchievementUnlocked, MonsterDefeated, PlayerMoved
 from adventure_quest.messaging.memory import MemoryQueue
-from adventure_quest.messaging.relay import Relay
-from adventure_quest.projections.achievements import ACHIEVEMENTS, Achievements
+from adventure_quest.processing.achievement_manager import AchievementsManager
+from adventure_quest.processing.projection_worker import ProjectionWorker
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.achievement_list import ACHIEVEMENTS, Achievements
 from adventure_quest.projections.players import PlayerDetails
-from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import (
     AppendResult,

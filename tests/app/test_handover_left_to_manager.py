@@ -13,9 +13,8 @@ import pytest
 
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
-from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import (
     DamageTaken,
     ItemDropped,
@@ -25,6 +24,7 @@ from adventure_quest.domain.events import (
     MonsterHit,
 )
 from adventure_quest.messaging.memory import MemoryQueue
+from adventure_quest.processing.handover_manager import HandoverManager
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, StoreUnavailableError
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore

@@ -9,11 +9,11 @@ import pytest
 
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
-from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.messaging.memory import MemoryQueue
-from adventure_quest.messaging.relay import Relay
+from adventure_quest.processing.handover_manager import HandoverManager
+from adventure_quest.processing.relay import Relay
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from adventure_quest.store.memory import (
     MemoryCheckpointStore,

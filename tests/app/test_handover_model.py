@@ -34,9 +34,8 @@ from msgspec.structs import replace
 
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game, Outcome
-from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain import room
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (
@@ -52,6 +51,7 @@ from adventure_quest.domain.events import (
 )
 from adventure_quest.domain.world import World
 from adventure_quest.messaging.memory import MemoryQueue
+from adventure_quest.processing.handover_manager import HandoverManager
 from adventure_quest.store.envelope import (
     AppendResult,
     ExpectedVersion,

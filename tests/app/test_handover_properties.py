@@ -22,7 +22,7 @@ from adventure_quest.app import handovers
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain import room
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (

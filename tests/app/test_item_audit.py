@@ -16,7 +16,7 @@ from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.item_audit import audit, repair
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import (
     DuplicateRemoved,
     Event,
@@ -25,14 +25,14 @@ from adventure_quest.domain.events import (
     ItemPutDown,
     ItemTaken,
 )
-from adventure_quest.processing import projections
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.rooms import ROOM_VIEW
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import Metadata
 from adventure_quest.store.ports import EventStore
-from adventure_quest.store.sqlite import SQLiteEventStore
-from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
+from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 from tests.conftest import run
 
 WORLD = load_world()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adventure_quest.app.aggregates import event_codec, player_id_for, player_type
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import ConflictError, LruCache, Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import PlayerSaid
 from adventure_quest.store.envelope import ANY

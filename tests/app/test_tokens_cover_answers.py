@@ -23,11 +23,11 @@ import pytest
 from adventure_quest.app import tracking
 from adventure_quest.app.aggregates import AggregateType, event_codec, player_id_for
 from adventure_quest.app.game import Game, Outcome
-from adventure_quest.app.handover_manager import HandoverManager
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event
 from adventure_quest.messaging.memory import MemoryQueue
+from adventure_quest.processing.handover_manager import HandoverManager
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 

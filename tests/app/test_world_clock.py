@@ -8,12 +8,13 @@ import itertools
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.world_clock import RespawnManager, WorldClock
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain import clock, room
 from adventure_quest.domain.events import RoomRestocked, WorldTicked
 from adventure_quest.messaging.memory import MemoryQueue
-from adventure_quest.messaging.relay import Relay
+from adventure_quest.processing.relay import Relay
+from adventure_quest.processing.respawn_manager import RespawnManager
+from adventure_quest.processing.world_clock import WorldClock
 from adventure_quest.store.memory import (
     MemoryCheckpointStore,
     MemoryEventStore,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.cli.main import app
-from adventure_quest.store.sqlite_schema import SCHEMA_VERSION
+from adventure_quest.store.sqlite.schema import SCHEMA_VERSION
 
 #: Every command that opens the store, each on a stream it would find in a healthy store.
 OPENING_COMMANDS = [

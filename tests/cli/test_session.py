@@ -10,7 +10,7 @@ import pytest
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.cli.play import HELP, QUIT, Session, enter
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import PlayerDied

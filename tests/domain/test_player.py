@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain import player
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (

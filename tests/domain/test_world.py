@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.world import DIRECTIONS, World, normalise_direction, parse_world
 

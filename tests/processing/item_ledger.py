@@ -49,8 +49,8 @@ from adventure_quest.projections.players import PLAYER_DETAILS
 from adventure_quest.projections.rooms import ROOM_VIEW
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.memory import MemorySnapshotStore
-from adventure_quest.store.sqlite import SQLiteEventStore
-from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
+from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 
 #: ("floor", room key), ("held", player id), ("transit", hand-over id) or ("used", player id).
 Place = tuple[str, str]

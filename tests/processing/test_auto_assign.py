@@ -9,11 +9,11 @@ from pathlib import Path
 
 import nats
 
-from adventure_quest.app.worlds import load_world
-from adventure_quest.auto_assign import AutoWorker
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bootstrap.pipeline import Processing
 from adventure_quest.config import load_settings
-from adventure_quest.processing import Processing
-from adventure_quest.projections.world import STREAM_TALLY
+from adventure_quest.processing.auto_assign import AutoWorker
+from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.envelope import ANY, NewEvent
 from tests.conftest import run
 
@@ -73,8 +73,8 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
             Processing.open(config, WORLD) as first,
             Processing.open(config, WORLD) as second,
         ):
-            a = AutoWorker(first, ttl_s=TTL, name="a")
-            b = AutoWorker(second, ttl_s=TTL, name="b")
+            a = AutoWorker(first.queue, first.partition_jobs, ttl_s=TTL, name="a")
+            b = AutoWorker(second.queue, second.partition_jobs, ttl_s=TTL, name="b")
             stop_a, stop_b = asyncio.Event(), asyncio.Event()
             stop_relay = asyncio.Event()
             relay = asyncio.create_task(first.relays[0].run(stop_relay))

@@ -29,15 +29,17 @@ import nats
 import pytest
 
 from adventure_quest.app.aggregates import event_codec
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bootstrap.pipeline import Processing
 from adventure_quest.config import load_settings
-from adventure_quest.messaging.relay import Relay
 from adventure_quest.messaging.urls import open_queue
-from adventure_quest.processing import HANDOVERS, Processing, projections
+from adventure_quest.processing.groups import HANDOVERS
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
-from adventure_quest.projections.world import STREAM_TALLY
-from adventure_quest.store.sqlite import SQLiteEventStore
+from adventure_quest.projections.world_stats import STREAM_TALLY
+from adventure_quest.store.sqlite.events import SQLiteEventStore
 from adventure_quest.store.urls import open_checkpoint_stores
 from tests.conftest import run
 from tests.processing import item_ledger
@@ -53,10 +55,10 @@ PLAYERS = textwrap.dedent(
     from adventure_quest.app.aggregates import event_codec, player_id_for
     from adventure_quest.app.game import Game
     from adventure_quest.app.repository import ConflictError, Repository
-    from adventure_quest.app.worlds import load_world
+    from adventure_quest.app.world_loader import load_world
     from adventure_quest.domain.errors import DomainError
-    from adventure_quest.store.sqlite import SQLiteEventStore
-    from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+    from adventure_quest.store.sqlite.events import SQLiteEventStore
+    from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 
     ROOMS = {"village_square", "market_street", "north_gate", "forest_edge", "mossy_glade",
              "hunters_camp", "village_chapel", "chapel_crypt", "blacksmith_forge",

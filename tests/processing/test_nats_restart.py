@@ -11,16 +11,18 @@ from pathlib import Path
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.messaging.nats import NatsQueue
-from adventure_quest.messaging.relay import Relay
-from adventure_quest.processing import GROUP, projections
-from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.projection_worker import ProjectionWorker
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.catalog import projections
+from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
-from adventure_quest.projections.world import STREAM_TALLY
+from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.memory import MemoryCheckpointStore, MemorySnapshotStore
-from adventure_quest.store.sqlite import SQLiteEventStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
 from tests.conftest import run
 from tests.messaging.test_nats_failures import NatsServer
 from tests.processing.test_faults import rebuild_equals_live

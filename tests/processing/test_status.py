@@ -8,10 +8,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bootstrap.pipeline import Processing
 from adventure_quest.config import load_settings
 from adventure_quest.messaging.ports import partition_of
-from adventure_quest.processing import Processing, prometheus
+from adventure_quest.processing.status import prometheus
 from adventure_quest.store.envelope import ANY, Metadata, NewEvent
 from tests.conftest import run
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event
-from adventure_quest.processing import projections
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.model import Projection, Row, RowKey, Rows, Table, handled
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase

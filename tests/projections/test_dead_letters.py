@@ -8,7 +8,7 @@ from pathlib import Path
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
 from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows
 from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
-from adventure_quest.processing import projections
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.model import Row
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
-from adventure_quest.projections.world import STREAM_TALLY
+from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from tests.conftest import run

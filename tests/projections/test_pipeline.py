@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.messaging.memory import MemoryQueue
-from adventure_quest.messaging.relay import Relay
+from adventure_quest.processing.projection_worker import ProjectionWorker
+from adventure_quest.processing.relay import Relay
 from adventure_quest.projections.model import Projection, Row, Table
 from adventure_quest.projections.players import (
     LEADERBOARD,
@@ -27,7 +28,7 @@ from adventure_quest.projections.players import (
 )
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.rooms import ROOM_VIEW, ROOM_VIEW_PLAYERS, RoomView
-from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.memory import MemoryCheckpointStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore

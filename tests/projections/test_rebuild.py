@@ -9,13 +9,14 @@ from pathlib import Path
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.messaging.memory import MemoryQueue
-from adventure_quest.messaging.relay import Relay
-from adventure_quest.processing import projections
+from adventure_quest.processing.projection_worker import ProjectionWorker
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.projections.rooms import ROOM_VIEW
-from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.memory import (
     MemoryCheckpointStore,

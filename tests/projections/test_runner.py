@@ -11,10 +11,10 @@ import pytest
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event, XpGained
 from adventure_quest.domain.upcasters import UPCASTERS
-from adventure_quest.processing import projections
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.model import Projection, Row
 from adventure_quest.projections.players import LEADERBOARD, Leaderboard
 from adventure_quest.projections.runner import ProjectionRunner

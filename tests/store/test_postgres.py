@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from adventure_quest.store.envelope import ANY, NO_STREAM, NewEvent, RecordedEvent
 from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError, StoreUrlError
-from adventure_quest.store.postgres import PostgresEventStore
-from adventure_quest.store.postgres_connect import upgrade
-from adventure_quest.store.postgres_schema import APPEND_LOCK, SCHEMA_VERSION
+from adventure_quest.store.postgres.connect import upgrade
+from adventure_quest.store.postgres.events import PostgresEventStore
+from adventure_quest.store.postgres.schema import APPEND_LOCK, SCHEMA_VERSION
 from adventure_quest.store.tailing import POLL_S
 from tests import postgres
 from tests.conftest import run
@@ -107,7 +107,7 @@ WRITER = textwrap.dedent(
     """
     import asyncio, random, sys
     from adventure_quest.store.envelope import ANY, NewEvent
-    from adventure_quest.store.postgres import PostgresEventStore
+    from adventure_quest.store.postgres.events import PostgresEventStore
 
     async def main(url: str, name: str, clients: int, each: int, batch: int) -> None:
         store = PostgresEventStore(url)

@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 from adventure_quest.store.envelope import NO_STREAM, NewEvent
-from adventure_quest.store.sqlite import SQLiteEventStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
 from tests.conftest import run
 
 WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from adventure_quest.store.envelope import NewEvent
-    from adventure_quest.store.sqlite import SQLiteEventStore
+    from adventure_quest.store.sqlite.events import SQLiteEventStore
 
     async def main(path: str, prefix: str) -> None:
         store = SQLiteEventStore(path)
@@ -98,7 +98,7 @@ APPENDER = textwrap.dedent(
     """
     import asyncio, sys
     from adventure_quest.store.envelope import ANY, NewEvent
-    from adventure_quest.store.sqlite import SQLiteEventStore
+    from adventure_quest.store.sqlite.events import SQLiteEventStore
 
     async def main(path: str, name: str) -> None:
         store = SQLiteEventStore(path)

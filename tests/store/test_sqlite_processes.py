@@ -19,9 +19,9 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from adventure_quest.store.envelope import ANY, NewEvent
-    from adventure_quest.store.sqlite import SQLiteEventStore
-    from adventure_quest.store.sqlite_checkpoints import SQLiteCheckpointStore
-    from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+    from adventure_quest.store.sqlite.events import SQLiteEventStore
+    from adventure_quest.store.sqlite.checkpoints import SQLiteCheckpointStore
+    from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 
     async def main(path: str, role: str) -> None:
         store = SQLiteEventStore(path)

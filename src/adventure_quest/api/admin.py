@@ -35,7 +35,7 @@ class Rebuild(msgspec.Struct):
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
-    runner = context.processing.runner
+    runner = context.projections
     rebuilds: dict[str, Rebuild] = {}
     tasks: set[asyncio.Task[None]] = set()
     admin = responses(401, 403)
@@ -53,7 +53,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     async def status(request: AnyRequest) -> dict[str, Any]:
         """Relay and projection lag (events, seconds, state) and dead letters."""
         check(request)
-        return await context.processing.status(interval_s=0)
+        return await context.status()
 
     @get("/admin/dead-letters", responses=admin, tags=["admin"])
     async def dead_letters(

@@ -9,40 +9,50 @@ from typing import Any
 import msgspec
 
 from adventure_quest.api import schemas
-from adventure_quest.api.cache import QueryCache
-from adventure_quest.api.consistency import Watch, encode, token_for
-from adventure_quest.api.feed import RoomFeed
 from adventure_quest.api.metrics import ApiMetrics
-from adventure_quest.api.queries import ReadSide
 from adventure_quest.app.game import Game, Outcome
 from adventure_quest.app.text import narrate
 from adventure_quest.app.tracking import track_appends
 from adventure_quest.config import Settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.player import PlayerState
-from adventure_quest.processing import Processing
-from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.projections.runner import ProjectionRunner
+from adventure_quest.queries.consistency import encode, token_for
+from adventure_quest.queries.feed import RoomFeed
+from adventure_quest.queries.read_side import ReadSide
+from adventure_quest.store.ports import GlobalLog
 
 
 class ApiContext:
-    """The game (write side), the read side, processing status, metrics and settings."""
+    """What the API's handlers work with: the game (write side), the read side, the room feed,
+    the projections' administration (dead letters, rebuilds), lag status, metrics, settings.
+
+    Built by the composition root (bootstrap/serve.py) from the parts the API role opens.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        processing: Processing,
-        cache: QueryCache,
-        replicas: Sequence[ReadDatabase] = (),
+        *,
+        game: Game,
+        read: ReadSide,
+        feed: RoomFeed,
+        logs: Sequence[GlobalLog],
+        projections: ProjectionRunner,
+        status: Callable[[], Awaitable[dict[str, Any]]],
     ) -> None:
         self.settings = settings
-        self.processing = processing
-        self.game: Game = processing.game
-        self.world = self.game.world
-        self.watch = Watch()
-        self.read = ReadSide(processing.db, replicas, cache, self.watch, self.world)
+        self.game = game
+        self.world = game.world
+        self.read = read
+        self.watch = read.watch
+        self.feed = feed
+        self.logs = list(logs)
+        self.shards = len(self.logs)
+        #: The read models' administration: dead letters and rebuilds (no tables created).
+        self.projections = projections
+        self.status = status
         self.metrics = ApiMetrics()
-        self.shards = len(processing.store.logs())
-        self.feed = RoomFeed(self.game, processing.store.logs())
         self.started = time.time()
 
     async def command(

@@ -12,6 +12,7 @@ from adventure_quest.api.schemas import ErrorBody, ErrorDetail
 from adventure_quest.api.types import AnyRequest
 from adventure_quest.app.repository import ConflictError
 from adventure_quest.domain.errors import DomainError
+from adventure_quest.queries.errors import NotFoundError, QueryError, StaleError
 from adventure_quest.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,12 @@ def outcome_of(error: Exception) -> tuple[int, str, str] | None:
     match error:
         case ApiError():
             return error.status, error.code, error.message
+        case NotFoundError():
+            return 404, error.code, error.message
+        case StaleError():
+            return 412, error.code, error.message
+        case QueryError():
+            return 400, error.code, error.message
         case DomainError():
             return status_of_domain(error), error.code, error.message
         case ConflictError():

@@ -13,9 +13,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from adventure_quest.api import auth
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import responses
-from adventure_quest.api.feed import Subscription
 from adventure_quest.api.params import PlayerId
 from adventure_quest.api.types import AnyRequest
+from adventure_quest.queries.feed import Subscription
 
 KEEP_ALIVE_S = 15.0
 

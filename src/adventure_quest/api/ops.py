@@ -13,17 +13,17 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
 from adventure_quest.api import docs_page, schemas
-from adventure_quest.api.consistency import progress_of
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.types import AnyRequest
-from adventure_quest.processing import prometheus
+from adventure_quest.processing.status import prometheus
+from adventure_quest.queries.consistency import progress_of
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     @get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
     async def metrics() -> str:
         """Prometheus text: command and query latency, appends, lag, cache, dead letters."""
-        status = await context.processing.status(interval_s=0)
+        status = await context.status()
         stats = context.read.cache.stats
         lines = [
             *context.metrics.lines(),
@@ -62,13 +62,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         """The event store and read database answer (503 otherwise)."""
         checks: dict[str, str] = {}
         try:
-            for log in context.processing.store.logs():
+            for log in context.logs:
                 await log.head()
             checks["event_store"] = "ok"
         except Exception as error:
             checks["event_store"] = f"failed: {error}"
         try:
-            await progress_of(context.processing.db)
+            await progress_of(context.read.primary)
             checks["read_database"] = "ok"
         except Exception as error:
             checks["read_database"] = f"failed: {error}"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar.params import HeaderParameter, Parameter
 
-from adventure_quest.api.consistency import TOKEN_PATTERN
+from adventure_quest.queries.consistency import TOKEN_PATTERN
 
 PlayerId = Annotated[
     str,

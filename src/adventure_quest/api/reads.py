@@ -23,6 +23,7 @@ from adventure_quest.api.params import (
     WaitMs,
 )
 from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.queries import views
 
 JSON = "application/json"
 HISTORY_PAGE = 100
@@ -54,7 +55,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
 
     @get(
         "/players/{player_id:str}",
-        responses=_documented(schemas.PlayerDetails, 404),
+        responses=_documented(views.PlayerDetails, 404),
         tags=["queries"],
     )
     async def player(
@@ -72,7 +73,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/rooms/{room:str}", responses=_documented(schemas.RoomView, 404), tags=["queries"])
+    @get("/rooms/{room:str}", responses=_documented(views.RoomView, 404), tags=["queries"])
     async def room(
         room: RoomKey,
         consistency: ConsistencyQuery = "",
@@ -90,7 +91,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/leaderboard", responses=_documented(schemas.Leaderboard), tags=["queries"])
+    @get("/leaderboard", responses=_documented(views.Leaderboard), tags=["queries"])
     async def leaderboard(
         limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
         consistency: ConsistencyQuery = "",
@@ -105,13 +106,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             min(wait_ms, context.settings.max_wait_ms) / 1000,
         )
         if limit < 100:
-            board = msgspec.json.decode(body, type=schemas.Leaderboard)
-            body = msgspec.json.encode(schemas.Leaderboard(board.players[:limit]))
+            board = msgspec.json.decode(body, type=views.Leaderboard)
+            body = msgspec.json.encode(views.Leaderboard(board.players[:limit]))
         return Response(body, media_type=JSON)
 
     @get(
         "/players/{player_id:str}/achievements",
-        responses=_documented(schemas.Achievements, 404),
+        responses=_documented(views.Achievements, 404),
         tags=["queries"],
     )
     async def achievements(
@@ -129,7 +130,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/world", responses=_documented(schemas.WorldStats), tags=["queries"])
+    @get("/world", responses=_documented(views.WorldStats), tags=["queries"])
     async def world(
         consistency: ConsistencyQuery = "",
         aq_consistency: ConsistencyHeader = "",

@@ -108,68 +108,6 @@ class Created(CommandResult, frozen=True):
     token: str = ""
 
 
-class PlayerDetails(msgspec.Struct, frozen=True):
-    player_id: str
-    name: str
-    level: int
-    xp: int
-    health: int
-    max_health: int
-    room: str
-    alive: bool
-    inventory: list[str]
-
-
-class Monster(msgspec.Struct, frozen=True):
-    monster: str
-    name: str
-    health: int
-
-
-class Present(msgspec.Struct, frozen=True):
-    name: str
-    level: int
-    health: int
-    max_health: int
-    alive: bool
-    inventory: list[str]
-
-
-class RoomView(msgspec.Struct, frozen=True):
-    room: str
-    name: str
-    description: str
-    exits: dict[str, str]
-    items: list[str]
-    #: The kinds of the items (keys of the world file), in the order of ``items``.
-    item_keys: list[str]
-    monsters: list[Monster]
-    players: dict[str, Present]
-
-
-class Ranked(msgspec.Struct, frozen=True):
-    rank: int
-    player_id: str
-    name: str
-    level: int
-    xp: int
-
-
-class Leaderboard(msgspec.Struct, frozen=True):
-    players: list[Ranked]
-
-
-class Achievements(msgspec.Struct, frozen=True):
-    player_id: str
-    name: str
-    unlocked: list[Any]
-
-
-class WorldStats(msgspec.Struct, frozen=True):
-    players_per_room: dict[str, int]
-    events_per_minute: dict[str, int]
-
-
 class HistoryEvent(msgspec.Struct, frozen=True):
     version: int
     position: int

@@ -22,15 +22,17 @@ from typing import Any
 import msgspec
 
 from adventure_quest.app.aggregates import event_codec
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.bench.harness import Progress, percentile
+from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.domain.events import Event, PlayerCreated, PlayerMoved, PlayerSaid
-from adventure_quest.messaging.relay import Relay
 from adventure_quest.messaging.urls import open_queue
-from adventure_quest.processing import GROUP, projections
-from adventure_quest.projections.runner import ProjectionRunner, ProjectionWorker
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.projection_worker import ProjectionWorker
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.catalog import projections
+from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.urls import open_read_database
-from adventure_quest.runtime import quieter_garbage_collection
 from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.ports import EventStore
 from adventure_quest.store.urls import open_checkpoint_stores, open_event_store

@@ -9,14 +9,14 @@ import time
 from typing import Any
 
 from adventure_quest.app.aggregates import event_codec
-from adventure_quest.app.worlds import load_world
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.bench.harness import Progress
 from adventure_quest.bench.project import events_for
-from adventure_quest.processing import projections
+from adventure_quest.bootstrap.runtime import quieter_garbage_collection
+from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.rebuild import rebuild
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.urls import open_read_database
-from adventure_quest.runtime import quieter_garbage_collection
 from adventure_quest.store.envelope import ANY, NewEvent
 from adventure_quest.store.urls import open_event_store
 

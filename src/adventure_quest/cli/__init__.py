@@ -1,1 +1,1 @@
-"""The ``aq`` command line: play, inspect, benchmark."""
+"""The ``aq`` command line: serve, play, process, inspect, repair, benchmark."""

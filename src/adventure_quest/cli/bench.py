@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from adventure_quest import runtime
+from adventure_quest.bootstrap import runtime
 
 Url = Annotated[
     str | None,

@@ -10,8 +10,8 @@ import msgspec
 import typer
 
 from adventure_quest.app.item_audit import Audit, Duplicate, Place, audit, repair, throttled
-from adventure_quest.bootstrap import Services
-from adventure_quest.cli.processing import DataDir, Json, Store
+from adventure_quest.bootstrap.parts import Parts
+from adventure_quest.cli.workers import DataDir, Json, Store
 from adventure_quest.config import Settings
 
 
@@ -46,7 +46,8 @@ def _progress(count: int) -> None:
 
 
 async def _check(settings: Settings, as_json: bool) -> Audit:
-    async with Services.open(settings) as services:
+    async with Parts(settings) as parts:
+        services = parts.write_side()
         found = await audit(services.game, throttled(_progress))
     if as_json:
         typer.echo(msgspec.json.encode(_as_dict(found)).decode())
@@ -56,7 +57,8 @@ async def _check(settings: Settings, as_json: bool) -> Audit:
 
 
 async def _repair(settings: Settings) -> None:
-    async with Services.open(settings) as services:
+    async with Parts(settings) as parts:
+        services = parts.write_side()
         found = await audit(services.game, throttled(_progress))
         _print(found)
         if not found.duplicates:

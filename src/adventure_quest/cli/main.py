@@ -11,18 +11,18 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import typer
 
-from adventure_quest import runtime
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
-from adventure_quest.app.worlds import load_world
-from adventure_quest.bootstrap import Services
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bootstrap import runtime
+from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.cli.play import QUIT, Playable, enter
 from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
 from adventure_quest.config import Settings, SettingsError, load_settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.store.errors import StoreError
 from adventure_quest.store.migrate import SCHEMA_VERSION_OF, upgrade_store
-from adventure_quest.store.postgres_connect import where
+from adventure_quest.store.postgres.connect import where
 from adventure_quest.store.urls import split_urls, sqlite_path
 
 T = TypeVar("T")
@@ -92,7 +92,8 @@ def play(
 
 
 async def _play_here(settings: Settings, name: str | None) -> None:
-    async with Services.open(settings) as services:
+    async with Parts(settings) as parts:
+        services = parts.write_side()
         await _play(services.game, name)
 
 
@@ -171,7 +172,8 @@ def resolve_stream(stream: str) -> str:
 
 
 async def _events(settings: Settings, stream: str, as_json: bool) -> None:
-    async with Services.open(settings) as services:
+    async with Parts(settings) as parts:
+        services = parts.write_side()
         recorded = await services.store.read_stream(stream)
         if not recorded:
             raise fail(f"stream {stream!r} has no events", "stream_not_found")
@@ -204,7 +206,8 @@ def state(
 
 
 async def _state(settings: Settings, stream: str, version: int | None) -> None:
-    async with Services.open(settings) as services:
+    async with Parts(settings) as parts:
+        services = parts.write_side()
         game, stream_type = services.game, stream.partition("-")[0]
         if stream_type not in ("player", "room"):
             raise fail(f"{stream!r} is not a player-… or room-… stream", "unknown_stream_type")
@@ -227,24 +230,40 @@ async def _state(settings: Settings, stream: str, version: int | None) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(data_dir: DataDir = None, store: StoreUrl = None) -> None:
-    """Create or migrate the schema of every shard of the store (safe to run again)."""
-    settings = settings_from(data_dir, store)
+def db_upgrade(
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    read_db: Annotated[
+        str | None, typer.Option("--read-db", help="Read database URL [env AQ_READ_DB].")
+    ] = None,
+) -> None:
+    """Create or migrate every shard of the store, and the read models' tables (safe to rerun)."""
+    settings = settings_with(data_dir=data_dir, store_url=store, read_db_url=read_db)
     for url in split_urls(settings.event_store_url):
         applied = run(upgrade_store(url))
         shown = where(url) if url.startswith("postgres") else url
         done = f"applied migrations {applied}" if applied else "already up to date"
         typer.echo(f"{shown}: {done} (schema version {SCHEMA_VERSION_OF[url.split(':', 1)[0]]})")
+    url = settings.read_database_url
+    shown = where(url) if url.startswith("postgres") else url
+    typer.echo(f"{shown}: read-model tables ready ({run(_create_read_tables(settings))} tables)")
+
+
+async def _create_read_tables(settings: Settings) -> int:
+    """The tables the projections write (what a worker creates when it starts), created now."""
+    async with Parts(settings) as parts:
+        runner = await parts.runner(create_tables=True)
+        return len(runner.tables)
 
 
 def main() -> None:
     """Console-script entry point."""
-    from adventure_quest.cli import bench, items, loadtest, processing, serve
+    from adventure_quest.cli import bench, items, loadtest, serve, workers
 
     bench.register(bench_app)
     items.register(app, lambda data_dir, store: existing_store(settings_from(data_dir, store)), run)
     loadtest.register(app)
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
-    processing.register(app, settings_with, run)
+    workers.register(app, settings_with, run)
     serve.register(app, settings_with, run)
     app()

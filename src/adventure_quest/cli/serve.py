@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from adventure_quest.api.server import admin_token, serve
-from adventure_quest.cli.processing import DataDir, Partitions, Queue, ReadDb, SettingsOf, Store
-from adventure_quest.roles import ROLES
+from adventure_quest.bootstrap.roles import ROLES
+from adventure_quest.bootstrap.serve import admin_token, serve
+from adventure_quest.cli.workers import DataDir, Partitions, Queue, ReadDb, SettingsOf, Store
 
 
 def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., object]) -> None:

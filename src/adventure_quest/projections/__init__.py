@@ -1,1 +1,3 @@
-"""The read path: projection runner, read models, read-database adapters."""
+"""The read models: the projection model, each read model, the runner that applies batches
+exactly once in effect, rebuilds, dead letters, and the read-database adapters (SQLite,
+PostgreSQL)."""

@@ -21,7 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 from adventure_quest.projections import sql
 from adventure_quest.projections.model import Row, Table
 from adventure_quest.store.errors import StoreSchemaError
-from adventure_quest.store.postgres_connect import check_url, translated, where
+from adventure_quest.store.postgres.connect import check_url, translated, where
 
 # Beside the store's APPEND_LOCK (0x41510001) and UPGRADE_LOCK (0x41510002): the database may be
 # the store's own.
@@ -55,8 +55,8 @@ async def _translated(dsn: str) -> AsyncIterator[None]:
             yield
         except asyncpg.exceptions.UndefinedTableError as error:
             raise StoreSchemaError(
-                f"{where(dsn)} lacks a read-model table ({error}); create the tables first"
-                " (ReadDatabase.create, which the projection runner's setup calls)"
+                f"{where(dsn)} lacks a read-model table ({error}); create the tables with"
+                " `aq db upgrade --read-db URL` (a starting worker creates them too)"
             ) from error
 
 

@@ -199,6 +199,6 @@ def _missing_tables(path: str) -> Iterator[None]:
         if "no such table" not in str(error):
             raise
         raise StoreSchemaError(
-            f"{path} lacks a read-model table ({error}); the projections create the tables"
-            " when they start (aq process / aq worker)"
+            f"{path} lacks a read-model table ({error}); create the tables with"
+            " `aq db upgrade --read-db URL` (a starting worker creates them too)"
         ) from error

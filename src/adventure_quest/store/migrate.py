@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from adventure_quest.store import postgres_schema, sqlite_schema
 from adventure_quest.store.errors import StoreUrlError, parse_url
+from adventure_quest.store.postgres import schema as postgres_schema
+from adventure_quest.store.sqlite import schema as sqlite_schema
 
 SCHEMA_VERSION_OF = {
     "sqlite": sqlite_schema.SCHEMA_VERSION,
@@ -17,7 +18,7 @@ async def upgrade_store(url: str) -> list[int]:
     """Apply the migrations the shard at ``url`` lacks; returns the versions applied."""
     scheme = parse_url(url).scheme
     if scheme in ("postgresql", "postgres"):
-        from adventure_quest.store.postgres_connect import upgrade
+        from adventure_quest.store.postgres.connect import upgrade
 
         return await upgrade(url)
     if scheme == "sqlite":

@@ -14,9 +14,9 @@ from adventure_quest.store.memory import (
 )
 from adventure_quest.store.ports import CheckpointStore, EventStore, SnapshotStore
 from adventure_quest.store.sharding import ShardedEventStore, ShardedSnapshotStore
-from adventure_quest.store.sqlite import SQLiteEventStore
-from adventure_quest.store.sqlite_checkpoints import SQLiteCheckpointStore
-from adventure_quest.store.sqlite_snapshots import SQLiteSnapshotStore
+from adventure_quest.store.sqlite.checkpoints import SQLiteCheckpointStore
+from adventure_quest.store.sqlite.events import SQLiteEventStore
+from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 
 SUPPORTED = "memory://, sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or several joined by commas"
 
@@ -50,8 +50,8 @@ def _open_one(url: str, shard: int, stream_cache_size: int) -> EventStore:
         return MemoryEventStore(shard=shard)
     if scheme == "sqlite":
         return SQLiteEventStore(sqlite_path(url), shard=shard, stream_cache_size=stream_cache_size)
-    from adventure_quest.store.postgres import PostgresEventStore
-    from adventure_quest.store.postgres_connect import check_url
+    from adventure_quest.store.postgres.connect import check_url
+    from adventure_quest.store.postgres.events import PostgresEventStore
 
     return PostgresEventStore(check_url(url), shard=shard)
 
@@ -62,8 +62,8 @@ def _open_snapshots(url: str) -> SnapshotStore:
         return MemorySnapshotStore()
     if scheme == "sqlite":
         return SQLiteSnapshotStore(sqlite_path(url))
-    from adventure_quest.store.postgres_connect import check_url
-    from adventure_quest.store.postgres_snapshots import PostgresSnapshotStore
+    from adventure_quest.store.postgres.connect import check_url
+    from adventure_quest.store.postgres.snapshots import PostgresSnapshotStore
 
     return PostgresSnapshotStore(check_url(url))
 
@@ -74,8 +74,8 @@ def _open_checkpoints(url: str) -> CheckpointStore:
         return MemoryCheckpointStore()
     if scheme == "sqlite":
         return SQLiteCheckpointStore(sqlite_path(url))
-    from adventure_quest.store.postgres_checkpoints import PostgresCheckpointStore
-    from adventure_quest.store.postgres_connect import check_url
+    from adventure_quest.store.postgres.checkpoints import PostgresCheckpointStore
+    from adventure_quest.store.postgres.connect import check_url
 
     return PostgresCheckpointStore(check_url(url))
 

@@ -7,13 +7,13 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from adventure_quest.messaging.leases import PartitionLeases
 from adventure_quest.messaging.nats import NatsQueue
-from adventure_quest.messaging.ports import QueueUnavailableError
-from adventure_quest.processing import GROUP, Processing
+from adventure_quest.messaging.ports import MessageQueue, QueueUnavailableError
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.leases import PartitionLeases
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +25,25 @@ def worker_id() -> str:
 
 
 class AutoWorker:
-    """Starts and stops each partition's worker and managers as ownership changes."""
+    """Starts and stops each partition's jobs (``jobs_for(partition)``) as ownership changes."""
 
-    def __init__(self, processing: Processing, *, ttl_s: float = 10.0, name: str = "") -> None:
-        if not isinstance(processing.queue, NatsQueue):
+    def __init__(
+        self,
+        queue: MessageQueue,
+        jobs_for: Callable[[int], Sequence[Job]],
+        *,
+        ttl_s: float = 10.0,
+        name: str = "",
+    ) -> None:
+        if not isinstance(queue, NatsQueue):
             raise ValueError("automatic partitions need a shared queue: --queue nats://HOST:PORT")
-        self.processing = processing
-        self.leases = PartitionLeases(processing.queue, GROUP, name or worker_id(), ttl_s=ttl_s)
+        self.jobs_for = jobs_for
+        self.leases = PartitionLeases(queue, GROUP, name or worker_id(), ttl_s=ttl_s)
         self.running: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]] = {}
-
-    def _jobs(self, partition: int) -> list[Job]:
-        p = self.processing
-        return [
-            p.worker([partition]).run,
-            p.achievements([partition]).run,
-            p.handovers([partition]).run,
-            p.respawns([partition]).run,
-        ]
 
     async def _start(self, partition: int) -> None:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(job(stop)) for job in self._jobs(partition)]
+        tasks = [asyncio.create_task(job(stop)) for job in self.jobs_for(partition)]
         self.running[partition] = (stop, tasks)
 
     async def _stop(self, partition: int) -> None:

@@ -13,10 +13,10 @@ import re
 import time
 from collections.abc import Mapping
 
-from adventure_quest.api.errors import ApiError
 from adventure_quest.messaging.ports import partition_of
 from adventure_quest.projections import progress
 from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.queries.errors import InvalidTokenError
 from adventure_quest.store.sharding import shard_of
 
 Marks = dict[progress.Mark, int]
@@ -42,17 +42,15 @@ def encode(marks: Marks) -> str:
 
 
 def decode(text: str) -> Marks:
-    """Parse a token; ApiError ``invalid_consistency_token`` (400) when it cannot be read."""
+    """Parse a token; InvalidTokenError when it cannot be read."""
     marks: Marks = {}
     entries = [e for e in text.split(",") if e.strip()]
     if len(entries) > MAX_ENTRIES:
-        raise ApiError(400, "invalid_consistency_token", f"at most {MAX_ENTRIES} entries")
+        raise InvalidTokenError(f"at most {MAX_ENTRIES} entries")
     for entry in entries:
         found = _ENTRY.match(entry.strip())
         if found is None:
-            raise ApiError(
-                400,
-                "invalid_consistency_token",
+            raise InvalidTokenError(
                 f"cannot read {entry!r}: entries are shard.partition:position",
             )
         shard, partition, position = (int(g) for g in found.groups())

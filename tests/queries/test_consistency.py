@@ -9,7 +9,12 @@ from typing import Any, cast
 
 import pytest
 
-from adventure_quest.api.consistency import (
+from adventure_quest.api.errors import outcome_of
+from adventure_quest.messaging.ports import partition_of
+from adventure_quest.projections import progress
+from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.queries.consistency import (
     MAX_ENTRIES,
     Marks,
     Watch,
@@ -19,11 +24,7 @@ from adventure_quest.api.consistency import (
     reached,
     token_for,
 )
-from adventure_quest.api.errors import ApiError
-from adventure_quest.messaging.ports import partition_of
-from adventure_quest.projections import progress
-from adventure_quest.projections.model import Row, Table
-from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.queries.errors import InvalidTokenError
 from adventure_quest.store.sharding import shard_of
 
 
@@ -93,17 +94,19 @@ def test_a_token_of_the_most_entries_allowed_is_read() -> None:
     ],
 )
 def test_a_token_that_cannot_be_read_is_refused(text: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(InvalidTokenError) as caught:
         decode(text)
     assert caught.value.code == "invalid_consistency_token"
-    assert caught.value.status == 400
+    assert outcome_of(caught.value) == (400, "invalid_consistency_token", caught.value.message)
     assert caught.value.message.startswith(("cannot read ", "at most 64 entries"))
 
 
 def test_a_token_names_the_entry_it_cannot_read_and_says_how_entries_are_written() -> None:
-    with pytest.raises(ApiError, match=r"cannot read 'x': entries are shard\.partition:position"):
+    with pytest.raises(
+        InvalidTokenError, match=r"cannot read 'x': entries are shard\.partition:position"
+    ):
         decode("0.0:1,x")
-    with pytest.raises(ApiError, match="at most 64 entries"):
+    with pytest.raises(InvalidTokenError, match="at most 64 entries"):
         decode(",".join(f"0.{n}:1" for n in range(MAX_ENTRIES + 1)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from adventure_quest.store.ports import Snapshot
-from adventure_quest.store.postgres_connect import connect_pool, translated
+from adventure_quest.store.postgres.connect import connect_pool, translated
 
 # A newer snapshot replaces the kept one, and so does any snapshot under another schema version.
 _UPSERT = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
+from adventure_quest.store.sqlite.schema import connect, open_database, translated_errors
 
 
 class SQLiteCheckpointStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from adventure_quest.store.ports import Snapshot
-from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
+from adventure_quest.store.sqlite.schema import connect, open_database, translated_errors
 
 # A newer snapshot replaces the kept one, and so does any snapshot under another schema version.
 _UPSERT = """

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from adventure_quest.api.cache import CacheBackend, Entry, MemoryCache, QueryCache
-from adventure_quest.api.redis_cache import RedisCache
+from adventure_quest.queries.cache import CacheBackend, Entry, MemoryCache, QueryCache
+from adventure_quest.queries.redis_cache import RedisCache
 from tests.conftest import run
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

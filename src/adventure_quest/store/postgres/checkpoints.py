@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from adventure_quest.store.postgres_connect import connect_pool, translated
+from adventure_quest.store.postgres.connect import connect_pool, translated
 
 
 class PostgresCheckpointStore:

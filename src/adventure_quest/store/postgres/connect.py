@@ -15,7 +15,7 @@ from adventure_quest.store.errors import (
     StoreUrlError,
     parse_url,
 )
-from adventure_quest.store.postgres_schema import SCHEMA_VERSION
+from adventure_quest.store.postgres.schema import SCHEMA_VERSION
 
 _UNAVAILABLE = (
     OSError,
@@ -112,7 +112,7 @@ async def connect_pool(dsn: str, size: int) -> asyncpg.Pool:
 
 async def upgrade(dsn: str) -> list[int]:
     """Apply the migrations the database lacks, in order; returns the versions applied."""
-    from adventure_quest.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE, UPGRADE_LOCK
+    from adventure_quest.store.postgres.schema import MIGRATIONS, MIGRATIONS_TABLE, UPGRADE_LOCK
 
     check_url(dsn)
     applied: list[int] = []

@@ -160,7 +160,7 @@ def open_cache(url: str, ttl_s: float, prefix: str = "aq:cache:") -> CacheBacken
     if url in ("", "memory://"):
         return MemoryCache(ttl_s)
     if url.startswith(("redis://", "rediss://")):
-        from adventure_quest.api.redis_cache import RedisCache
+        from adventure_quest.queries.redis_cache import RedisCache
 
         return RedisCache(url, ttl_s, prefix)
     raise ValueError(f"cache URL {url!r}: use memory:// or redis://HOST:PORT[/DB]")

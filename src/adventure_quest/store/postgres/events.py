@@ -1,7 +1,7 @@
 """PostgreSQL event store (``postgresql://…``): group commit through one server-side function.
 
 Appends from many tasks queue up; a flusher sends everything queued in one call of
-``aq_append`` (see postgres_schema.py), which checks versions, skips retried event ids, inserts,
+``aq_append`` (store/postgres/schema.py), which checks versions, skips retried event ids, inserts,
 notifies listeners and commits, in one round trip and one WAL flush. Two flushers alternate, so
 one batch travels while the other commits. Commits are serialized per shard by an advisory lock
 held to commit, which is what makes the global log gap-safe (docs/postgres.md).
@@ -31,8 +31,8 @@ from adventure_quest.store.errors import (
     StoreClosedError,
     StoreError,
 )
-from adventure_quest.store.postgres_connect import connect_pool, translated
-from adventure_quest.store.postgres_schema import NOTIFY_CHANNEL
+from adventure_quest.store.postgres.connect import connect_pool, translated
+from adventure_quest.store.postgres.schema import NOTIFY_CHANNEL
 from adventure_quest.store.rows import (
     LOG_COLUMNS,
     STREAM_COLUMNS,

@@ -15,10 +15,10 @@ while handling the event that earned it, not an earlier one.
 
 from __future__ import annotations
 
-from adventure_quest.app.process_manager import ProcessManager
 from adventure_quest.domain import achievements
 from adventure_quest.domain.events import AchievementUnlocked, Event
 from adventure_quest.domain.player import PlayerState
+from adventure_quest.processing.process_manager import ProcessManager
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 
 

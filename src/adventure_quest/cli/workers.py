@@ -23,12 +23,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from adventure_quest.app.worlds import load_world
+from adventure_quest.bootstrap.parts import READ_TABLES, RELAYS, Parts
+from adventure_quest.bootstrap.roles import processing_jobs
+from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
-from adventure_quest.processing import Processing, as_json, prometheus
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.status import as_json, prometheus, read_status
 from adventure_quest.projections.rebuild import rebuild
-from adventure_quest.roles import processing_jobs
-from adventure_quest.runtime import quieter_garbage_collection
 
 Partitions = Annotated[
     str,
@@ -61,20 +62,21 @@ async def until_stopped(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> No
     await asyncio.gather(*(job(stop) for job in jobs))
 
 
-async def report(processing: Processing, stop: asyncio.Event, every_s: float = 5.0) -> None:
+async def report(parts: Parts, stop: asyncio.Event, every_s: float = 5.0) -> None:
     """A progress line on stderr every few seconds while running."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(every_s):
                 await stop.wait()
-        totals = processing.runner.totals
-        published = sum(relay.published for relay in processing.relays)
-        print(
-            f"published {published}, applied {totals.applied}, duplicates {totals.duplicates},"
-            f" parked {totals.parked}",
-            file=sys.stderr,
-            flush=True,
-        )
+        line = []
+        if RELAYS in parts.opened:
+            line.append(f"published {sum(relay.published for relay in parts.relays())}")
+        if READ_TABLES in parts.opened:
+            totals = (await parts.runner(create_tables=True)).totals
+            line.append(
+                f"applied {totals.applied}, duplicates {totals.duplicates}, parked {totals.parked}"
+            )
+        print(", ".join(line), file=sys.stderr, flush=True)
 
 
 def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., object]) -> None:
@@ -204,9 +206,9 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
             err=True,
         )
         raise typer.Exit(2)
-    async with Processing.open(settings, load_world(settings.world_path)) as processing:
-        jobs, described = processing_jobs(processing, spec, relays=relays, workers=workers)
-        jobs.append(lambda stop: report(processing, stop))
+    async with Parts(settings) as parts:
+        jobs, described = await processing_jobs(parts, spec, relays=relays, workers=workers)
+        jobs.append(lambda stop: report(parts, stop))
         quieter_garbage_collection()
         print(f"processing: {described}; Ctrl-C stops", file=sys.stderr, flush=True)
         await until_stopped(*jobs)
@@ -220,9 +222,10 @@ class RateColumn(ProgressColumn):
 
 
 async def _rebuild(settings: Settings, name: str) -> None:
-    async with Processing.open(settings, load_world(settings.world_path)) as processing:
+    async with Parts(settings) as parts:
+        runner = await parts.runner(create_tables=True)
         try:
-            processing.runner.projection(name)
+            runner.projection(name)
         except ValueError as error:
             typer.echo(f"error [unknown_projection]: {error}", err=True)
             raise typer.Exit(2) from None
@@ -241,7 +244,7 @@ async def _rebuild(settings: Settings, name: str) -> None:
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = await rebuild(processing.runner, name, advance)
+            result = await rebuild(runner, name, advance)
     typer.echo(
         f"rebuilt {result.projection}: {result.events} events replayed, {result.rows} rows"
         f" swapped in, {result.caught_up_after_swap} applied after the swap"
@@ -249,8 +252,9 @@ async def _rebuild(settings: Settings, name: str) -> None:
 
 
 async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
-    async with Processing.open(settings, load_world(settings.world_path)) as processing:
-        status = await processing.status()
+    async with Parts(settings) as parts:
+        runner = await parts.runner(create_tables=False)
+        status = await read_status(parts.relays(), parts.queue(), runner.dead_letters, group=GROUP)
     if prom:
         typer.echo(prometheus(status), nl=False)
     elif json_out:
@@ -272,8 +276,8 @@ async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
 async def _dlq(
     settings: Settings, action: str, projection: str | None, stream: str | None, json_out: bool
 ) -> None:
-    async with Processing.open(settings, load_world(settings.world_path)) as processing:
-        runner = processing.runner
+    async with Parts(settings) as parts:
+        runner = await parts.runner(create_tables=False)
         if action == "list":
             letters = await runner.dead_letters(projection)
             for letter in letters:

@@ -14,7 +14,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from adventure_quest.api.cache import Entry
+from adventure_quest.queries.cache import Entry
 from adventure_quest.store.errors import StoreUnavailableError
 
 _PUT = """

@@ -1,9 +1,8 @@
-"""The world clock and the respawns it drives.
+"""The world clock: appends the ticks that are due to the ``world-clock`` stream.
 
-``WorldClock`` appends the ticks that are due to the ``world-clock`` stream (domain/clock.py):
-several clocks may run, each tick is appended once (optimistic concurrency), and ticks missed
-while every clock was down are appended on restart. ``RespawnManager`` is a process manager:
-for every tick it restocks each room once (rooms remember the last tick that restocked them).
+Several clocks may run (domain/clock.py): each tick is appended once (optimistic concurrency),
+and ticks missed while every clock was down are appended on restart. The respawns each tick
+drives are processing/respawn_manager.py.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from collections.abc import Callable
 
 from adventure_quest.app.aggregates import AggregateType, clock_type
 from adventure_quest.app.game import Game
-from adventure_quest.app.process_manager import TRANSIENT, ProcessManager
-from adventure_quest.domain import clock, room
+from adventure_quest.domain import clock
 from adventure_quest.domain.clock import CLOCK_STREAM, ClockState
-from adventure_quest.domain.events import Event, WorldTicked
-from adventure_quest.store.envelope import Metadata, RecordedEvent
+from adventure_quest.domain.events import Event
+from adventure_quest.processing.process_manager import TRANSIENT
+from adventure_quest.store.envelope import Metadata
 
 log = logging.getLogger(__name__)
 
@@ -68,35 +67,3 @@ class WorldClock:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await stop.wait()
-
-
-class RespawnManager(ProcessManager):
-    """On every tick, restocks each room of the world once (consumer group ``respawns``)."""
-
-    default_group = "respawns"
-    #: Events this manager appended.
-    restocked = 0
-
-    async def handle(self, recorded: RecordedEvent) -> list[Event]:
-        if recorded.event_type != "WorldTicked":
-            return []
-        tick = self.game.repository.codec.decode(recorded)
-        if not isinstance(tick, WorldTicked):
-            return []
-        metadata = Metadata(
-            correlation_id=recorded.metadata.correlation_id or recorded.event_id,
-            causation_id=recorded.event_id,
-            actor="world-clock",
-        )
-        appended: list[Event] = []
-        for key in self.game.world.rooms:
-            saved = await self.game.repository.update(
-                self.game.rooms,
-                self.game.rooms.stream_id(key),
-                lambda state: room.restock(state, tick.tick, self.game.world),
-                metadata,
-            )
-            appended += saved.events
-        self.restocked += len(appended)
-        self.checked += 1
-        return appended

@@ -39,7 +39,7 @@ from adventure_quest.store.rows import (
     log_events,
     stream_events,
 )
-from adventure_quest.store.sqlite_schema import connect, open_database, translated_errors
+from adventure_quest.store.sqlite.schema import connect, open_database, translated_errors
 from adventure_quest.store.tailing import HeadSignal
 
 MAX_EVENTS_PER_COMMIT: Final = 20_000

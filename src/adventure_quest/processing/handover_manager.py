@@ -11,7 +11,6 @@ broken ones.
 from __future__ import annotations
 
 from adventure_quest.app import handovers
-from adventure_quest.app.process_manager import ProcessManager
 from adventure_quest.domain.events import (
     Event,
     ItemDropped,
@@ -19,6 +18,7 @@ from adventure_quest.domain.events import (
     MonsterDefeated,
     MonsterHit,
 )
+from adventure_quest.processing.process_manager import ProcessManager
 from adventure_quest.store.envelope import RecordedEvent
 
 _STARTS = {"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"}

@@ -14,18 +14,18 @@ from collections.abc import Awaitable, Callable, Sequence, Set
 
 import msgspec
 
-from adventure_quest.api import schemas
-from adventure_quest.api.cache import Entry, QueryCache
-from adventure_quest.api.consistency import Marks, Watch, decode, encode, progress_of, reached
-from adventure_quest.api.errors import ApiError
 from adventure_quest.domain import room
 from adventure_quest.domain.world import World
-from adventure_quest.projections.achievements import ACHIEVEMENTS
+from adventure_quest.projections.achievement_list import ACHIEVEMENTS
 from adventure_quest.projections.model import RowKey
 from adventure_quest.projections.players import LEADERBOARD, PLAYER_DETAILS
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.rooms import ROOM_VIEW
-from adventure_quest.projections.world import EVENTS_PER_MINUTE
+from adventure_quest.projections.world_stats import EVENTS_PER_MINUTE
+from adventure_quest.queries import views
+from adventure_quest.queries.cache import Entry, QueryCache
+from adventure_quest.queries.consistency import Marks, Watch, decode, encode, progress_of, reached
+from adventure_quest.queries.errors import NotFoundError, StaleError
 
 LEADERBOARD_SIZE = 100
 _encode = msgspec.json.Encoder().encode
@@ -103,9 +103,7 @@ class ReadSide:
         have = await self.watch.until(self.primary, wanted, deadline)
         if have is None:
             have = await progress_of(self.primary)
-            raise ApiError(
-                412,
-                "stale",
+            raise StaleError(
                 f"the read models did not reach {encode(wanted)} in time (they are at"
                 f" {encode(have) or 'nothing yet'}); retry, or ask without the token",
             )
@@ -116,9 +114,9 @@ class ReadSide:
     async def player(self, db: ReadDatabase, player_id: str) -> bytes:
         row = await db.get(PLAYER_DETAILS, player_id)
         if row is None:
-            raise ApiError(404, "player_not_found", f"no character {player_id!r} (yet)")
+            raise NotFoundError("player_not_found", f"no character {player_id!r} (yet)")
         return _encode(
-            schemas.PlayerDetails(
+            views.PlayerDetails(
                 player_id,
                 row["name"],
                 row["level"],
@@ -139,17 +137,17 @@ class ReadSide:
             keys = [i.item_key for i in state.items]
             items = [self.world.items[k].name for k in keys]
             monsters = [
-                schemas.Monster(m.monster_key, self.world.monsters[m.monster_key].name, m.health)
+                views.Monster(m.monster_key, self.world.monsters[m.monster_key].name, m.health)
                 for m in state.monsters
             ]
-            players: dict[str, schemas.Present] = {}
+            players: dict[str, views.Present] = {}
         else:
             items = list(row["items"])
             keys = [i["item_key"] for i in row["state"]["items"]]
-            monsters = [msgspec.convert(m, schemas.Monster) for m in row["monsters"]]
-            players = {k: msgspec.convert(v, schemas.Present) for k, v in row["players"].items()}
+            monsters = [msgspec.convert(m, views.Monster) for m in row["monsters"]]
+            players = {k: msgspec.convert(v, views.Present) for k, v in row["players"].items()}
         return _encode(
-            schemas.RoomView(
+            views.RoomView(
                 key,
                 definition.name,
                 definition.description,
@@ -166,9 +164,9 @@ class ReadSide:
             LEADERBOARD, order_by=[("level", True), ("xp", True)], limit=LEADERBOARD_SIZE
         )
         return _encode(
-            schemas.Leaderboard(
+            views.Leaderboard(
                 [
-                    schemas.Ranked(n, r["player_id"], r["name"], r["level"], r["xp"])
+                    views.Ranked(n, r["player_id"], r["name"], r["level"], r["xp"])
                     for n, r in enumerate(rows, 1)
                 ]
             )
@@ -177,14 +175,14 @@ class ReadSide:
     async def achievements(self, db: ReadDatabase, player_id: str) -> bytes:
         row = await db.get(ACHIEVEMENTS, player_id)
         if row is None:
-            raise ApiError(404, "player_not_found", f"no character {player_id!r} (yet)")
-        return _encode(schemas.Achievements(player_id, row["name"], list(row["unlocked"])))
+            raise NotFoundError("player_not_found", f"no character {player_id!r} (yet)")
+        return _encode(views.Achievements(player_id, row["name"], list(row["unlocked"])))
 
     async def world_stats(self, db: ReadDatabase) -> bytes:
         rooms = await db.select(ROOM_VIEW)
         minutes = await db.select(EVENTS_PER_MINUTE, order_by=[("minute", True)], limit=10)
         return _encode(
-            schemas.WorldStats(
+            views.WorldStats(
                 {r["room"]: len(r["players"]) for r in rooms if r["players"]},
                 {m["minute"]: m["events"] for m in minutes},
             )

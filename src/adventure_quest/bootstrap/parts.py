@@ -1,0 +1,190 @@
+"""What one process opens, part by part: each role and command asks only for what it runs.
+
+A ``Parts`` opens a part the first time something asks for it (the event store, the queue, the
+read database, ...), keeps it for whoever asks next, records its name in ``opened``, and closes
+everything it opened, in reverse order, on the way out. So ``aq serve --role api`` never makes
+a queue client or creates read-model tables, and ``aq relay`` never opens the read database:
+the role asked for neither (tests/bootstrap/test_what_each_role_opens.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final, Protocol, TypeVar
+
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bootstrap.write import Services
+from adventure_quest.config import Settings
+from adventure_quest.domain.world import World
+from adventure_quest.messaging.ports import MessageQueue
+from adventure_quest.messaging.urls import open_queue
+from adventure_quest.processing.groups import ALL_GROUPS
+from adventure_quest.processing.relay import Relay
+from adventure_quest.projections.catalog import projections
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.projections.runner import ProjectionRunner
+from adventure_quest.projections.urls import open_read_database
+from adventure_quest.queries.cache import CacheBackend, open_cache
+from adventure_quest.store.ports import CheckpointStore, EventStore, SnapshotStore
+from adventure_quest.store.urls import (
+    open_checkpoint_stores,
+    open_event_store,
+    open_snapshot_store,
+)
+
+#: The names ``Parts.opened`` records, one per kind of part.
+EVENT_STORE: Final = "event store"
+SNAPSHOTS: Final = "snapshot store"
+CHECKPOINTS: Final = "checkpoint stores"
+QUEUE: Final = "queue"
+READ_DATABASE: Final = "read database"
+READ_TABLES: Final = "read-model tables"
+REPLICAS: Final = "read replicas"
+CACHE: Final = "cache"
+RELAYS: Final = "relays"
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class Parts:
+    """Opens the parts a process asks for, once each; closes them all when it is left."""
+
+    def __init__(self, settings: Settings, world: World | None = None) -> None:
+        self.settings = settings
+        self.world = world if world is not None else load_world(settings.world_path)
+        #: What was opened, in order (each name once).
+        self.opened: list[str] = []
+        self._parts: dict[str, Any] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Parts:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    def _keep(self, name: str, part: C) -> C:
+        self._stack.push_async_callback(part.close)
+        self._parts[name] = part
+        self.opened.append(name)
+        return part
+
+    # -- the write side ---------------------------------------------------------------------
+
+    def event_store(self) -> EventStore:
+        """Every shard's event store (the stream cache sized by ``stream_cache_size``)."""
+        found: EventStore | None = self._parts.get(EVENT_STORE)
+        if found is None:
+            store = open_event_store(
+                self.settings.event_store_url, stream_cache_size=self.settings.stream_cache_size
+            )
+            found = self._keep(EVENT_STORE, store)
+        return found
+
+    def snapshots(self) -> SnapshotStore:
+        found: SnapshotStore | None = self._parts.get(SNAPSHOTS)
+        if found is None:
+            found = self._keep(SNAPSHOTS, open_snapshot_store(self.settings.event_store_url))
+        return found
+
+    def write_side(self) -> Services:
+        """The repository and the game's command handlers over the event and snapshot stores."""
+        found: Services | None = self._parts.get("write side")
+        if found is None:
+            found = Services(self.settings, self.world, self.event_store(), self.snapshots())
+            self._parts["write side"] = found
+        return found
+
+    # -- the processing path ----------------------------------------------------------------
+
+    def checkpoints(self) -> Sequence[CheckpointStore]:
+        """One checkpoint store per shard (where each relay keeps how far it published)."""
+        found: list[CheckpointStore] | None = self._parts.get(CHECKPOINTS)
+        if found is None:
+            found = open_checkpoint_stores(self.settings.event_store_url)
+            for store in found:
+                self._stack.push_async_callback(store.close)
+            self._parts[CHECKPOINTS] = found
+            self.opened.append(CHECKPOINTS)
+        return found
+
+    def queue(self) -> MessageQueue:
+        found: MessageQueue | None = self._parts.get(QUEUE)
+        if found is None:
+            queue = open_queue(
+                self.settings.queue_url, partitions=self.settings.partitions, groups=ALL_GROUPS
+            )
+            found = self._keep(QUEUE, queue)
+        return found
+
+    def relays(self) -> list[Relay]:
+        """One relay per shard: its log, its checkpoint, the queue."""
+        found: list[Relay] | None = self._parts.get(RELAYS)
+        if found is None:
+            logs, checkpoints = self.event_store().logs(), self.checkpoints()
+            found = [
+                Relay(log, self.queue(), checkpoint)
+                for log, checkpoint in zip(logs, checkpoints, strict=True)
+            ]
+            self._parts[RELAYS] = found
+            self.opened.append(RELAYS)
+        return found
+
+    # -- the read side ----------------------------------------------------------------------
+
+    def read_database(self) -> ReadDatabase:
+        """The read database's primary (its tables are not created here: see ``runner``)."""
+        found: ReadDatabase | None = self._parts.get(READ_DATABASE)
+        if found is None:
+            db = open_read_database(self.settings.read_database_url)
+            found = self._keep(READ_DATABASE, db)
+        return found
+
+    async def runner(self, *, create_tables: bool) -> ProjectionRunner:
+        """The projections over the read database; ``create_tables``: the workers' set-up."""
+        found: ProjectionRunner | None = self._parts.get("runner")
+        if found is None:
+            found = ProjectionRunner(
+                self.read_database(),
+                projections(self.world),
+                self.event_store(),
+                self.write_side().codec,
+                partitions=self.settings.partitions,
+            )
+            self._parts["runner"] = found
+        if create_tables and READ_TABLES not in self.opened:
+            await found.setup()
+            self.opened.append(READ_TABLES)
+        return found
+
+    def replicas(self) -> list[ReadDatabase]:
+        found: list[ReadDatabase] | None = self._parts.get(REPLICAS)
+        if found is None:
+            found = []
+            for url in self.settings.read_replicas:
+                replica = open_read_database(url)
+                self._stack.push_async_callback(replica.close)
+                found.append(replica)
+            self._parts[REPLICAS] = found
+            if found:
+                self.opened.append(REPLICAS)
+        return found
+
+    def cache(self) -> CacheBackend:
+        found: CacheBackend | None = self._parts.get(CACHE)
+        if found is None:
+            s = self.settings
+            found = self._keep(CACHE, open_cache(s.cache_url, s.cache_ttl_s, s.cache_prefix))
+        return found

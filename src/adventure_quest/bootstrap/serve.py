@@ -1,0 +1,137 @@
+"""``aq serve``: the parts a role runs, wired and run together until stopped.
+
+Role ``all`` (the default, embedded) runs the API, the relays, the projection workers, the
+process managers and the world clock in one process. ``api``, ``relay`` and ``worker`` run one
+part each against shared PostgreSQL, NATS and Redis, so each part scales as its own process;
+each opens only what it runs (bootstrap/roles.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from adventure_quest.api.context import ApiContext
+from adventure_quest.api.server import serve_http
+from adventure_quest.bootstrap.parts import Parts
+from adventure_quest.bootstrap.roles import Job, processing_jobs
+from adventure_quest.bootstrap.runtime import quieter_garbage_collection
+from adventure_quest.config import Settings
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.status import read_status
+from adventure_quest.queries.cache import QueryCache
+from adventure_quest.queries.consistency import Watch
+from adventure_quest.queries.feed import RoomFeed
+from adventure_quest.queries.invalidation import invalidator
+from adventure_quest.queries.read_side import ReadSide
+
+
+def admin_token(settings: Settings) -> Settings:
+    """The settings with an admin token: the configured one, or one kept in the data directory."""
+    if settings.admin_token:
+        return settings
+    path = settings.data_dir / "admin-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return msgspec.structs.replace(settings, admin_token=path.read_text().strip())
+
+
+async def api_context(parts: Parts) -> ApiContext:
+    """The API's handlers' world: the write side, the read side, the feed, admin and status.
+
+    Lag status needs the checkpoint stores and the queue: they are opened the first time it is
+    asked for (``/admin/status``, ``/metrics``), not when the API starts.
+    """
+    write = parts.write_side()
+    read = ReadSide(
+        parts.read_database(), parts.replicas(), QueryCache(parts.cache()), Watch(), parts.world
+    )
+    runner = await parts.runner(create_tables=False)
+
+    async def status() -> dict[str, Any]:
+        return await read_status(
+            parts.relays(), parts.queue(), runner.dead_letters, group=GROUP, interval_s=0
+        )
+
+    return ApiContext(
+        parts.settings,
+        game=write.game,
+        read=read,
+        feed=RoomFeed(write.game, parts.event_store().logs()),
+        logs=parts.event_store().logs(),
+        projections=runner,
+        status=status,
+    )
+
+
+async def serve(
+    settings: Settings,
+    role: str = "all",
+    partitions: str = "all",
+    *,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    parts: Parts | None = None,
+) -> None:
+    """Run the parts of ``role`` until ``stop`` is set (or SIGINT/SIGTERM).
+
+    ``parts``: where to open them (a test passes its own to see what was opened).
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if parts is None:
+            parts = await stack.enter_async_context(Parts(settings))
+        jobs: list[Job] = []
+        described = []
+        if role in ("all", "relay", "worker"):
+            more, text = await processing_jobs(
+                parts,
+                partitions,
+                relays=role in ("all", "relay"),
+                workers=role in ("all", "worker"),
+            )
+            jobs += more
+            described.append(text)
+        context = None
+        if role in ("all", "api"):
+            context = await api_context(parts)
+            http_context = context
+            jobs.append(lambda stop: serve_http(http_context, stop, started))
+            jobs.append(context.feed.run)
+            described.append(f"API on http://{settings.host}:{settings.port}")
+        elif started is not None:
+            started.set()
+        if role in ("all", "worker"):
+            runner = await parts.runner(create_tables=True)
+            watch = context.watch if context is not None else None
+            runner.committed.append(invalidator(parts.cache(), watch))
+        quieter_garbage_collection()
+        shown = ", ".join(described)
+        print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
+        await run_together(jobs, stop)
+
+
+async def run_together(jobs: Sequence[Job], stop: asyncio.Event) -> None:
+    """Run every job until ``stop``; when one fails, stop the others, then raise its error."""
+    tasks = [asyncio.ensure_future(job(stop)) for job in jobs]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -1,0 +1,119 @@
+"""The projection worker: consumes partitions of the queue and feeds the projection runner.
+
+Each partition has a feeder (fetch, hand over, wait until applied, acknowledge); one applier
+takes every batch handed over meanwhile and applies them in one read-database transaction
+(projections/runner.py). A broker or store that is down costs time, never an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
+from adventure_quest.projections.runner import ProjectionRunner
+from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionWorker:
+    """Consumes a set of partitions for one consumer group and feeds the runner."""
+
+    def __init__(
+        self,
+        runner: ProjectionRunner,
+        queue: MessageQueue,
+        partitions: Sequence[int],
+        *,
+        group: str = "projections",
+        batch: int = 500,
+        fetch_timeout_s: float = 0.5,
+    ) -> None:
+        self.runner = runner
+        self.queue = queue
+        self.partitions = list(partitions)
+        self.group = group
+        self.batch = batch
+        self.fetch_timeout_s = fetch_timeout_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume every owned partition until ``stop`` is set.
+
+        Each partition has a feeder (fetch, hand over, wait until applied, acknowledge); one
+        applier takes every batch handed over meanwhile, from any partition, and applies them
+        in one read-database transaction. Partitions stay in order (a feeder fetches again only
+        after its batch is acknowledged), and a busy worker commits once for many partitions.
+        """
+        handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]] = asyncio.Queue()
+        consumers = [self.queue.consumer(self.group, p) for p in self.partitions]
+        applier = asyncio.create_task(self._apply_loop(handed))
+        try:
+            await asyncio.gather(*(self._feed(consumer, handed, stop) for consumer in consumers))
+        finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
+
+    async def _feed(
+        self,
+        consumer: Consumer,
+        handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]],
+        stop: asyncio.Event,
+    ) -> None:
+        backoff = 0.05
+        while not stop.is_set():
+            try:
+                events = await consumer.fetch(self.batch, self.fetch_timeout_s)
+                if events:
+                    applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    await handed.put((events, applied))
+                    await applied
+                    await consumer.ack()
+                backoff = 0.05
+            except (QueueUnavailableError, StoreUnavailableError) as error:
+                # Unacknowledged events come back, and events skipped by a later fetch are
+                # re-read from the store as a gap: an outage costs time, never an event.
+                log.warning(
+                    "partition %d: %s; retrying in %.2f s", consumer.partition, error, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _apply_loop(
+        self, handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]]
+    ) -> None:
+        while True:
+            taken = [await handed.get()]
+            while not handed.empty() and sum(len(e) for e, _ in taken) < self.batch * 4:
+                taken.append(handed.get_nowait())
+            try:
+                await self.runner.apply([event for events, _ in taken for event in events])
+            except Exception as error:
+                for _, applied in taken:
+                    if not applied.done():
+                        applied.set_exception(error)
+                continue
+            for _, applied in taken:
+                if not applied.done():
+                    applied.set_result(None)
+
+
+def parse_partitions(spec: str, partitions: int) -> list[int]:
+    """``"0-7"``, ``"1,3,5"`` or ``"all"`` as partition numbers, checked against the count."""
+    if spec == "all":
+        return list(range(partitions))
+    chosen: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(f"cannot read partitions {spec!r}: use 0-7, 1,3,5 or all") from None
+        if not 0 <= first <= last < partitions:
+            raise ValueError(f"partitions {part!r} outside 0-{partitions - 1}")
+        chosen += range(first, last + 1)
+    return sorted(set(chosen))

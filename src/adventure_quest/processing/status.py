@@ -1,0 +1,129 @@
+"""How far behind the processing path is: relay and projection lag, and dead letters.
+
+The figures ``aq status``, ``/admin/status`` and ``/metrics`` show, read twice an interval
+apart so that "behind but moving" (lagging) can be told from "behind and stuck" (stalled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence, Sized
+from typing import Any
+
+import msgspec
+
+from adventure_quest.messaging.ports import MessageQueue
+from adventure_quest.processing.relay import Relay
+
+#: Behind for longer than this with no progress between two looks: "stalled".
+STALL_AFTER_S = 30.0
+
+
+async def read_status(
+    relays: Sequence[Relay],
+    queue: MessageQueue,
+    dead_letters: Callable[[], Awaitable[Sized]],
+    *,
+    group: str,
+    interval_s: float = 1.0,
+) -> dict[str, Any]:
+    """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
+    first = [await relay.checkpoints.load(relay.name) for relay in relays]
+    consumers = [queue.consumer(group, p) for p in range(queue.partitions)]
+    waiting_before = [await c.oldest_pending() for c in consumers]
+    await asyncio.sleep(interval_s)
+    relay_lag = []
+    for relay, before in zip(relays, first, strict=True):
+        position = await relay.checkpoints.load(relay.name)
+        head = await relay.source.head()
+        oldest = await relay.source.read_all(position, 1)
+        seconds = time.time() - oldest[0].metadata.recorded_at if oldest else 0.0
+        relay_lag.append(
+            {
+                "relay": relay.name,
+                "shard": relay.source.shard,
+                "position": position,
+                "head": head,
+                "lag_events": head - position,
+                "lag_seconds": round(seconds, 3),
+                "state": lag_state(head - position, position > before, seconds),
+            }
+        )
+    partitions: list[dict[str, Any]] = []
+    for consumer, before_event in zip(consumers, waiting_before, strict=True):
+        pending = await consumer.pending()
+        waiting = await consumer.oldest_pending() if pending else None
+        age = time.time() - waiting.metadata.recorded_at if waiting else 0.0
+        moved = waiting is None or before_event is None or waiting != before_event
+        partitions.append(
+            {
+                "partition": consumer.partition,
+                "lag_events": pending,
+                "lag_seconds": round(age, 3),
+                "state": lag_state(pending, moved, age),
+            }
+        )
+    states = {p["state"] for p in partitions}
+    letters = await dead_letters()
+    return {
+        "relays": relay_lag,
+        "projections": {
+            "lag_events": sum(p["lag_events"] for p in partitions),
+            "lag_seconds": max((p["lag_seconds"] for p in partitions), default=0.0),
+            "state": next((s for s in ("stalled", "lagging") if s in states), "ok"),
+            "partitions": partitions,
+        },
+        "dead_letters": len(letters),
+    }
+
+
+def lag_state(behind: int, progressed: bool, seconds: float) -> str:
+    """``ok`` when caught up, ``lagging`` when behind but moving, ``stalled`` otherwise."""
+    if behind <= 0:
+        return "ok"
+    if progressed or seconds < STALL_AFTER_S:
+        return "lagging"
+    return "stalled"
+
+
+def _gauge(name: str, description: str, samples: list[tuple[str, object]]) -> list[str]:
+    """One Prometheus gauge: its HELP and TYPE lines and one line per (labels, value)."""
+    head = [f"# HELP {name} {description}", f"# TYPE {name} gauge"]
+    return head + [f"{name}{labels} {value}" for labels, value in samples]
+
+
+def prometheus(status: dict[str, Any]) -> str:
+    """The status as Prometheus text exposition."""
+    relays = [(f'{{shard="{r["shard"]}"}}', r) for r in status["relays"]]
+    parts = [(f'{{partition="{p["partition"]}"}}', p) for p in status["projections"]["partitions"]]
+    lines = _gauge(
+        "aq_relay_lag_events",
+        "Events in a shard's log not yet published to the queue.",
+        [(labels, r["lag_events"]) for labels, r in relays],
+    )
+    lines += _gauge(
+        "aq_relay_lag_seconds",
+        "Age of the oldest event not yet published.",
+        [(labels, r["lag_seconds"]) for labels, r in relays],
+    )
+    lines += _gauge(
+        "aq_projection_lag_events",
+        "Events of a partition not yet applied to the read models.",
+        [(labels, p["lag_events"]) for labels, p in parts],
+    )
+    lines += _gauge(
+        "aq_projection_lag_seconds",
+        "Age of a partition's oldest event not yet applied.",
+        [(labels, p["lag_seconds"]) for labels, p in parts],
+    )
+    lines += _gauge(
+        "aq_dead_letters",
+        "Events parked because a projection failed on them.",
+        [("", status["dead_letters"])],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def as_json(status: dict[str, Any]) -> str:
+    return msgspec.json.encode(status).decode()
