@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import subprocess
 import sys
 import textwrap
@@ -13,7 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adventure_quest.store.envelope import ANY, NO_STREAM, NewEvent, RecordedEvent
-from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError, StoreUrlError
+from adventure_quest.store.errors import (
+    StoreError,
+    StoreSchemaError,
+    StoreUnavailableError,
+    StoreUrlError,
+)
 from adventure_quest.store.postgres.connect import upgrade
 from adventure_quest.store.postgres.events import PostgresEventStore
 from adventure_quest.store.postgres.schema import APPEND_LOCK, SCHEMA_VERSION
@@ -330,3 +337,72 @@ def test_a_waiting_reader_is_woken_by_notify_long_before_the_poll_interval() -> 
         return waited
 
     assert run(scenario()) < 0.05 + POLL_S / 2
+
+
+async def connections_to(url: str, expected: int, seconds: float = 5.0) -> int:
+    """How many sessions are connected to ``url``'s database, once that is ``expected`` (or
+    when ``seconds`` ran out: a cut-off session's backend takes a moment to exit)."""
+    database = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(postgres.url("postgres"), timeout=10)
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            count = int(
+                await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", database
+                )
+            )
+            if count == expected or asyncio.get_running_loop().time() > deadline:
+                return count
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+
+
+def test_a_store_closed_while_its_listener_connects_leaves_no_connection_open() -> None:
+    """A wait starts LISTENing on its own connection; close() runs while that connects. The
+    connection made after close() looked must not stay open (nor be found by the collector on
+    a closed loop later: that was a 'loop is closed' error in whichever test ran then)."""
+    (url,) = postgres.fresh(1)
+
+    async def scenario() -> tuple[int, int]:
+        store = PostgresEventStore(url)
+        await store.head()  # the pool is open: its connections are counted below
+        waiting = asyncio.create_task(store.wait_for(0, timeout=0.2))
+        await asyncio.sleep(0)  # the wait has started connecting its listener
+        assert store._listener is None
+        await store.close()
+        with contextlib.suppress(StoreError):
+            await waiting
+        return await connections_to(url, 0), len(gc.garbage)
+
+    assert run(scenario()) == (0, 0)
+
+
+def test_a_listener_that_cannot_be_set_up_is_closed_not_kept_half_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """add_listener fails after the connection was made: polling carries on, the connection
+    is closed, and the next wait tries again."""
+    (url,) = postgres.fresh(1)
+
+    async def refuse(self: asyncpg.Connection, channel: str, callback: object) -> None:
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("cut off while listening")
+
+    async def scenario() -> tuple[int | None, int, int]:
+        store = PostgresEventStore(url)
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(asyncpg.Connection, "add_listener", refuse)
+                head = await store.wait_for(0, timeout=0.05)  # polls: nothing to wait for
+                kept = store._listener
+                # Only the pool's connections remain: the listener's was closed.
+                in_pool = await connections_to(url, 1)
+            await store.wait_for(0, timeout=0.05)  # tries again, and listens now
+            listening = await connections_to(url, 2)
+        finally:
+            await store.close()
+        assert kept is None
+        return head, in_pool, listening
+
+    assert run(scenario()) == (0, 1, 2)

@@ -45,6 +45,8 @@ from adventure_quest.store.tailing import HeadSignal
 MAX_EVENTS_PER_CALL: Final = 5_000
 MAX_REQUESTS_PER_CALL: Final = 1_000
 FLUSHERS: Final = 2
+#: How long closing waits for connections to finish politely before cutting them off.
+CLOSE_TIMEOUT_S: Final = 10.0
 
 _INT_MAX = (1 << 31) - 1
 
@@ -223,12 +225,21 @@ class PostgresEventStore:
     async def _listen(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
+        listener: asyncpg.Connection | None = None
         try:
             async with translated(self.dsn):
-                self._listener = await asyncpg.connect(self.dsn)
-                await self._listener.add_listener(NOTIFY_CHANNEL, self._notified)
+                listener = await asyncpg.connect(self.dsn)
+                await listener.add_listener(NOTIFY_CHANNEL, self._notified)
         except StoreError:
-            self._listener = None  # polling carries on; the next wait tries again
+            # Polling carries on; the next wait tries again. A connection made before the
+            # failure is never kept half set up (nor left for the collector to find open).
+            if listener is not None:
+                listener.terminate()
+            return
+        if self._closed:  # close() ran while this connected: it could not see this connection
+            listener.terminate()
+            return
+        self._listener = listener
 
     def _notified(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
         self._signal.notify()
@@ -238,13 +249,27 @@ class PostgresEventStore:
         while self._flushers:
             await asyncio.sleep(0.001)
         if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
+            await _close_or_terminate(self._listener)
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._pool.close()
+            except BaseException as error:
+                self._pool.terminate()  # every connection goes, whatever state it was in
+                if not isinstance(error, Exception):
+                    raise
 
     def logs(self) -> Sequence[PostgresEventStore]:
         return (self,)
+
+
+async def _close_or_terminate(conn: asyncpg.Connection) -> None:
+    """Close ``conn`` politely, or cut it off: it is never left open for the collector to find."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await conn.close()
+    except Exception:
+        conn.terminate()
 
 
 def _settle(request: _Append, row: Any) -> None:
