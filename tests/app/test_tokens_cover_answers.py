@@ -111,7 +111,9 @@ def new_setup(when: When, manager: Manager, state_from: StateFrom) -> Setup:
     return Setup(store, snapshots, game, player_id_for("Racer"))
 
 
-async def raced(setup: Setup, command: str, words: str) -> tuple[Outcome, dict[str, int]]:
+async def raced(
+    setup: Setup, command: str, words: str
+) -> tuple[Outcome, dict[str, tuple[int, int]]]:
     """Run ``command`` with the manager finishing first, tracking its appends as the API does."""
     setup.store.racing, setup.store.by_manager = True, []
     try:
@@ -126,14 +128,17 @@ async def check_covered(
     setup: Setup,
     kind: AggregateType[S],
     stream_id: str,
-    positions: dict[str, int],
+    positions: dict[str, tuple[int, int]],
     answered: S | None = None,
 ) -> None:
     """``positions`` reach the stream's last event (the one behind the state answered with), and
     the stream replayed up to what they cover is that state."""
     recorded = await setup.store.read_stream(stream_id)
     last = recorded[-1]
-    covered = positions.get(stream_id, 0)
+    shard, covered = positions.get(stream_id, (last.shard, 0))
+    assert shard == last.shard, (
+        f"the token names shard {shard} for {stream_id}, stored on {last.shard}"
+    )
     assert covered >= last.position, (
         f"the token covers {stream_id} up to log position {covered}, but the state answered "
         f"with is at version {last.version} ({last.event_type} at position {last.position})"

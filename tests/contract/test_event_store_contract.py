@@ -67,6 +67,32 @@ def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFac
     run(scenario())
 
 
+def test_an_appends_answer_names_the_shard_whose_log_holds_its_events(
+    make_store: StoreFactory,
+) -> None:
+    """A consistency token is computed from this answer (app/tracking.py), not by hashing the
+    stream id again: the shard it names must be where the events are."""
+
+    async def scenario() -> tuple[set[int], int]:
+        store = make_store()
+        logs = store.logs()
+        shards = set()
+        for n in range(12):
+            stream = f"player-{n}"
+            result = await store.append(stream, NO_STREAM, [event(n)])
+            [recorded] = await store.read_stream(stream)
+            assert result.shard == recorded.shard == logs[result.shard].shard
+            page = await logs[result.shard].read_all(result.position - 1, 1)
+            assert [(e.stream_id, e.position) for e in page] == [(stream, result.position)]
+            again = await store.append(stream, 1, [replace(event(n), event_id=recorded.event_id)])
+            assert (again.repeat, again.shard) == (True, result.shard)
+            shards.add(result.shard)
+        return shards, len(logs)
+
+    used, count = run(scenario())
+    assert used == set(range(count))  # twelve streams reach every shard
+
+
 def test_append_at_a_stale_version_is_refused_and_writes_nothing(make_store: StoreFactory) -> None:
     async def scenario() -> None:
         store = make_store()

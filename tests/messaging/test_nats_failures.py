@@ -19,7 +19,8 @@ from typing import TypeVar
 import nats
 import pytest
 
-from adventure_quest.messaging.nats import NatsQueue, NatsStreamMismatchError
+from adventure_quest.messaging.nats import NatsQueue
+from adventure_quest.messaging.nats_consumer import NatsStreamMismatchError
 from adventure_quest.messaging.ports import QueueUnavailableError
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 from tests.conftest import run

@@ -27,33 +27,46 @@ from adventure_quest.queries.consistency import (
 from adventure_quest.queries.errors import InvalidTokenError
 from adventure_quest.store.sharding import shard_of
 
-
-def mark_of(stream_id: str, shards: int, partitions: int) -> tuple[int, int]:
-    return shard_of(stream_id, shards), partition_of(stream_id, partitions)
-
-
 # -- token_for ------------------------------------------------------------------------------
 
 
 def test_a_single_shard_and_partition_keeps_the_highest_position_of_the_command() -> None:
-    assert token_for({"player-a": 7, "room-b": 12, "room-c": 3}, 1, 1) == {(0, 0): 12}
+    landed = {"player-a": (0, 7), "room-b": (0, 12), "room-c": (0, 3)}
+    assert token_for(landed, 1) == {(0, 0): 12}
 
 
 def test_no_appends_make_an_empty_token() -> None:
-    assert token_for({}, 2, 16) == {}
+    assert token_for({}, 16) == {}
 
 
-def test_each_stream_lands_on_its_shard_and_partition() -> None:
+def test_each_stream_counts_under_the_shard_the_store_named_and_its_partition() -> None:
     streams = [f"room-{n}" for n in range(40)]
-    marks = [mark_of(s, 2, 16) for s in streams]
+    partitions = [partition_of(s, 16) for s in streams]
     first, *_ = streams
-    alike = next(s for s, m in zip(streams[1:], marks[1:], strict=True) if m == marks[0])
-    other = next(s for s, m in zip(streams, marks, strict=True) if m != marks[0])
-    assert token_for({first: 5, alike: 9, other: 4}, 2, 16) == {
-        mark_of(first, 2, 16): 9,
-        mark_of(other, 2, 16): 4,
+    alike = next(s for s, p in zip(streams[1:], partitions[1:], strict=True) if p == partitions[0])
+    other = next(s for s, p in zip(streams, partitions, strict=True) if p != partitions[0])
+    p_first, p_other = partition_of(first, 16), partition_of(other, 16)
+    assert token_for({first: (1, 5), alike: (1, 9), other: (0, 4)}, 16) == {
+        (1, p_first): 9,
+        (0, p_other): 4,
     }
-    assert token_for({first: 9, alike: 5}, 2, 16) == {mark_of(first, 2, 16): 9}
+    assert token_for({first: (1, 9), alike: (1, 5)}, 16) == {(1, p_first): 9}
+    # One partition, two shards: two entries.
+    assert token_for({first: (0, 9), alike: (1, 5)}, 16) == {(0, p_first): 9, (1, p_first): 5}
+
+
+def test_the_shard_is_the_stores_answer_not_a_hash_of_the_stream_id() -> None:
+    stream = "room-a"
+    hashed = shard_of(stream, 4)
+    elsewhere = (hashed + 1) % 4
+    assert token_for({stream: (elsewhere, 3)}, 16) == {(elsewhere, partition_of(stream, 16)): 3}
+
+
+def test_applied_events_and_a_commands_appends_count_under_one_mark() -> None:
+    """The writer's token and the readers' progress use the same mark for the same event."""
+    for n in range(50):
+        stream, shard = f"player-{n}", n % 3
+        assert set(token_for({stream: (shard, 10)}, 16)) == {progress.mark_of(shard, stream, 16)}
 
 
 # -- encode and decode ----------------------------------------------------------------------

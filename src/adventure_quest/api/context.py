@@ -62,7 +62,7 @@ class ApiContext:
         began = time.perf_counter()
         code = "ok"
         try:
-            with track_appends() as positions:
+            with track_appends() as landed:
                 outcome = await act()
         except DomainError as error:
             code = error.code
@@ -74,7 +74,7 @@ class ApiContext:
             self.metrics.commands.observe(name, time.perf_counter() - began)
             self.metrics.outcomes.add(code)
         self.metrics.appended.add("events", len(outcome.events))
-        marks = token_for(positions, self.shards, self.settings.partitions)
+        marks = token_for(landed, self.settings.partitions)
         return outcome, encode(marks)
 
     def result(self, outcome: Outcome, token: str) -> schemas.CommandResult:

@@ -44,12 +44,14 @@ class ConflictError(Exception):
 
 
 class Loaded(msgspec.Struct, Generic[S], frozen=True):
-    """An aggregate's state, the stream version it reflects and where that version's event lies
-    in its shard's log (``position`` 0: not known, as when the state came from a snapshot)."""
+    """An aggregate's state, the stream version it reflects and where that version's event lies:
+    its ``position`` in the log of ``shard`` (0: not known, as when the state came from a
+    snapshot)."""
 
     state: S
     version: int
     position: int = 0
+    shard: int = 0
 
 
 class Saved(msgspec.Struct, Generic[S], frozen=True):
@@ -160,12 +162,12 @@ class Repository:
         start: Loaded[S],
         to_version: int | None = None,
     ) -> Loaded[S]:
-        state, version, position = start.state, start.version, start.position
+        state, version, position, shard = start.state, start.version, start.position, start.shard
         decode, evolve = self.codec.decode, kind.evolve
         for recorded in await self.store.read_stream(stream_id, version + 1, to_version):
             state = evolve(state, decode(recorded))
-            version, position = recorded.version, recorded.position
-        return Loaded(state, version, position)
+            version, position, shard = recorded.version, recorded.position, recorded.shard
+        return Loaded(state, version, position, shard)
 
     async def load_at(self, kind: AggregateType[S], stream_id: str, version: int) -> Loaded[S]:
         """The state as it was at ``version`` (time travel): replay up to it."""
@@ -234,11 +236,11 @@ class Repository:
                 raise
             if result.repeat:
                 return await self._repeated(kind, stream_id, encoded, result)
-            tracking.appended(stream_id, result.position)
+            tracking.appended(stream_id, result.shard, result.position)
             state = loaded.state
             for event in events:
                 state = kind.evolve(state, event)
-            saved = Loaded(state, result.version, result.position)
+            saved = Loaded(state, result.version, result.position, result.shard)
             self._cache.put(stream_id, saved)
             every = self.snapshot_every
             if every > 0 and result.version // every > loaded.version // every:
@@ -268,11 +270,12 @@ class Repository:
         """
         if not tracking.active() or not loaded.version:
             return
-        position = loaded.position
+        shard, position = loaded.shard, loaded.position
         if not position:  # loaded from a snapshot with nothing after it
             last = await self.store.read_stream(stream_id, loaded.version, loaded.version)
-            position = last[-1].position if last else 0
-        tracking.appended(stream_id, position)
+            if last:
+                shard, position = last[-1].shard, last[-1].position
+        tracking.appended(stream_id, shard, position)
 
     async def _append(self, stream_id: str, expected: int, events: list[NewEvent]) -> AppendResult:
         """Append; when the store was unreachable, send the very same events again.

@@ -33,11 +33,20 @@ def _partition(stream_id: str, partitions: int) -> int:
     return partition_of(stream_id, partitions)  # a hash worth remembering: streams recur
 
 
+def mark_of(shard: int, stream_id: str, partitions: int) -> Mark:
+    """The (shard, partition) an event of ``stream_id`` stored on ``shard`` is counted under.
+
+    The one place marks are computed: for what the read models applied (``marks``) and for
+    what a command's answer covers (queries/consistency.py ``token_for``).
+    """
+    return shard, _partition(stream_id, partitions)
+
+
 def marks(events: Iterable[RecordedEvent], partitions: int) -> dict[Mark, int]:
     """The highest position per (shard, partition) among ``events``."""
     highest: dict[Mark, int] = {}
     for event in events:
-        mark = (event.shard, _partition(event.stream_id, partitions))
+        mark = mark_of(event.shard, event.stream_id, partitions)
         if event.position > highest.get(mark, 0):
             highest[mark] = event.position
     return highest

@@ -13,11 +13,9 @@ import re
 import time
 from collections.abc import Mapping
 
-from adventure_quest.messaging.ports import partition_of
 from adventure_quest.projections import progress
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.queries.errors import InvalidTokenError
-from adventure_quest.store.sharding import shard_of
 
 Marks = dict[progress.Mark, int]
 _ENTRY = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4}):([0-9]{1,18})$")
@@ -28,11 +26,12 @@ TOKEN_PATTERN = (
 )
 
 
-def token_for(positions: Mapping[str, int], shards: int, partitions: int) -> Marks:
-    """The marks of a command's appends (``{stream_id: position}``)."""
+def token_for(landed: Mapping[str, tuple[int, int]], partitions: int) -> Marks:
+    """The marks of a command's appends: ``{stream_id: (shard, position)}`` as the store
+    answered them (app/tracking.py), counted under the same marks as applied events are."""
     marks: Marks = {}
-    for stream_id, position in positions.items():
-        mark = (shard_of(stream_id, shards), partition_of(stream_id, partitions))
+    for stream_id, (shard, position) in landed.items():
+        mark = progress.mark_of(shard, stream_id, partitions)
         marks[mark] = max(marks.get(mark, 0), position)
     return marks
 

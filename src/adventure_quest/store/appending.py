@@ -34,7 +34,10 @@ def check_expected(stream_id: str, expected: ExpectedVersion, actual: int) -> No
 
 
 def settle_reused_ids(
-    stream_id: str, events: Sequence[NewEvent], found: Mapping[str, tuple[str, int, int]]
+    stream_id: str,
+    events: Sequence[NewEvent],
+    found: Mapping[str, tuple[str, int, int]],
+    shard: int = 0,
 ) -> AppendResult:
     """The answer to an append some of whose event ids are already recorded.
 
@@ -54,4 +57,4 @@ def settle_reused_ids(
         (version, position) for stream, version, position in found.values() if stream == stream_id
     ]
     version, position = max(mine)
-    return AppendResult(stream_id, version, position, repeat=True)
+    return AppendResult(stream_id, version, position, repeat=True, shard=shard)

@@ -53,7 +53,9 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """Where an append landed: the stream's new version and the last event's log position.
+    """Where an append landed: the stream's new version, the last event's position in the log
+    of ``shard`` (the shard that stored it: a consistency token names it, computed from this,
+    never by hashing the stream id again).
 
     ``repeat`` says the store wrote nothing: the append's first event id was already recorded on
     the stream (a retry, or a second attempt at a decision whose event ids are derived from what
@@ -65,6 +67,7 @@ class AppendResult(msgspec.Struct, frozen=True):
     version: int
     position: int
     repeat: bool = False
+    shard: int = 0
 
 
 def stream_type_of(stream_id: str) -> str:

@@ -68,7 +68,7 @@ class MemoryEventStore:
             self._log.append(recorded)
         self._streams[stream_id] = indexes
         self._signal.notify()
-        return AppendResult(stream_id, version, len(self._log))
+        return AppendResult(stream_id, version, len(self._log), shard=self.shard)
 
     def _retried(self, stream_id: str, events: Sequence[NewEvent]) -> AppendResult | None:
         """The answer to an append reusing recorded ids (store/appending.py), else None."""
@@ -78,7 +78,7 @@ class MemoryEventStore:
             if index is not None:
                 recorded = self._log[index]
                 found[event.event_id] = (recorded.stream_id, recorded.version, recorded.position)
-        return settle_reused_ids(stream_id, events, found) if found else None
+        return settle_reused_ids(stream_id, events, found, self.shard) if found else None
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None

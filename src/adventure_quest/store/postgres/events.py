@@ -136,7 +136,7 @@ class PostgresEventStore:
                 self.commits += 1
                 for request, row in zip(batch, rows, strict=True):
                     if not request.future.done():
-                        _settle(request, row)
+                        _settle(request, row, self.shard)
         finally:
             self._flushers -= 1
 
@@ -272,13 +272,15 @@ async def _close_or_terminate(conn: asyncpg.Connection) -> None:
         conn.terminate()
 
 
-def _settle(request: _Append, row: Any) -> None:
+def _settle(request: _Append, row: Any, shard: int) -> None:
     outcome, version, position = row
     future = request.future
     if outcome == "ok":
-        future.set_result(AppendResult(request.stream_id, version, position))
+        future.set_result(AppendResult(request.stream_id, version, position, shard=shard))
     elif outcome == "duplicate":
-        future.set_result(AppendResult(request.stream_id, version, position, repeat=True))
+        future.set_result(
+            AppendResult(request.stream_id, version, position, repeat=True, shard=shard)
+        )
     elif outcome == "conflict":
         future.set_exception(ConcurrencyError(request.stream_id, request.expected, version))
     else:

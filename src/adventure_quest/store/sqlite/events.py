@@ -10,34 +10,25 @@ see only committed events, so a reader never observes a position that could stil
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
-from adventure_quest.store.appending import check_expected, settle_reused_ids, validate_append
-from adventure_quest.store.envelope import (
-    AppendResult,
-    ExpectedVersion,
-    NewEvent,
-    RecordedEvent,
-    stream_type_of,
-)
-from adventure_quest.store.errors import (
-    ConcurrencyError,
-    InvalidAppendError,
-    StoreClosedError,
-    StoreError,
-)
-from adventure_quest.store.rows import (
-    LOG_COLUMNS,
-    STREAM_COLUMNS,
-    encode_metadata,
-    log_events,
-    stream_events,
+from adventure_quest.store.appending import validate_append
+from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
+from adventure_quest.store.errors import ConcurrencyError, StoreClosedError, StoreError
+from adventure_quest.store.rows import LOG_COLUMNS, STREAM_COLUMNS, log_events, stream_events
+from adventure_quest.store.sqlite.group_commit import (
+    Append,
+    Result,
+    Transaction,
+    VersionCache,
+    committed_version,
+    deliver,
+    reused,
 )
 from adventure_quest.store.sqlite.schema import connect, open_database, translated_errors
 from adventure_quest.store.tailing import HeadSignal
@@ -47,112 +38,6 @@ MAX_EVENTS_PER_COMMIT: Final = 20_000
 LINGER_S: Final = 0.0003
 #: Below this many callers per commit the writer never lingers (latency over batching).
 LINGER_MIN_BATCH: Final = 8
-
-_INSERT = (
-    "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type,"
-    " schema_version, payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-_Result = AppendResult | BaseException
-
-
-class _Append:
-    __slots__ = ("events", "expected", "future", "loop", "stream_id")
-
-    def __init__(
-        self,
-        stream_id: str,
-        expected: ExpectedVersion,
-        events: Sequence[NewEvent],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.stream_id = stream_id
-        self.expected = expected
-        self.events = events
-        self.loop = loop
-        self.future: asyncio.Future[AppendResult] = loop.create_future()
-
-
-class _VersionCache:
-    """Bounded map of stream id to its committed version, owned by the writer thread."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = max(capacity, 1)
-        self._versions: dict[str, int] = {}
-
-    def get(self, stream_id: str) -> int | None:
-        return self._versions.get(stream_id)
-
-    def put(self, stream_id: str, version: int) -> None:
-        versions = self._versions
-        versions.pop(stream_id, None)
-        versions[stream_id] = version
-        if len(versions) > self.capacity:
-            del versions[next(iter(versions))]
-
-    def clear(self) -> None:
-        self._versions.clear()
-
-
-class _Transaction:
-    """A group-commit transaction being filled: each request's outcome and the rows inserted."""
-
-    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
-        self.store = store
-        self.conn = conn
-        self.position: int = conn.execute(
-            "SELECT coalesce(max(position), 0) FROM events"
-        ).fetchone()[0]
-        self.now = time.time()
-        self.results: list[_Result] = []
-        self.versions: dict[str, int] = {}
-
-    def add(self, requests: list[_Append]) -> None:
-        """Check each request's expected version and insert the rows of those that pass."""
-        rows: list[tuple[object, ...]] = []
-        versions, cached, now = self.versions, self.store.cached_versions, self.now
-        position = self.position
-        for request in requests:
-            stream_id = request.stream_id
-            current = versions.get(stream_id)
-            if current is None:
-                current = cached.get(stream_id)
-                if current is None:
-                    current = _committed_version(self.conn, stream_id)
-            try:
-                check_expected(stream_id, request.expected, current)
-            except ConcurrencyError:
-                self.results.append(self.store._explain_conflict(request))
-                continue
-            stream_type = stream_type_of(stream_id)
-            for event in request.events:
-                current += 1
-                position += 1
-                rows.append(
-                    (
-                        position,
-                        event.event_id,
-                        stream_id,
-                        stream_type,
-                        current,
-                        event.event_type,
-                        event.schema_version,
-                        event.payload,
-                        encode_metadata(event.metadata, now),
-                    )
-                )
-            versions[stream_id] = current
-            self.results.append(AppendResult(stream_id, current, position))
-        if rows:
-            self.conn.executemany(_INSERT, rows)
-        self.position = position
-
-
-def _reused(request: _Append, found: dict[str, tuple[str, int, int]]) -> _Result:
-    try:
-        return settle_reused_ids(request.stream_id, request.events, found)
-    except InvalidAppendError as error:
-        return error
 
 
 class SQLiteEventStore:
@@ -164,8 +49,8 @@ class SQLiteEventStore:
         self._signal = HeadSignal()
         self._writer_conn = open_database(path)
         self._local = threading.local()
-        self.cached_versions = _VersionCache(stream_cache_size)
-        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self.cached_versions = VersionCache(stream_cache_size)
+        self._queue: queue.SimpleQueue[Append | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -180,7 +65,7 @@ class SQLiteEventStore:
         if self._closed:
             raise StoreClosedError("the event store is closed")
         validate_append(stream_id, expected_version, events)
-        request = _Append(stream_id, expected_version, events, asyncio.get_running_loop())
+        request = Append(stream_id, expected_version, events, asyncio.get_running_loop())
         if self._thread is None:
             self._start_writer()
         self._queue.put(request)
@@ -206,9 +91,9 @@ class SQLiteEventStore:
             except Exception as error:  # a bug must fail these appends, not hang their callers
                 results = [StoreError(f"append to {self.path} failed: {error!r}")] * len(batch)
             self.commits += 1
-            _deliver(batch, results, self._signal.notify)
+            deliver(batch, results, self._signal.notify)
 
-    def _commit(self, batch: list[_Append], *, gather: bool) -> tuple[list[_Result], bool]:
+    def _commit(self, batch: list[Append], *, gather: bool) -> tuple[list[Result], bool]:
         """Commit ``batch`` (growing it with queued requests when ``gather``) in one transaction.
 
         Returns each request's result, and whether the close sentinel was taken off the queue.
@@ -219,7 +104,12 @@ class SQLiteEventStore:
             with translated_errors(self.path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    transaction = _Transaction(self, conn)
+                    transaction = Transaction(
+                        conn,
+                        cached=self.cached_versions,
+                        shard=self.shard,
+                        explain_conflict=self._explain_conflict,
+                    )
                     transaction.add(batch)
                     if gather:
                         stopping = self._gather(transaction, batch)
@@ -239,7 +129,7 @@ class SQLiteEventStore:
             self.cached_versions.put(stream_id, version)
         return transaction.results, stopping
 
-    def _gather(self, transaction: _Transaction, batch: list[_Append]) -> bool:
+    def _gather(self, transaction: Transaction, batch: list[Append]) -> bool:
         """Insert requests as they arrive until the queue is dry; True if told to stop.
 
         Rows are inserted while the event loop is still producing the rest of the batch, so
@@ -253,7 +143,7 @@ class SQLiteEventStore:
         deadline = 0.0
         stopping = False
         while count < MAX_EVENTS_PER_COMMIT and not stopping:
-            arrived: list[_Append] = []
+            arrived: list[Append] = []
             while True:
                 try:
                     request = take(block=False)
@@ -284,7 +174,7 @@ class SQLiteEventStore:
         self._last_batch = len(batch)
         return stopping
 
-    def _after_unique_violation(self, batch: list[_Append]) -> list[_Result]:
+    def _after_unique_violation(self, batch: list[Append]) -> list[Result]:
         """Settle a batch a unique index refused: an event id was reused, or another process wrote.
 
         The appends reusing recorded ids are answered from what is recorded (a repeat, or a
@@ -293,11 +183,11 @@ class SQLiteEventStore:
         if len(batch) == 1:
             return [self._explain_conflict(batch[0])]
         found = self._recorded([event.event_id for request in batch for event in request.events])
-        results: dict[int, _Result] = {}
+        results: dict[int, Result] = {}
         rest: list[int] = []
         for n, request in enumerate(batch):
             if any(event.event_id in found for event in request.events):
-                results[n] = _reused(request, found)
+                results[n] = reused(request, found, self.shard)
             else:
                 rest.append(n)
         if rest and results:
@@ -318,13 +208,13 @@ class SQLiteEventStore:
             ).fetchall()
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
-    def _explain_conflict(self, request: _Append) -> _Result:
+    def _explain_conflict(self, request: Append) -> Result:
         """A conflicting append is either a repeat of one already recorded, or a real conflict."""
         found = self._recorded([event.event_id for event in request.events])
         if found:
-            return _reused(request, found)
+            return reused(request, found, self.shard)
         with translated_errors(self.path):
-            actual = _committed_version(self._writer_conn, request.stream_id)
+            actual = committed_version(self._writer_conn, request.stream_id)
         return ConcurrencyError(request.stream_id, request.expected, actual)
 
     # -- read side --------------------------------------------------------------------------
@@ -350,7 +240,7 @@ class SQLiteEventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         with translated_errors(self.path):
-            return _committed_version(self._reader(), stream_id)
+            return committed_version(self._reader(), stream_id)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         with translated_errors(self.path):
@@ -384,32 +274,3 @@ class SQLiteEventStore:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
-
-
-def _committed_version(conn: sqlite3.Connection, stream_id: str) -> int:
-    row = conn.execute(
-        "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-    ).fetchone()
-    return int(row[0])
-
-
-def _deliver(batch: list[_Append], results: list[_Result], committed: Callable[[], None]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Append, _Result]]] = {}
-    for request, result in zip(batch, results, strict=True):
-        by_loop.setdefault(request.loop, []).append((request, result))
-    for loop, settled in by_loop.items():
-        # A closed loop has nobody waiting for these answers any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, settled, committed)
-
-
-def _settle(settled: list[tuple[_Append, _Result]], committed: Callable[[], None]) -> None:
-    committed()
-    for request, result in settled:
-        future = request.future
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
