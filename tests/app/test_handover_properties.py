@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from msgspec.structs import replace
 
-from adventure_quest.app import handovers
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
@@ -208,11 +207,11 @@ async def finish_every_hand_over_again(game: Game, player_ids: Iterable[str]) ->
     """Redeliver every hand-over's finish, as a recovery process that cannot tell which ran."""
     for event in await stored(game, f"room-{SQUARE}"):
         if isinstance(event, ItemPickedUp):
-            await handovers.finish_take(game, event, SQUARE)
+            await game.handovers.finish_take(event, SQUARE)
     for player_id in player_ids:
         for event in await stored(game, f"player-{player_id}"):
             if isinstance(event, ItemDropped):
-                await handovers.finish_drop(game, event, player_id)
+                await game.handovers.finish_drop(event, player_id)
 
 
 # -- (a) concurrent takes and drops ----------------------------------------------------------
@@ -318,10 +317,10 @@ class HandoverMachine(RuleBasedStateMachine):
         async def finish_twice() -> None:
             for picked in self.pending_takes:
                 for _ in range(2):
-                    await handovers.finish_take(self.game, picked, SQUARE)
+                    await self.game.handovers.finish_take(picked, SQUARE)
             for dropped, player_id in self.pending_drops:
                 for _ in range(2):
-                    await handovers.finish_drop(self.game, dropped, player_id)
+                    await self.game.handovers.finish_drop(dropped, player_id)
 
         asyncio.run(finish_twice())
         self.pending_takes.clear()
@@ -383,7 +382,7 @@ def test_an_interrupted_take_is_finished_once_however_often_recovery_runs(times:
         in_transit = misplaced(await whereabouts(game, [player_id]), floor_ids(world))
         assert in_transit == {**SETTLED, "vanished": [picked.item.item_id]}
         for _ in range(times):
-            await handovers.finish_take(game, picked, SQUARE)
+            await game.handovers.finish_take(picked, SQUARE)
         assert (await game.player(player_id)).inventory == (picked.item,)
         assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
         assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
@@ -401,7 +400,7 @@ def test_an_interrupted_take_that_no_longer_fits_returns_the_item_once(times: in
         picked = await crashed_take(game, store, player_id)
         await game.take(player_id, "coin")  # the inventory is full before recovery runs
         for _ in range(times):
-            await handovers.finish_take(game, picked, SQUARE)
+            await game.handovers.finish_take(picked, SQUARE)
         assert len(await stored_of(game, f"player-{player_id}", HandoverSettled)) == 1
         assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
             ItemPutDown(picked.item, player_id, picked.handover_id)
@@ -420,9 +419,9 @@ def test_a_refused_take_whose_return_was_interrupted_still_returns_the_item() ->
         await game.take(player_id, "coin")
         store.crash_on = "room-"  # recovery itself dies after the player's side
         with pytest.raises(SimulatedCrash):
-            await handovers.finish_take(game, picked, SQUARE)
+            await game.handovers.finish_take(picked, SQUARE)
         store.crash_on = None
-        await handovers.finish_take(game, picked, SQUARE)
+        await game.handovers.finish_take(picked, SQUARE)
         assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
 
     asyncio.run(scenario())
@@ -443,7 +442,7 @@ def test_an_interrupted_drop_lands_the_item_once_however_often_recovery_runs(tim
         assert isinstance(dropped, ItemDropped)
         assert (await game.player(player_id)).inventory == ()
         for _ in range(times):
-            await handovers.finish_drop(game, dropped, player_id)
+            await game.handovers.finish_drop(dropped, player_id)
         assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
             ItemPutDown(dropped.item, player_id, dropped.handover_id)
         ]
@@ -484,7 +483,7 @@ def test_an_interrupted_fight_hurts_the_player_once_however_often_recovery_runs(
         hit, defeated = await crashed_attack(game, store, player_id)
         assert (defeated, hit.counter_damage) == (None, 4)
         for _ in range(times):
-            await handovers.finish_fight(game, hit, defeated)
+            await game.handovers.finish_fight(hit, defeated)
         assert (await game.player(player_id)).health == 96
         assert await stored_of(game, f"player-{player_id}", DamageTaken) == [
             DamageTaken(4, "giant_rat", "chapel_crypt", hit.handover_id)
@@ -505,7 +504,7 @@ def test_an_interrupted_victory_pays_its_xp_once_however_often_recovery_runs(tim
         hit, defeated = await crashed_attack(game, store, player_id)
         assert defeated is not None
         for _ in range(times):
-            await handovers.finish_fight(game, hit, defeated)
+            await game.handovers.finish_fight(hit, defeated)
         survivor = await game.player(player_id)
         assert (survivor.xp, survivor.kills) == (10, 1)
         assert await stored_of(game, f"player-{player_id}", XpGained) == [
@@ -574,11 +573,11 @@ async def forget(game: Game, stream: str, count: int = RECENT_HANDOVERS + 1) -> 
     """Finish ``count`` other hand-overs on ``stream`` so its memory of hand-overs rolls over."""
     for n in range(count):
         if stream == "room":
-            await handovers.finish_drop(
-                game, ItemDropped(HeldItem(f"pebble.{n}", "pebble"), SQUARE, f"other-{n}"), "x"
+            await game.handovers.finish_drop(
+                ItemDropped(HeldItem(f"pebble.{n}", "pebble"), SQUARE, f"other-{n}"), "x"
             )
         else:
-            await handovers.finish_fight(game, other_hit(n, stream), None)
+            await game.handovers.finish_fight(other_hit(n, stream), None)
 
 
 def other_hit(n: int, player_id: str) -> MonsterHit:
@@ -595,7 +594,7 @@ def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> No
         assert isinstance(dropped, ItemDropped)
         await forget(game, "room")
         assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
-        assert await handovers.finish_drop(game, dropped, player_id) == []
+        assert await game.handovers.finish_drop(dropped, player_id) == []
         landed = await put_down_in_the_square(game, dropped.handover_id)
         assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
 
@@ -611,7 +610,7 @@ def test_a_take_finished_again_after_the_player_forgot_it_is_received_once() -> 
         assert isinstance(picked, ItemPickedUp)
         await forget(game, player_id)
         assert picked.handover_id not in (await game.player(player_id)).recent_handovers
-        again = await handovers.finish_take(game, picked, SQUARE)
+        again = await game.handovers.finish_take(picked, SQUARE)
         assert again.events == []
         assert (await game.player(player_id)).inventory == (picked.item,)
         assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
@@ -626,12 +625,12 @@ def test_a_refused_take_returned_again_after_the_room_forgot_it_is_returned_once
         [player_id] = await joined(game, 1)
         picked = await crashed_take(game, store, player_id)
         await game.take(player_id, "coin")
-        first = await handovers.finish_take(game, picked, SQUARE)
+        first = await game.handovers.finish_take(picked, SQUARE)
         assert first.state.refused_handovers[-1] == picked.handover_id
         assert [type(e) for e in first.events] == [HandoverSettled, ItemPutDown]
         assert first.result is not None
         await forget(game, "room")
-        await handovers.finish_take(game, picked, SQUARE)
+        await game.handovers.finish_take(picked, SQUARE)
         returned = await put_down_in_the_square(game, picked.handover_id)
         assert returned == [ItemPutDown(picked.item, player_id, picked.handover_id)]
 
@@ -645,10 +644,10 @@ def test_a_fight_finished_again_after_the_player_forgot_it_hurts_once() -> None:
         [player_id] = await joined(game, 1)
         await into_the_crypt(game, player_id)
         hit, defeated = await crashed_attack(game, store, player_id)
-        await handovers.finish_fight(game, hit, defeated)
+        await game.handovers.finish_fight(hit, defeated)
         await forget(game, player_id)
         assert hit.handover_id not in (await game.player(player_id)).recent_handovers
-        await handovers.finish_fight(game, hit, defeated)
+        await game.handovers.finish_fight(hit, defeated)
         assert (await game.player(player_id)).health == 96
 
     asyncio.run(scenario())
@@ -663,11 +662,11 @@ def test_each_finish_records_its_hand_over_as_cause_and_correlation_and_the_play
         [player_id] = await joined(game, 1)
         picked = await crashed_take(game, store, player_id)
         await game.take(player_id, "coin")
-        await handovers.finish_take(game, picked, SQUARE)  # refused, and returned to the room
+        await game.handovers.finish_take(picked, SQUARE)  # refused, and returned to the room
         await game.drop(player_id, "coin")
         await into_the_crypt(game, player_id)
         hit, defeated = await crashed_attack(game, store, player_id)
-        await handovers.finish_fight(game, hit, defeated)
+        await game.handovers.finish_fight(hit, defeated)
         finished = [
             r
             for stream in (f"player-{player_id}", f"room-{SQUARE}")

@@ -11,6 +11,7 @@ import msgspec
 from adventure_quest.api import schemas
 from adventure_quest.api.metrics import ApiMetrics
 from adventure_quest.app.game import Game, Outcome
+from adventure_quest.app.history import History
 from adventure_quest.app.text import narrate
 from adventure_quest.app.tracking import track_appends
 from adventure_quest.config import Settings
@@ -35,6 +36,7 @@ class ApiContext:
         settings: Settings,
         *,
         game: Game,
+        history: History,
         read: ReadSide,
         feed: RoomFeed,
         logs: Sequence[GlobalLog],
@@ -43,6 +45,7 @@ class ApiContext:
     ) -> None:
         self.settings = settings
         self.game = game
+        self.history = history
         self.world = game.world
         self.read = read
         self.watch = read.watch

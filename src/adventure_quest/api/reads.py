@@ -150,11 +150,11 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         limit: Annotated[int, Parameter(ge=1, le=HISTORY_PAGE)] = 50,
     ) -> schemas.History:
         """A character's events, oldest first, a page at a time."""
+        history = context.history
         stream = context.game.players.stream_id(player_id)
-        events = await context.game.repository.store.read_stream(stream, after + 1, after + limit)
-        if not events and not await context.game.repository.store.stream_version(stream):
+        events = await history.events(stream, after, limit)
+        if not events and not await history.version(stream):
             raise ApiError(404, "player_not_found", f"no character {player_id!r}")
-        codec = context.game.repository.codec
         page = [
             schemas.HistoryEvent(
                 e.version,
@@ -163,7 +163,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
                 e.event_type,
                 e.schema_version,
                 e.metadata.recorded_at,
-                public_fields(codec.decode(e)),
+                public_fields(history.decode(e)),
             )
             for e in events
         ]
@@ -180,20 +180,12 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         ] = None,
     ) -> schemas.PastState:
         """A character as it was at a version, or at a moment (time travel); now by default."""
-        game = context.game
-        stream = game.players.stream_id(player_id)
-        current = await game.repository.store.stream_version(stream)
-        if not current:
+        players = context.game.players
+        stream = players.stream_id(player_id)
+        if not await context.history.version(stream):
             raise ApiError(404, "player_not_found", f"no character {player_id!r}")
-        target = current if version is None else min(version, current)
-        if at_ms is not None:
-            moment = at_ms / 1000
-            target = 0
-            for event in await game.repository.store.read_stream(stream, 1, current):
-                if event.metadata.recorded_at > moment:
-                    break
-                target = event.version
-        loaded = await game.repository.load_at(game.players, stream, target)
+        moment = None if at_ms is None else at_ms / 1000
+        loaded = await context.history.as_of(players, stream, version=version, moment=moment)
         return schemas.PastState(player_id, loaded.version, player_view(context, loaded.state))
 
     return [player, room, leaderboard, achievements, world, history, past_state]

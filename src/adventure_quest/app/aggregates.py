@@ -13,6 +13,7 @@ from adventure_quest.domain.events import EVENT_TYPES, SCHEMA_VERSIONS, Event
 from adventure_quest.domain.upcasters import UPCASTERS
 from adventure_quest.domain.world import World
 from adventure_quest.store.codec import EventCodec
+from adventure_quest.store.envelope import stream_key_of
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -70,7 +71,7 @@ def room_type(world: World) -> AggregateType[room.RoomState]:
     return AggregateType(
         "room",
         room.RoomState,
-        lambda stream_id: room.initial_state(world, stream_id.removeprefix("room-")),
+        lambda stream_id: room.initial_state(world, stream_key_of(stream_id)),
         room.evolve,
         ROOM_SNAPSHOT_SCHEMA,
     )

@@ -14,13 +14,13 @@ from typing import TypeVar
 
 import msgspec
 
-from adventure_quest.app import handovers
 from adventure_quest.app.aggregates import (
     AggregateType,
     player_id_for,
     player_type,
     room_type,
 )
+from adventure_quest.app.handovers import Handovers
 from adventure_quest.app.repository import ConflictError, Repository, Saved
 from adventure_quest.domain import player, room
 from adventure_quest.domain.errors import refuse
@@ -93,6 +93,8 @@ class Game:
         self.world = world
         self.players: AggregateType[PlayerState] = player_type()
         self.rooms: AggregateType[RoomState] = room_type(world)
+        #: The second halves of take, drop and attack (the hand-over manager runs them too).
+        self.handovers = Handovers(repository, self.players, self.rooms, world)
         self._roll = roll
         self._new_id = new_id
 
@@ -165,7 +167,7 @@ class Game:
         )
         picked = first_of(given.events, ItemPickedUp)
         finished = await later_if_need_be(
-            handovers.finish_take(self, picked, actor.room), Saved(actor, [], None)
+            self.handovers.finish_take(picked, actor.room), Saved(actor, [], None)
         )
         return Outcome(finished.state, [*given.events, *finished.events])
 
@@ -180,7 +182,7 @@ class Game:
             metadata,
         )
         dropped = first_of(let_go.events, ItemDropped)
-        landed = await later_if_need_be(handovers.finish_drop(self, dropped, player_id), [])
+        landed = await later_if_need_be(self.handovers.finish_drop(dropped, player_id), [])
         return Outcome(let_go.state, [*let_go.events, *landed])
 
     async def attack(self, player_id: str, words: str) -> Outcome:
@@ -208,6 +210,6 @@ class Game:
         hit = first_of(fought.events, MonsterHit)
         defeated = next((e for e in fought.events if isinstance(e, MonsterDefeated)), None)
         outcome = await later_if_need_be(
-            handovers.finish_fight(self, hit, defeated), Saved(actor, [], None)
+            self.handovers.finish_fight(hit, defeated), Saved(actor, [], None)
         )
         return Outcome(outcome.state, [*fought.events, *outcome.events])

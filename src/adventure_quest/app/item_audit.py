@@ -29,7 +29,7 @@ from adventure_quest.domain.events import (
     MonsterDefeated,
     RoomRestocked,
 )
-from adventure_quest.store.envelope import Metadata
+from adventure_quest.store.envelope import Metadata, stream_key_of
 from adventure_quest.store.uuid7 import uuid7
 
 #: ("floor", room key) or ("held", player id).
@@ -119,10 +119,10 @@ async def audit(game: Game, progress: Callable[[int], None] | None = None) -> Au
         while batch := await log.read_all(after, PAGE):
             for recorded in batch:
                 if recorded.stream_type == "player":
-                    players.add(recorded.stream_id.removeprefix("player-"))
+                    players.add(stream_key_of(recorded.stream_id))
                 if recorded.event_type in _DECIDING:
                     order = (recorded.metadata.recorded_at, log.shard, recorded.position)
-                    room_key = recorded.stream_id.removeprefix("room-")
+                    room_key = stream_key_of(recorded.stream_id)
                     deciding.see(codec.decode(recorded), order, room_key)
             after = batch[-1].position
             events += len(batch)

@@ -67,6 +67,7 @@ async def api_context(parts: Parts) -> ApiContext:
     return ApiContext(
         parts.settings,
         game=write.game,
+        history=write.history,
         read=read,
         feed=RoomFeed(write.game, parts.event_store().logs()),
         logs=parts.event_store().logs(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
+from adventure_quest.app.history import History
 from adventure_quest.app.repository import Repository
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
@@ -33,3 +34,4 @@ class Services:
             max_attempts=settings.max_attempts,
         )
         self.game = Game(self.repository, world)
+        self.history = History(self.repository)

@@ -20,6 +20,7 @@ from adventure_quest.cli.play import QUIT, Playable, enter
 from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
 from adventure_quest.config import Settings, SettingsError, load_settings
 from adventure_quest.domain.errors import DomainError
+from adventure_quest.store.envelope import stream_key_of
 from adventure_quest.store.errors import StoreError
 from adventure_quest.store.migrate import SCHEMA_VERSION_OF, upgrade_store
 from adventure_quest.store.postgres.connect import where
@@ -174,7 +175,7 @@ def resolve_stream(stream: str) -> str:
 async def _events(settings: Settings, stream: str, as_json: bool) -> None:
     async with Parts(settings) as parts:
         services = parts.write_side()
-        recorded = await services.store.read_stream(stream)
+        recorded = await services.history.events(stream)
         if not recorded:
             raise fail(f"stream {stream!r} has no events", "stream_not_found")
         for event in recorded:
@@ -211,19 +212,18 @@ async def _state(settings: Settings, stream: str, version: int | None) -> None:
         game, stream_type = services.game, stream.partition("-")[0]
         if stream_type not in ("player", "room"):
             raise fail(f"{stream!r} is not a player-… or room-… stream", "unknown_stream_type")
-        if stream_type == "room" and stream.removeprefix("room-") not in services.world.rooms:
-            raise fail(f"there is no room {stream.removeprefix('room-')!r}", "room_not_found")
-        current = await services.store.stream_version(stream)
+        if stream_type == "room" and stream_key_of(stream) not in services.world.rooms:
+            raise fail(f"there is no room {stream_key_of(stream)!r}", "room_not_found")
+        history = services.history
+        current = await history.version(stream)
         if version is not None and not 0 <= version <= current:
             raise fail(f"{stream} has versions 0..{current}; got {version}", "version_out_of_range")
         if current == 0 and stream_type == "player":
             raise fail(f"stream {stream!r} has no events", "stream_not_found")
-        at = current if version is None else version
-        repository = services.repository
         loaded: Loaded[Any] = await (
-            repository.load_at(game.players, stream, at)
+            history.as_of(game.players, stream, version=version)
             if stream_type == "player"
-            else repository.load_at(game.rooms, stream, at)
+            else history.as_of(game.rooms, stream, version=version)
         )
         body = {"stream": stream, "version": loaded.version, "state": loaded.state}
         typer.echo(msgspec.json.format(msgspec.json.encode(body)).decode())

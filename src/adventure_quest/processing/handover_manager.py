@@ -10,7 +10,6 @@ broken ones.
 
 from __future__ import annotations
 
-from adventure_quest.app import handovers
 from adventure_quest.domain.events import (
     Event,
     ItemDropped,
@@ -19,7 +18,7 @@ from adventure_quest.domain.events import (
     MonsterHit,
 )
 from adventure_quest.processing.process_manager import ProcessManager
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 
 _STARTS = {"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"}
 
@@ -39,13 +38,13 @@ class HandoverManager(ProcessManager):
         appended: list[Event] = []
         match event:
             case ItemPickedUp():
-                room = recorded.stream_id.removeprefix("room-")
-                appended = (await handovers.finish_take(self.game, event, room)).events
+                room = stream_key_of(recorded.stream_id)
+                appended = (await self.game.handovers.finish_take(event, room)).events
             case ItemDropped():
-                player_id = recorded.stream_id.removeprefix("player-")
-                appended = await handovers.finish_drop(self.game, event, player_id)
+                player_id = stream_key_of(recorded.stream_id)
+                appended = await self.game.handovers.finish_drop(event, player_id)
             case MonsterHit(health_left=left) if left > 0:
-                appended = (await handovers.finish_fight(self.game, event, None)).events
+                appended = (await self.game.handovers.finish_fight(event, None)).events
             case MonsterDefeated():
                 blow = MonsterHit(
                     event.monster_id,
@@ -56,6 +55,6 @@ class HandoverManager(ProcessManager):
                     0,
                     event.handover_id,
                 )
-                appended = (await handovers.finish_fight(self.game, blow, event)).events
+                appended = (await self.game.handovers.finish_fight(blow, event)).events
         self.finished += bool(appended)
         return appended

@@ -11,7 +11,7 @@ from adventure_quest.domain import player
 from adventure_quest.domain.events import Event, LevelledUp, PlayerCreated, XpGained
 from adventure_quest.domain.player import PlayerState
 from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table, by_stream
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 
 PLAYER_DETAILS = Table(
     "player_details",
@@ -40,7 +40,7 @@ LEADERBOARD = Table(
 
 
 def player_key(recorded: RecordedEvent) -> str:
-    return recorded.stream_id.removeprefix("player-")
+    return stream_key_of(recorded.stream_id)
 
 
 def state_of(row: Row | None) -> PlayerState:
@@ -120,7 +120,7 @@ class PlayerDetails:
         """Each character's events folded, its row written once."""
         table = PLAYER_DETAILS.name
         streams = by_stream(todo, memo, "player")
-        keys = {stream: stream.removeprefix("player-") for stream in streams}
+        keys = {stream: stream_key_of(stream) for stream in streams}
         await rows.prefetch([(table, key) for key in keys.values()])
         for stream, events in streams.items():
             key = keys[stream]

@@ -21,7 +21,7 @@ from adventure_quest.domain.room import RoomState
 from adventure_quest.domain.world import World
 from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table, by_stream
 from adventure_quest.projections.players import player_key, state_of, trail
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 
 ROOM_VIEW = Table(
     "room_view",
@@ -58,7 +58,7 @@ class RoomView:
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         if recorded.stream_type == "room":
-            return ((ROOM_VIEW.name, recorded.stream_id.removeprefix("room-")),)
+            return ((ROOM_VIEW.name, stream_key_of(recorded.stream_id)),)
         if recorded.stream_type != "player":
             return ()
         wanted = [(ROOM_VIEW_PLAYERS.name, player_key(recorded))]
@@ -70,7 +70,7 @@ class RoomView:
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         if recorded.stream_type == "room":
-            key = recorded.stream_id.removeprefix("room-")
+            key = stream_key_of(recorded.stream_id)
             view = self._view(key, await rows.get(ROOM_VIEW.name, key))
             state = room.evolve(room_state_of(view), event)
             rows.put(ROOM_VIEW.name, key, {**view, **self._contents(state)})
@@ -86,7 +86,7 @@ class RoomView:
         """
         helpers, views = ROOM_VIEW_PLAYERS.name, ROOM_VIEW.name
         streams = by_stream(todo, memo, "player")
-        keys = {stream: stream.removeprefix("player-") for stream in streams}
+        keys = {stream: stream_key_of(stream) for stream in streams}
         await rows.prefetch([(helpers, key) for key in keys.values()])
         trails = {
             keys[stream]: trail(
@@ -96,7 +96,7 @@ class RoomView:
         }
         room_events = [decoded for decoded in todo if decoded[1].stream_type == "room"]
         rooms = {room_key for each in trails.values() for room_key in each.rooms}
-        rooms.update(recorded.stream_id.removeprefix("room-") for _, recorded in room_events)
+        rooms.update(stream_key_of(recorded.stream_id) for _, recorded in room_events)
         await rows.prefetch([(views, room_key) for room_key in rooms])
         for event, recorded in room_events:
             await self.apply(event, recorded, rows)

@@ -27,7 +27,7 @@ from adventure_quest.domain.events import (
     PlayerMoved,
     PlayerRespawned,
 )
-from adventure_quest.store.envelope import RecordedEvent
+from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 from adventure_quest.store.errors import StoreError
 from adventure_quest.store.ports import GlobalLog
 
@@ -152,7 +152,7 @@ class RoomFeed:
             return
         room = getattr(event, "room", None)
         if recorded.stream_type == "room":
-            room = recorded.stream_id.removeprefix("room-")
+            room = stream_key_of(recorded.stream_id)
         seen = witness(self.game.world, event, await self._name(actor))
         if seen is None or not isinstance(room, str):
             return
@@ -163,7 +163,7 @@ class RoomFeed:
 
     def _actor(self, recorded: RecordedEvent, event: Event) -> str:
         if recorded.stream_type == "player":
-            return recorded.stream_id.removeprefix("player-")
+            return stream_key_of(recorded.stream_id)
         if isinstance(event, ItemPickedUp | ItemPutDown | MonsterHit | MonsterDefeated):
             return event.player_id
         return ""

@@ -74,3 +74,9 @@ def stream_type_of(stream_id: str) -> str:
     """The type of a stream is the part of its id before the first dash (``player-…``)."""
     head, _, _ = stream_id.partition("-")
     return head
+
+
+def stream_key_of(stream_id: str) -> str:
+    """The aggregate's key: the part of its stream id after the type and the first dash
+    (``room-village_square`` → ``village_square``, ``player-<uuid>`` → ``<uuid>``)."""
+    return stream_id.partition("-")[2]
