@@ -25,13 +25,20 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def bearer(request: AnyRequest) -> str:
-    """The token of ``Authorization: Bearer …`` (401 ``unauthenticated`` without one)."""
-    header = request.headers.get("authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header's value; None if it has none."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send the token as 'Authorization: Bearer <token>'")
+        return None
     return token.strip()
+
+
+def bearer(request: AnyRequest) -> str:
+    """The token of ``Authorization: Bearer …`` (401 ``unauthenticated`` without one)."""
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
+        raise ApiError(401, "unauthenticated", "send the token as 'Authorization: Bearer <token>'")
+    return token
 
 
 async def require_player(game: Game, token: str, player_id: str) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-import msgspec
 from litestar import Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
@@ -13,29 +9,9 @@ from litestar.params import JSONBody
 from adventure_quest.api import auth, schemas
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import responses
+from adventure_quest.api.lanes import COMMANDS
 from adventure_quest.api.params import PlayerId
 from adventure_quest.api.types import AnyRequest
-from adventure_quest.app.game import Game, Outcome
-
-Call = Callable[[Game, str, Any], Awaitable[Outcome]]
-#: How each command with a body calls the game (the routes below and the fast lane share it).
-CALLS: dict[str, Call] = {
-    "move": lambda g, p, b: g.move(p, b.direction),
-    "take": lambda g, p, b: g.take(p, b.item),
-    "drop": lambda g, p, b: g.drop(p, b.item),
-    "use": lambda g, p, b: g.use(p, b.item),
-    "attack": lambda g, p, b: g.attack(p, b.target),
-    "say": lambda g, p, b: g.say(p, b.text),
-}
-#: The body schema of each of them.
-BODIES: dict[str, type[msgspec.Struct]] = {
-    "move": schemas.Move,
-    "take": schemas.Take,
-    "drop": schemas.Drop,
-    "use": schemas.Use,
-    "attack": schemas.Attack,
-    "say": schemas.Say,
-}
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
@@ -45,7 +21,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         request: AnyRequest, player_id: str, name: str, body: object
     ) -> Response[schemas.CommandResult]:
         await auth.require_player(game, auth.bearer(request), player_id)
-        command = CALLS[name]
+        command = COMMANDS[name].call
         outcome, token = await context.command(name, lambda: command(game, player_id, body))
         return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
 

@@ -11,22 +11,17 @@ as the application's (``errors.outcome_of``). tests/api/test_fast_commands.py co
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 from adventure_quest.api import auth, schemas
-from adventure_quest.api.commands import BODIES, CALLS
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import ApiError, outcome_of
+from adventure_quest.api.lanes import COMMAND_PATH, COMMANDS
 
-_PATH = re.compile(
-    r"^/players/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-    r"/(move|take|drop|use|attack|say)$"
-)
 _encode = msgspec.json.Encoder().encode
-_DECODERS = {verb: msgspec.json.Decoder(kind) for verb, kind in BODIES.items()}
+_DECODERS = {verb: msgspec.json.Decoder(lane.body) for verb, lane in COMMANDS.items()}
 
 
 class FastCommands:
@@ -41,7 +36,7 @@ class FastCommands:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
             await self.app(scope, receive, send)
             return
-        found = _PATH.match(scope["path"])
+        found = COMMAND_PATH.match(scope["path"])
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -62,17 +57,17 @@ class FastCommands:
             # application answers it, as every other undecodable body, with malformed_json.
             return None
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, _, token = header.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = auth.bearer_token(header.decode("latin-1"))
+        if token is None:
             return None
         try:
-            await auth.require_player(self.context.game, token.strip(), player_id)
+            await auth.require_player(self.context.game, token, player_id)
         except ApiError:
             return None
         return decoded
 
     async def _run(self, player_id: str, verb: str, decoded: Any, send: Any) -> None:
-        game, call = self.context.game, CALLS[verb]
+        game, call = self.context.game, COMMANDS[verb].call
         headers = [(b"content-type", b"application/json")]
         try:
             outcome, token = await self.context.command(

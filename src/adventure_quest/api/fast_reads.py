@@ -10,17 +10,13 @@ cached, so both lanes answer the same (tests/api/test_fast_reads.py).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.lanes import QUERIES
 
 Scope = dict[str, Any]
-_PLAYER = re.compile(r"^/players/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
-_ACHIEVEMENTS = re.compile(
-    r"^/players/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/achievements$"
-)
 _HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -33,16 +29,13 @@ class FastReads:
         self.rooms = set(context.world.rooms)
 
     def _key(self, path: str) -> tuple[str, str] | None:
-        """(query name, cache key) of a path the fast lane may answer."""
-        if path.startswith("/rooms/"):
-            room = path[7:]
-            return ("room", f"room:{room}") if room in self.rooms else None
-        if path == "/world":
-            return "world", "world"
-        if found := _PLAYER.match(path):
-            return "player", f"player:{found[1]}"
-        if found := _ACHIEVEMENTS.match(path):
-            return "achievements", f"achievements:{found[1]}"
+        """(query name, cache key) of a path the fast lane may answer (api/lanes.py)."""
+        for lane in QUERIES.values():
+            if found := lane.path.match(path):
+                argument = found[1] if lane.path.groups else ""
+                if lane.name == "room" and argument not in self.rooms:
+                    return None  # the route answers 404 room_not_found
+                return lane.name, lane.key(argument)
         return None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

@@ -8,11 +8,14 @@ from litestar.params import HeaderParameter, Parameter
 
 from adventure_quest.queries.consistency import TOKEN_PATTERN
 
+#: A character's id: a UUID in lower-case hex (the routes and the fast lanes match it alike).
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
 PlayerId = Annotated[
     str,
     Parameter(
         description="The character's id (returned when it was created).",
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        pattern=f"^{UUID_PATTERN}$",
     ),
 ]
 RoomKey = Annotated[str, Parameter(description="A room's key.", max_length=64)]

@@ -15,6 +15,7 @@ from litestar.params import Parameter
 from adventure_quest.api import schemas
 from adventure_quest.api.context import ApiContext, player_view, public_fields
 from adventure_quest.api.errors import ApiError, responses
+from adventure_quest.api.lanes import QUERIES
 from adventure_quest.api.params import (
     ConsistencyHeader,
     ConsistencyQuery,
@@ -24,6 +25,7 @@ from adventure_quest.api.params import (
 )
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.queries import views
+from adventure_quest.queries.read_side import cache_key
 
 JSON = "application/json"
 HISTORY_PAGE = 100
@@ -40,7 +42,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
 
     async def answer(
         name: str,
-        key: str,
+        argument: str,
         read: Callable[[ReadDatabase], Awaitable[bytes]],
         token: str | None,
         wait_ms: int,
@@ -48,7 +50,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         began = time.perf_counter()
         try:
             wait_s = min(wait_ms, context.settings.max_wait_ms) / 1000
-            body = await read_side.answer(key, read, token, wait_s)
+            body = await read_side.answer(QUERIES[name].key(argument), read, token, wait_s)
         finally:
             context.metrics.queries.observe(name, time.perf_counter() - began)
         return Response(body, media_type=JSON)
@@ -67,7 +69,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         """A character's details (read model ``player_details``)."""
         return await answer(
             "player",
-            f"player:{player_id}",
+            player_id,
             lambda db: read_side.player(db, player_id),
             consistency or aq_consistency,
             wait_ms,
@@ -85,7 +87,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             raise ApiError(404, "room_not_found", f"there is no room {room!r}")
         return await answer(
             "room",
-            f"room:{room}",
+            room,
             lambda db: read_side.room(db, room),
             consistency or aq_consistency,
             wait_ms,
@@ -100,7 +102,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     ) -> Response[bytes]:
         """The top characters by level, then experience."""
         body = await read_side.answer(
-            "leaderboard",
+            cache_key("leaderboard"),
             read_side.leaderboard,
             consistency or aq_consistency,
             min(wait_ms, context.settings.max_wait_ms) / 1000,
@@ -124,7 +126,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         """The achievements a character has unlocked, in unlock order."""
         return await answer(
             "achievements",
-            f"achievements:{player_id}",
+            player_id,
             lambda db: read_side.achievements(db, player_id),
             consistency or aq_consistency,
             wait_ms,
@@ -138,7 +140,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     ) -> Response[bytes]:
         """Characters per room and events per minute (the last ten minutes)."""
         return await answer(
-            "world", "world", read_side.world_stats, consistency or aq_consistency, wait_ms
+            "world", "", read_side.world_stats, consistency or aq_consistency, wait_ms
         )
 
     @get("/players/{player_id:str}/events", responses=responses(404), tags=["history"])

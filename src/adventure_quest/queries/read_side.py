@@ -31,20 +31,25 @@ LEADERBOARD_SIZE = 100
 _encode = msgspec.json.Encoder().encode
 
 
+def cache_key(query: str, argument: str = "") -> str:
+    """The key a query's answer is cached under: ``room:hall``, ``world``, ... (one place)."""
+    return f"{query}:{argument}" if argument else query
+
+
 def cache_keys(changed: Set[RowKey]) -> set[str]:
     """The cached answers a committed batch's changed rows make out of date."""
     keys: set[str] = set()
     for table, key in changed:
         if table == PLAYER_DETAILS.name:
-            keys.add(f"player:{key}")
+            keys.add(cache_key("player", key))
         elif table == ACHIEVEMENTS.name:
-            keys.add(f"achievements:{key}")
+            keys.add(cache_key("achievements", key))
         elif table == LEADERBOARD.name:
-            keys.add("leaderboard")
+            keys.add(cache_key("leaderboard"))
         elif table == ROOM_VIEW.name:
-            keys |= {f"room:{key}", "world"}
+            keys |= {cache_key("room", key), cache_key("world")}
         elif table == EVENTS_PER_MINUTE.name:
-            keys.add("world")
+            keys.add(cache_key("world"))
     return keys
 
 
