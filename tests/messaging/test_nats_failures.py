@@ -7,6 +7,7 @@ can stop and restart it; the shared server on port 4222 is never touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import nats
+import nats.js.errors
 import pytest
 
 from adventure_quest.messaging.nats import NatsQueue
@@ -253,3 +255,50 @@ def test_a_stream_made_for_another_partition_count_is_refused(server: NatsServer
         assert raised.value.code == "queue_stream_mismatch"
 
     run(closing([queue, other], scenario()))
+
+
+def test_queues_start_while_another_deployment_deletes_its_last_stream(server: NatsServer) -> None:
+    """nats-server 2.9 removes the account's store directory with its last stream, and a stream
+    created meanwhile fails ("error creating store for stream", 10049). Another deployment on
+    the same server creates and deletes its stream in a loop, and each queue's stream is
+    deleted after it published, so the account keeps running out of streams. Queues start until
+    the race was run into three times: every one of them must get its stream."""
+
+    async def scenario() -> tuple[int, int, int]:
+        other = await nats.connect(server.url)
+        js = other.jetstream()
+        stop = asyncio.Event()
+
+        async def churn() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(nats.js.errors.APIError):  # it loses races too
+                    await js.add_stream(name="OTHER", subjects=["other.x"])
+                    await js.delete_stream("OTHER")
+
+        churning = asyncio.create_task(churn())
+        started = races = 0
+        try:
+            async with asyncio.timeout(60):
+                while races < 3 and started < 2_000:
+                    queue = NatsQueue(
+                        server.url,
+                        stream=f"AQ_RACE_{started}",
+                        subject_prefix=f"race{started}",
+                        partitions=1,
+                        timeout=5.0,
+                    )
+                    try:
+                        await queue.publish(events_of("player-race", 1))
+                    finally:
+                        await queue.close()
+                    await js.delete_stream(queue.stream)
+                    started, races = started + 1, races + queue.store_races
+        finally:
+            stop.set()
+            await churning
+            await other.close()
+        return started, races, len(list((server.store / "jetstream").rglob("AQ_RACE_*")))
+
+    started, races, left = run(scenario())
+    assert races >= 3, f"{started} queues started without running into the race"
+    assert left == 0  # every stream made was deleted again: none was half made

@@ -69,6 +69,9 @@ DUPLICATE_WINDOW = 600.0
 #: An existing stream with a shorter window is refused: a relay restart must fit in it.
 MIN_DUPLICATE_WINDOW = 120.0
 
+#: JetStream's error code for a stream whose storage could not be created (see _add_stream).
+STORE_RACE = 10049
+STORE_RACE_ATTEMPTS = 20
 _RECONNECT_WAIT = 1  # seconds between reconnection attempts; nats-py takes an int
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _encoder = msgspec.msgpack.Encoder()
@@ -93,6 +96,9 @@ class NatsQueue:
         self.stream = stream
         self.partitions = partitions
         self.subject_prefix = subject_prefix
+        #: How often creating the stream lost the server's race for its directory (and was
+        #: tried again).
+        self.store_races = 0
         #: The longest wait for the server in any one operation (connect, acks, API calls).
         self.timeout = timeout
         self._client: Client | None = None
@@ -235,12 +241,30 @@ class NatsQueue:
             self._check_stream((await js.stream_info(self.stream)).config)
         except nats.js.errors.NotFoundError:
             try:
-                await js.add_stream(config)
+                await self._add_stream(js, config)
             except nats.js.errors.BadRequestError as error:  # a race, or overlapping subjects
                 try:
                     self._check_stream((await js.stream_info(self.stream)).config)
                 except nats.js.errors.NotFoundError:
                     raise self._mismatch(f"cannot be created: {error.description}") from error
+
+    async def _add_stream(self, js: JetStreamContext, config: api.StreamConfig) -> None:
+        """Create the stream, again if the server lost the race for its storage directory.
+
+        nats-server 2.9 removes an account's store directory with its last stream; a stream
+        created at that moment fails with "error creating store for stream" (10049). That
+        happens when deployments share a server and one deletes its stream as another starts
+        (tests/messaging/test_nats_failures.py churns one to show it); trying again succeeds.
+        """
+        for attempt in range(1, STORE_RACE_ATTEMPTS + 1):
+            try:
+                await js.add_stream(config)
+                return
+            except nats.js.errors.ServerError as error:
+                if error.err_code != STORE_RACE or attempt == STORE_RACE_ATTEMPTS:
+                    raise
+                self.store_races += 1
+                await asyncio.sleep(0.01 * attempt)
 
     def _check_stream(self, found: api.StreamConfig) -> None:
         expected = {self.subject(p) for p in range(self.partitions)}
