@@ -19,7 +19,14 @@ from adventure_quest.app.repository import Repository
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event
 from adventure_quest.projections.catalog import projections
-from adventure_quest.projections.model import Projection, Row, RowKey, Rows, Table, handled
+from adventure_quest.projections.model import (
+    Projection,
+    ReadModel,
+    Row,
+    RowKey,
+    Rows,
+    Table,
+)
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import RecordedEvent
@@ -30,14 +37,14 @@ from tests.projections.test_pipeline import play
 WORLD = load_world()
 
 
-class OneByOne:
+class OneByOne(ReadModel):
     """A projection without its ``apply_all``: the reference, one event at a time."""
 
     def __init__(self, projection: Projection) -> None:
         self.projection = projection
         self.name = projection.name
         self.tables: Sequence[Table] = projection.tables
-        self.handles = handled(projection)
+        self.handles = projection.handles
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         return self.projection.prefetch(event, recorded)
@@ -51,7 +58,7 @@ async def tables(runner: ProjectionRunner) -> dict[str, list[Row]]:
 
 
 def test_every_read_model_but_two_applies_whole_batches() -> None:
-    bulk = {p.name for p in projections(WORLD) if hasattr(p, "apply_all")}
+    bulk = {p.name for p in projections(WORLD) if type(p).apply_all is not ReadModel.apply_all}
     assert bulk == {"player_details", "room_view", "world_stats"}
 
 

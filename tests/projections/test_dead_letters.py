@@ -10,6 +10,7 @@ from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
+from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows
 from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
 from adventure_quest.projections.rooms import ROOM_VIEW, RoomView
@@ -70,7 +71,7 @@ def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: 
         await runner.setup()
         counts = await runner.apply(await all_events(store))
         assert (counts.applied, counts.parked) == (4, 2)
-        letters = await runner.dead_letters()
+        letters = await DeadLetterAdmin.of(runner).dead_letters()
         assert [(r["stream_id"], r["version"]) for r in letters] == [
             (f"player-{ann}", 3),
             (f"player-{ann}", 4),
@@ -89,8 +90,8 @@ def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: 
         assert (await runner.apply(more)).parked == 1
         # Repaired: a retry applies the letters in order and unparks the stream.
         projection.broken = False
-        assert await runner.retry("player_details") == (3, 0)
-        assert await runner.dead_letters() == []
+        assert await DeadLetterAdmin.of(runner).retry("player_details") == (3, 0)
+        assert await DeadLetterAdmin.of(runner).dead_letters() == []
         ann_row = await db.get(PLAYER_DETAILS, ann)
         assert ann_row is not None
         assert ann_row["room"] == "market_street"
@@ -110,10 +111,10 @@ def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -
         runner = ProjectionRunner(db, [Fragile()], store, event_codec())
         await runner.setup()
         await runner.apply(await all_events(store))
-        assert await runner.retry("player_details") == (0, 2)
-        assert [r["version"] for r in await runner.dead_letters()] == [2, 3]
-        assert await runner.skip("player_details") == 2
-        assert await runner.dead_letters() == []
+        assert await DeadLetterAdmin.of(runner).retry("player_details") == (0, 2)
+        assert [r["version"] for r in await DeadLetterAdmin.of(runner).dead_letters()] == [2, 3]
+        assert await DeadLetterAdmin.of(runner).skip("player_details") == 2
+        assert await DeadLetterAdmin.of(runner).dead_letters() == []
         await game.move(cy, "south")
         counts = await runner.apply((await all_events(store))[-1:])
         assert counts.applied == 1  # unparked: the stream goes on without the skipped events
@@ -180,7 +181,7 @@ def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_goes_on(
         await runner.setup()
         counts = await runner.apply(await all_events(store))
         assert (counts.applied, counts.parked) == (3, 1)
-        (letter,) = await runner.dead_letters()
+        (letter,) = await DeadLetterAdmin.of(runner).dead_letters()
         assert (letter["stream_id"], letter["version"]) == (f"player-{ann}", 2)
         assert "cannot decode" in letter["error"]
         bob_row = await db.get(PLAYER_DETAILS, bob)

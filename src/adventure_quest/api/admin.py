@@ -35,7 +35,7 @@ class Rebuild(msgspec.Struct):
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
-    runner = context.projections
+    runner, letters = context.projections, context.dead_letters
     rebuilds: dict[str, Rebuild] = {}
     tasks: set[asyncio.Task[None]] = set()
     admin = responses(401, 403)
@@ -61,7 +61,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     ) -> list[dict[str, Any]]:
         """Events parked because a projection failed on them, in order."""
         check(request)
-        return await runner.dead_letters(projection)
+        return await letters.dead_letters(projection)
 
     @post(
         "/admin/dead-letters/{projection:str}/retry",
@@ -75,7 +75,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         """Apply a projection's parked events again (optionally one stream's)."""
         check(request)
         known(projection)
-        applied, parked = await runner.retry(projection, stream_id)
+        applied, parked = await letters.retry(projection, stream_id)
         await context.read.cache.backend.clear()
         return {"applied": applied, "still_parked": parked}
 
@@ -91,7 +91,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         """Drop a projection's parked events; the read model goes on without them."""
         check(request)
         known(projection)
-        return {"skipped": await runner.skip(projection, stream_id)}
+        return {"skipped": await letters.skip(projection, stream_id)}
 
     @post(
         "/admin/projections/{projection:str}/rebuild",

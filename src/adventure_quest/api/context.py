@@ -17,6 +17,7 @@ from adventure_quest.app.tracking import track_appends
 from adventure_quest.config import Settings
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.player import PlayerState
+from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.queries.consistency import encode, token_for
 from adventure_quest.queries.feed import RoomFeed
@@ -41,6 +42,7 @@ class ApiContext:
         feed: RoomFeed,
         logs: Sequence[GlobalLog],
         projections: ProjectionRunner,
+        dead_letters: DeadLetterAdmin,
         status: Callable[[], Awaitable[dict[str, Any]]],
     ) -> None:
         self.settings = settings
@@ -52,8 +54,9 @@ class ApiContext:
         self.feed = feed
         self.logs = list(logs)
         self.shards = len(self.logs)
-        #: The read models' administration: dead letters and rebuilds (no tables created).
+        #: The read models, for rebuilds (no tables created), and their dead letters.
         self.projections = projections
+        self.dead_letters = dead_letters
         self.status = status
         self.metrics = ApiMetrics()
         self.started = time.time()

@@ -23,6 +23,7 @@ from adventure_quest.messaging.urls import open_queue
 from adventure_quest.processing.groups import ALL_GROUPS
 from adventure_quest.processing.relay import Relay
 from adventure_quest.projections.catalog import projections
+from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.urls import open_read_database
@@ -168,6 +169,10 @@ class Parts:
             await found.setup()
             self.opened.append(READ_TABLES)
         return found
+
+    async def dead_letters(self) -> DeadLetterAdmin:
+        """Listing, retrying and skipping parked events (creates no table)."""
+        return DeadLetterAdmin.of(await self.runner(create_tables=False))
 
     def replicas(self) -> list[ReadDatabase]:
         found: list[ReadDatabase] | None = self._parts.get(REPLICAS)

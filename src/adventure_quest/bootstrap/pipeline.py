@@ -26,6 +26,7 @@ from adventure_quest.processing.relay import Relay
 from adventure_quest.processing.respawn_manager import RespawnManager
 from adventure_quest.processing.status import read_status
 from adventure_quest.processing.world_clock import WorldClock
+from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.store.ports import EventStore
@@ -99,6 +100,7 @@ class Processing:
 
     async def status(self, interval_s: float = 1.0) -> dict[str, Any]:
         """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
+        letters = DeadLetterAdmin.of(self.runner).dead_letters
         return await read_status(
-            self.relays, self.queue, self.runner.dead_letters, group=GROUP, interval_s=interval_s
+            self.relays, self.queue, letters, group=GROUP, interval_s=interval_s
         )

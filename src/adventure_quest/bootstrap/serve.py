@@ -58,10 +58,11 @@ async def api_context(parts: Parts) -> ApiContext:
         parts.read_database(), parts.replicas(), QueryCache(parts.cache()), Watch(), parts.world
     )
     runner = await parts.runner(create_tables=False)
+    letters = await parts.dead_letters()
 
     async def status() -> dict[str, Any]:
         return await read_status(
-            parts.relays(), parts.queue(), runner.dead_letters, group=GROUP, interval_s=0
+            parts.relays(), parts.queue(), letters.dead_letters, group=GROUP, interval_s=0
         )
 
     return ApiContext(
@@ -72,6 +73,7 @@ async def api_context(parts: Parts) -> ApiContext:
         feed=RoomFeed(write.game, parts.event_store().logs()),
         logs=parts.event_store().logs(),
         projections=runner,
+        dead_letters=letters,
         status=status,
     )
 

@@ -253,8 +253,8 @@ async def _rebuild(settings: Settings, name: str) -> None:
 
 async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
     async with Parts(settings) as parts:
-        runner = await parts.runner(create_tables=False)
-        status = await read_status(parts.relays(), parts.queue(), runner.dead_letters, group=GROUP)
+        letters = await parts.dead_letters()
+        status = await read_status(parts.relays(), parts.queue(), letters.dead_letters, group=GROUP)
     if prom:
         typer.echo(prometheus(status), nl=False)
     elif json_out:
@@ -277,9 +277,9 @@ async def _dlq(
     settings: Settings, action: str, projection: str | None, stream: str | None, json_out: bool
 ) -> None:
     async with Parts(settings) as parts:
-        runner = await parts.runner(create_tables=False)
+        admin = await parts.dead_letters()
         if action == "list":
-            letters = await runner.dead_letters(projection)
+            letters = await admin.dead_letters(projection)
             for letter in letters:
                 typer.echo(
                     as_json(letter)
@@ -290,7 +290,7 @@ async def _dlq(
             if not json_out:
                 typer.echo(f"{len(letters)} parked event(s)")
         elif action == "retry" and projection is not None:
-            applied, parked = await runner.retry(projection, stream)
+            applied, parked = await admin.retry(projection, stream)
             typer.echo(f"applied {applied}, still parked {parked}")
         elif projection is not None:
-            typer.echo(f"skipped {await runner.skip(projection, stream)}")
+            typer.echo(f"skipped {await admin.skip(projection, stream)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from adventure_quest.domain.events import AchievementUnlocked, Event, PlayerCreated
-from adventure_quest.projections.model import RowKey, Rows, Table
+from adventure_quest.projections.model import ReadModel, RowKey, Rows, Table
 from adventure_quest.projections.players import player_key
 from adventure_quest.store.envelope import RecordedEvent
 
@@ -17,7 +17,7 @@ ACHIEVEMENTS = Table(
 )
 
 
-class Achievements:
+class Achievements(ReadModel):
     """One row per character: its name, ``unlocked`` achievements and their ``count``.
 
     Each entry of ``unlocked`` is ``{"achievement", "title", "position"}``; ``position`` is the

@@ -47,8 +47,6 @@ class Batch:
         self._first: tuple[list[RecordedEvent], list[Event | str]] | None = None
         #: Plans made so far, with the applied versions they were made from.
         self._plans: list[tuple[dict[str, int], Plan]] = []
-        #: Whether any projection had parked streams when the batch began (None: not asked).
-        self.anything_parked: bool | None = None
         #: Shared by the projections applying this batch (``apply_all``).
         self.memo: Memo = {}
 

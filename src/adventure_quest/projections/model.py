@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -65,37 +65,58 @@ class Unit(Protocol):
         ...
 
 
-class RowCache:
-    """Rows as committed, kept by a writer for its next batches while nobody else writes.
+class GenerationCache:
+    """What a writer keeps of the read database between its units, while nobody else writes.
 
     Every unit counts itself in the read database (``Unit.generation``). A writer that finds
-    the count where its own last commit left it knows the rows it holds are the database's;
-    otherwise (another writer, a rebuild's swap, a dead letter retried) it forgets them all.
-    Rows are kept by reference and may be changed in place by the next batch, so any failure
-    forgets them too (``clear``). Bounded: past ``capacity`` rows it starts again empty.
+    the count where its own last commit left it knows what it holds is the database's;
+    otherwise (another writer, a rebuild's swap, a dead letter retried) it forgets it all.
+    What is kept may be changed in place by the next unit, so any failure forgets it too
+    (``clear``). Bounded: past ``capacity`` entries it starts again empty. Subclasses say what
+    they keep (``size``, ``forget``): the runner's rows (``RowCache``), the SQL adapters'
+    applied versions (projections/sql.py ``Versions``).
     """
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.rows: dict[RowKey, Row | None] = {}
-        #: Whether any stream is parked (None: not known), so a batch need not ask.
-        self.anything_parked: bool | None = None
         self._generation = -1  # none known: trust nothing
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        raise NotImplementedError
 
     def check(self, generation: int) -> None:
         """At the start of a unit: forget everything if another writer committed meanwhile."""
-        if generation != self._generation or len(self.rows) > self.capacity:
-            self.rows.clear()
-            self.anything_parked = None
+        if generation != self._generation or self.size() > self.capacity:
+            self.forget()
 
     def committed(self, generation: int) -> None:
-        """The unit that found ``generation`` committed: the rows kept are the database's."""
+        """The unit that found ``generation`` committed: what is kept is the database's."""
         self._generation = generation + 1
 
     def clear(self) -> None:
+        """A unit failed: what it changed in place never reached the database."""
+        self.forget()
+        self._generation = -1
+
+
+class RowCache(GenerationCache):
+    """Rows as committed, kept by the runner for its next batches (by reference)."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        super().__init__(capacity)
+        self.rows: dict[RowKey, Row | None] = {}
+        #: Whether any stream is parked (None: not known), so a batch need not ask.
+        self.anything_parked: bool | None = None
+
+    def size(self) -> int:
+        return len(self.rows)
+
+    def forget(self) -> None:
         self.rows.clear()
         self.anything_parked = None
-        self._generation = -1
 
 
 class Rows:
@@ -201,8 +222,9 @@ class Rows:
 class Projection(Protocol):
     """A read model: the tables it owns and how each event changes them.
 
-    A projection may also name the event types it acts on (``handles``, see ``handled``), and
-    apply a whole batch at once (``apply_all``, see ``apply_in_bulk``).
+    ``ReadModel`` below gives the optional parts their defaults: ``handles`` (the event types
+    it acts on), ``renamed`` (tables written under other names, as a rebuild's shadow does) and
+    ``apply_all`` (a whole batch at once, see ``apply_in_bulk``).
     """
 
     @property
@@ -215,6 +237,20 @@ class Projection(Protocol):
         """The tables it owns."""
         ...
 
+    @property
+    def handles(self) -> tuple[type[Event], ...] | None:
+        """The event types ``apply`` acts on; None: any event may change something.
+
+        For any other event ``apply`` would change nothing, so the runner does not call it (the
+        event still counts as applied and moves the stream's version).
+        """
+        ...
+
+    @property
+    def renamed(self) -> Mapping[str, Table] | None:
+        """Name used in the projection's code -> table written; None: its own ``tables``."""
+        ...
+
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         """Rows ``apply`` will read for this event (loaded in bulk before the batch)."""
         ...
@@ -223,28 +259,47 @@ class Projection(Protocol):
         """Change the rows for one event; must be deterministic (rebuild equals live)."""
         ...
 
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        """Apply a batch's events (those it ``handles``) in order, as ``apply`` would."""
+        ...
 
-def handled(projection: Projection) -> tuple[type[Event], ...] | None:
-    """The event types ``apply`` acts on, when the projection names them (``handles``).
 
-    For any other event ``apply`` would change nothing, so the runner does not call it (the
-    event still counts as applied and moves the stream's version). None: no such promise.
+class ReadModel:
+    """The base of the read models: the optional parts of ``Projection`` with their defaults.
+
+    A subclass names itself and its tables, and says how each event changes them (``prefetch``,
+    ``apply``); it may narrow ``handles`` and override ``apply_all`` with a faster equivalent.
     """
-    handles: tuple[type[Event], ...] | None = getattr(projection, "handles", None)
-    return handles
+
+    name: str
+    tables: Sequence[Table]
+    handles: tuple[type[Event], ...] | None = None
+    renamed: Mapping[str, Table] | None = None
+
+    def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
+        return ()
+
+    async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
+        raise NotImplementedError(f"{type(self).__name__} applies no event")
+
+    async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
+        """Each event in turn, after one prefetch of every row the events name."""
+        await rows.prefetch([key for event, rec in todo for key in self.prefetch(event, rec)])
+        for event, recorded in todo:
+            await self.apply(event, recorded, rows)
 
 
 T = TypeVar("T")
 
 
 def _once_per_list(memo: Memo, name: str, todo: Sequence[Decoded], make: Callable[[], T]) -> T:
-    """``make()`` computed once per ``todo`` list of a batch (kept by identity in ``memo``)."""
-    key = (name, id(todo))
-    found = memo.get(key)
-    if isinstance(found, tuple) and found[0] is todo:  # the same list, not one reusing its id
+    """``make()`` computed once per ``todo`` list of a batch: ``memo[name]`` keeps the list it
+    was made from and the result, reused while the same list is asked about again."""
+    found = memo.get(name)
+    if isinstance(found, tuple) and found[0] is todo:
         return cast(T, found[1])
     made = make()
-    memo[key] = (todo, made)
+    memo[name] = (todo, made)
     return made
 
 
@@ -277,33 +332,32 @@ def _handled_in(
     return [decoded for decoded in todo if type(decoded[0]) in wanted] if wanted else ()
 
 
-BulkApply = Callable[[Sequence[Decoded], Rows, Memo], Awaitable[None]]
-
-
 async def apply_in_bulk(
     projection: Projection, todo: Sequence[Decoded], rows: Rows, memo: Memo
 ) -> None:
-    """Apply ``todo`` in order, with the projection's ``apply_all`` when it has one.
+    """Apply the events of ``todo`` the projection handles, in order, with its ``apply_all``.
 
     ``apply_all(todo, rows, memo)`` must leave the rows exactly as applying each event in turn
     would (property-tested): it may fold a stream's events before writing its row once, share
-    pure results through ``memo``, and prefetches what it reads itself. Without it, each event
-    is applied in turn after one prefetch of every row the events name.
+    pure results through ``memo``, and prefetches what it reads itself. ``ReadModel``'s applies
+    each event in turn after one prefetch of every row the events name.
     """
-    handles = handled(projection)
+    handles = projection.handles
     mine = todo if handles is None else _handled_in(todo, handles, memo)
-    if not mine:
-        return
-    bulk: BulkApply | None = getattr(projection, "apply_all", None)
-    if bulk is not None:
-        await bulk(mine, rows, memo)
-        return
-    await rows.prefetch([key for event, rec in mine for key in projection.prefetch(event, rec)])
-    for event, recorded in mine:
-        await projection.apply(event, recorded, rows)
+    if mine:
+        await projection.apply_all(mine, rows, memo)
+
+
+def named(projections: Sequence[Projection], name: str) -> Projection:
+    """The projection called ``name``; ValueError naming the known ones otherwise."""
+    for projection in projections:
+        if projection.name == name:
+            return projection
+    known = ", ".join(p.name for p in projections)
+    raise ValueError(f"no projection {name!r}; known: {known}")
 
 
 def table_names(projection: Projection) -> dict[str, Table]:
     """Name used in the projection's code -> table written (a rebuild writes shadow tables)."""
-    renamed: dict[str, Table] | None = getattr(projection, "renamed", None)
+    renamed = projection.renamed
     return dict(renamed) if renamed is not None else {t.name: t for t in projection.tables}

@@ -10,7 +10,16 @@ import msgspec
 from adventure_quest.domain import player
 from adventure_quest.domain.events import Event, LevelledUp, PlayerCreated, XpGained
 from adventure_quest.domain.player import PlayerState
-from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table, by_stream
+from adventure_quest.projections.model import (
+    Decoded,
+    Memo,
+    ReadModel,
+    Row,
+    RowKey,
+    Rows,
+    Table,
+    by_stream,
+)
 from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 
 PLAYER_DETAILS = Table(
@@ -98,7 +107,7 @@ def details_row(state: PlayerState) -> Row:
     }
 
 
-class PlayerDetails:
+class PlayerDetails(ReadModel):
     """Name, level, XP, health, room and inventory of every character: one row each."""
 
     name = "player_details"
@@ -128,7 +137,7 @@ class PlayerDetails:
             rows.put(table, key, details_row(trail(memo, stream, events, start).end))
 
 
-class Leaderboard:
+class Leaderboard(ReadModel):
     """Characters by level then XP; the top N is one indexed read."""
 
     name = "leaderboard"

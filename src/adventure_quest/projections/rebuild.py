@@ -21,11 +21,11 @@ from adventure_quest.projections.model import (
     Decoded,
     Memo,
     Projection,
+    ReadModel,
     RowKey,
     Rows,
     Table,
     apply_in_bulk,
-    handled,
     table_names,
 )
 from adventure_quest.projections.runner import ProjectionRunner
@@ -36,18 +36,20 @@ SUFFIX = "__rebuild"
 PAGE = 2000
 
 
-class Shadow:
+class Shadow(ReadModel):
     """The live projection's code, writing to shadow tables under its own name."""
 
     def __init__(self, live: Projection) -> None:
         self.live = live
         self.name = f"{live.name}{SUFFIX}_{uuid7()[:8]}"
-        self.renamed = {
+        #: Name the live code uses -> shadow table written (always set, unlike ``renamed``).
+        self.shadows = {
             name: msgspec.structs.replace(table, name=f"{table.name}{SUFFIX}")
             for name, table in table_names(live).items()
         }
-        self.tables: Sequence[Table] = list(self.renamed.values())
-        self.handles = handled(live)
+        self.renamed = self.shadows
+        self.tables: Sequence[Table] = list(self.shadows.values())
+        self.handles = live.handles
 
     def prefetch(self, event: Event, recorded: RecordedEvent) -> Iterable[RowKey]:
         return self.live.prefetch(event, recorded)
@@ -115,7 +117,7 @@ async def _swap(
 ) -> int:
     db = runner.db
     copied = 0
-    pairs = [(table_names(live)[n], shadow.renamed[n]) for n in shadow.renamed]
+    pairs = [(table_names(live)[n], shadow.shadows[n]) for n in shadow.shadows]
     contents = {
         live_table.name: (
             {row[live_table.key] for row in await db.select(live_table)},

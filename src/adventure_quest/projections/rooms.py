@@ -19,7 +19,16 @@ from adventure_quest.domain.events import Event
 from adventure_quest.domain.player import PlayerState
 from adventure_quest.domain.room import RoomState
 from adventure_quest.domain.world import World
-from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table, by_stream
+from adventure_quest.projections.model import (
+    Decoded,
+    Memo,
+    ReadModel,
+    Row,
+    RowKey,
+    Rows,
+    Table,
+    by_stream,
+)
 from adventure_quest.projections.players import player_key, state_of, trail
 from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 
@@ -47,7 +56,7 @@ ROOM_VIEW_PLAYERS = Table(
 )
 
 
-class RoomView:
+class RoomView(ReadModel):
     """Description, exits, items on the floor, monsters and every player present."""
 
     name = "room_view"

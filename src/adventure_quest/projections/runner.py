@@ -26,14 +26,13 @@ from adventure_quest.projections.model import (
     Decoded,
     Memo,
     Projection,
-    Row,
     RowCache,
     RowKey,
     Rows,
     Table,
     Unit,
     apply_in_bulk,
-    handled,
+    named,
     table_names,
 )
 from adventure_quest.projections.ports import ReadDatabase
@@ -59,6 +58,37 @@ class Applied(msgspec.Struct):
 def table_map(projection: Projection) -> dict[str, Table]:
     """The tables a projection's rows go to, by the names its code uses (dead letters too)."""
     return {**table_names(projection), **{t.name: t for t in dead_letters.TABLES}}
+
+
+class ParkedStreams:
+    """Which streams of a batch are parked, per projection, asked of the read database lazily.
+
+    ``anything``: whether any stream is parked for any projection (None: not known yet); asked
+    at most once per batch, and a runner's row cache keeps the answer between batches.
+    """
+
+    def __init__(self, db: ReadDatabase, anything: bool | None) -> None:
+        self.db = db
+        self.anything = anything
+
+    async def streams(self, name: str, todo: Sequence[RecordedEvent], rows: Rows) -> set[str]:
+        """The streams of ``todo`` parked for projection ``name`` (their events wait behind)."""
+        if self.anything is None:  # asked once per batch: usually no projection has any
+            self.anything = bool(await self.db.select(PARKED, limit=1))
+        if not self.anything or not await self.db.select(
+            PARKED, where={"projection": name}, limit=1
+        ):
+            return set()  # the common case: nothing parked, no lookup per stream
+        parking = {
+            dead_letters.parking_key(name, stream): stream
+            for stream in dict.fromkeys(r.stream_id for r in todo)
+        }
+        await rows.prefetch([(PARKED.name, key) for key in parking])
+        return {
+            stream
+            for key, stream in parking.items()
+            if await rows.get(PARKED.name, key) is not None
+        }
 
 
 class ProjectionRunner:
@@ -116,9 +146,11 @@ class ProjectionRunner:
                 generation = await unit.generation()
                 if cache is not None:
                     cache.check(generation)
-                    batch.anything_parked = cache.anything_parked
+                parked = ParkedStreams(self.db, cache.anything_parked if cache else None)
                 for projection in projections:
-                    await self._apply_one(unit, projection, batch, counts, changed)
+                    await self._apply_one(
+                        unit, projection, batch, parked, counts=counts, changed=changed
+                    )
                 if live and self.partitions is not None:
                     await progress.record(unit, progress.marks(events, self.partitions))
         except BaseException:
@@ -127,7 +159,7 @@ class ProjectionRunner:
             raise
         if cache is not None:
             cache.committed(generation)
-            cache.anything_parked = True if counts.parked else batch.anything_parked
+            cache.anything_parked = True if counts.parked else parked.anything
         self.totals.applied += counts.applied
         self.totals.duplicates += counts.duplicates
         self.totals.gap_events += counts.gap_events
@@ -141,6 +173,8 @@ class ProjectionRunner:
         unit: Unit,
         projection: Projection,
         batch: Batch,
+        parking: ParkedStreams,
+        *,
         counts: Applied,
         changed: set[RowKey],
     ) -> None:
@@ -151,7 +185,7 @@ class ProjectionRunner:
             return
         tables, cache = table_map(projection), self.cache
         rows = Rows(unit, tables, cache)
-        parked = await self._parked(projection.name, batch, plan.todo, rows)
+        parked = await parking.streams(projection.name, plan.todo, rows)
         todo, clean = batch.decoded(plan), plan.clean
         fast = clean is not None and not parked
         if clean is not None and fast:
@@ -195,7 +229,7 @@ class ProjectionRunner:
         counts: Applied,
     ) -> None:
         """Apply decoded events in order; park those that fail, and their streams' next ones."""
-        handles = handled(projection)
+        handles = projection.handles
         wanted: list[RowKey] = []
         for event, recorded in todo:
             if not isinstance(event, str) and (handles is None or isinstance(event, handles)):
@@ -215,7 +249,7 @@ class ProjectionRunner:
                 try:
                     await projection.apply(event, recorded, rows)
                 except Exception as error:
-                    failure = self._failed(projection, recorded, rows, error)
+                    failure = failed(projection, recorded, rows, error)
                 else:
                     applied += 1
                     continue
@@ -224,115 +258,37 @@ class ProjectionRunner:
             counts.parked += 1
         counts.applied += applied
 
-    async def _parked(
-        self, name: str, batch: Batch, todo: Sequence[RecordedEvent], rows: Rows
-    ) -> set[str]:
-        """The streams of ``todo`` parked for projection ``name`` (their events wait behind)."""
-        if batch.anything_parked is None:  # asked once per batch: usually no projection has any
-            batch.anything_parked = bool(await self.db.select(PARKED, limit=1))
-        if not batch.anything_parked or not await self.db.select(
-            PARKED, where={"projection": name}, limit=1
-        ):
-            return set()  # the common case: nothing parked, no lookup per stream
-        parking = {
-            dead_letters.parking_key(name, stream): stream
-            for stream in dict.fromkeys(r.stream_id for r in todo)
-        }
-        keys = [(PARKED.name, key) for key in parking]
-        await rows.prefetch(keys)
-        return {
-            stream
-            for key, stream in parking.items()
-            if await rows.get(PARKED.name, key) is not None
-        }
-
     def projection(self, name: str) -> Projection:
         """The projection called ``name``; ValueError naming the known ones otherwise."""
-        for projection in self.projections:
-            if projection.name == name:
-                return projection
-        known = ", ".join(p.name for p in self.projections)
-        raise ValueError(f"no projection {name!r}; known: {known}")
+        return named(self.projections, name)
 
-    async def dead_letters(self, projection: str | None = None) -> list[Row]:
-        """Parked events, by projection, stream and version."""
-        where = {} if projection is None else {"projection": projection}
-        letters = await self.db.select(dead_letters.DEAD_LETTERS, where=where)
-        return sorted(letters, key=lambda r: (r["projection"], r["stream_id"], r["version"]))
 
-    async def retry(self, name: str, stream_id: str | None = None) -> tuple[int, int]:
-        """Apply a projection's parked events again, in order; (applied, still parked)."""
-        projection = self.projection(name)
-        letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
-        applied = 0
-        async with self.db.unit() as unit:
-            rows = Rows(unit, table_map(projection))
-            for stream in dict.fromkeys(r["stream_id"] for r in letters):
-                rows.delete(
-                    dead_letters.PARKED_STREAMS.name, dead_letters.parking_key(name, stream)
-                )
-                for letter in (r for r in letters if r["stream_id"] == stream):
-                    version = letter["version"]
-                    (recorded,) = await self.store.read_stream(stream, version, version)
-                    try:
-                        event: Event | None = self.codec.decode(recorded)
-                    except Exception:
-                        event = None
-                    failure = await self._apply_event(projection, event, recorded, rows)
-                    if failure:
-                        dead_letters.park(rows, name, recorded, failure)
-                        break
-                    rows.delete(
-                        dead_letters.DEAD_LETTERS.name, letter[dead_letters.DEAD_LETTERS.key]
-                    )
-                    applied += 1
-            await rows.flush()
-        return applied, len(letters) - applied
+async def apply_event(
+    projection: Projection, event: Event | None, recorded: RecordedEvent, rows: Rows
+) -> str:
+    """Apply one event; on failure undo its changes and say why ("" when applied)."""
+    parking = dead_letters.parking_key(projection.name, recorded.stream_id)
+    if await rows.get(PARKED.name, parking) is not None:
+        return PARKED_BEHIND
+    if event is None:
+        return "cannot decode"
+    rows.begin()
+    try:
+        await rows.prefetch(projection.prefetch(event, recorded))
+        await projection.apply(event, recorded, rows)
+    except Exception as error:
+        return failed(projection, recorded, rows, error)
+    return ""
 
-    async def skip(self, name: str, stream_id: str | None = None) -> int:
-        """Drop a projection's parked events (the read model goes on without them)."""
-        self.projection(name)
-        letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
-        async with self.db.unit() as unit:
-            await unit.write(
-                dead_letters.DEAD_LETTERS, {}, [r[dead_letters.DEAD_LETTERS.key] for r in letters]
-            )
-            streams = dict.fromkeys(r["stream_id"] for r in letters)
-            await unit.write(
-                dead_letters.PARKED_STREAMS,
-                {},
-                [dead_letters.parking_key(name, stream) for stream in streams],
-            )
-        return len(letters)
 
-    async def _apply_event(
-        self, projection: Projection, event: Event | None, recorded: RecordedEvent, rows: Rows
-    ) -> str:
-        """Apply one event; on failure undo its changes and say why ("" when applied)."""
-        parking = dead_letters.parking_key(projection.name, recorded.stream_id)
-        if await rows.get(PARKED.name, parking) is not None:
-            return PARKED_BEHIND
-        if event is None:
-            return "cannot decode"
-        rows.begin()
-        try:
-            await rows.prefetch(projection.prefetch(event, recorded))
-            await projection.apply(event, recorded, rows)
-        except Exception as error:
-            return self._failed(projection, recorded, rows, error)
-        return ""
-
-    @staticmethod
-    def _failed(
-        projection: Projection, recorded: RecordedEvent, rows: Rows, error: Exception
-    ) -> str:
-        """Undo what the event changed before it failed; why it failed."""
-        rows.undo()
-        log.warning(
-            "%s failed on %s v%d (%r); parking the stream",
-            projection.name,
-            recorded.stream_id,
-            recorded.version,
-            error,
-        )
-        return f"{type(error).__name__}: {error}"
+def failed(projection: Projection, recorded: RecordedEvent, rows: Rows, error: Exception) -> str:
+    """Undo what the event changed before it failed; why it failed."""
+    rows.undo()
+    log.warning(
+        "%s failed on %s v%d (%r); parking the stream",
+        projection.name,
+        recorded.stream_id,
+        recorded.version,
+        error,
+    )
+    return f"{type(error).__name__}: {error}"

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.model import GenerationCache, Row, Table
 
 Placeholder = Callable[[int], str]  # 1-based index -> "?" or "$1"
 
@@ -67,36 +67,31 @@ def migrate_versions(group_into_json: str) -> list[str]:
     ]
 
 
-class Versions:
+class Versions(GenerationCache):
     """A read database's applied versions as its units read and wrote them.
 
     Within a unit each stream's row is read once and written once, so the five projections of
-    a batch share them. Between units the rows stay, as long as no other writer committed: the
-    adapter calls ``begin`` with the unit's generation (``NEXT_GENERATION``), which forgets them all
-    when it is not the one this writer's own last commit left; and ``clear`` on any failure.
+    a batch share them. Between units the rows stay, as long as no other writer committed
+    (``GenerationCache``): the adapter calls ``begin`` with the unit's generation
+    (``NEXT_GENERATION``), ``committed`` after the commit, and ``clear`` on any failure.
     """
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self.capacity = capacity
+        super().__init__(capacity)
         self._rows: dict[str, dict[str, int]] = {}
         self._changed: set[str] = set()
-        self._generation = -1
+
+    def size(self) -> int:
+        return len(self._rows)
+
+    def forget(self) -> None:
+        self._rows.clear()
+        self._changed.clear()
 
     def begin(self, generation: int) -> None:
         """A unit begins, at ``generation``."""
-        if generation != self._generation or len(self._rows) > self.capacity:
-            self._rows.clear()
+        self.check(generation)
         self._changed.clear()
-
-    def committed(self, generation: int) -> None:
-        """The unit that began at ``generation`` committed."""
-        self._generation = generation + 1
-
-    def clear(self) -> None:
-        """A unit failed: what it changed in place never reached the database."""
-        self._rows.clear()
-        self._changed.clear()
-        self._generation = -1
 
     def missing(self, stream_ids: Sequence[str]) -> list[str]:
         """The streams whose rows this unit has not read yet."""

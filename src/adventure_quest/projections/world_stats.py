@@ -15,7 +15,7 @@ from itertools import repeat
 from operator import attrgetter, floordiv, itemgetter
 
 from adventure_quest.domain.events import Event
-from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows, Table
+from adventure_quest.projections.model import Decoded, Memo, ReadModel, RowKey, Rows, Table
 from adventure_quest.store.envelope import RecordedEvent
 
 EVENTS_PER_MINUTE = Table(
@@ -38,7 +38,7 @@ def minute_of(recorded: RecordedEvent) -> str:
     return _minute(int(recorded.metadata.recorded_at // 60))
 
 
-class WorldStats:
+class WorldStats(ReadModel):
     """Counts, for operators and for the exactly-once checks."""
 
     name = "world_stats"
