@@ -36,18 +36,32 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def live(settings: Settings, role: str = "all") -> AsyncIterator[httpx.AsyncClient]:
-    """Serve ``settings`` until the block ends; yields a client with the server's base URL."""
+async def live(
+    settings: Settings, role: str = "all", *, socket: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve ``settings`` until the block ends; yields a client of the server.
+
+    uvicorn listens on ``settings.port`` and the client connects to it; with ``socket=False``
+    the client talks to the application in process instead (httpx's ASGI transport). Not every
+    test can: a streamed answer (the feed) is waited for whole, and a body nested past the
+    recursion limit is decoded on the client's own call stack.
+    """
     started, stop = asyncio.Event(), asyncio.Event()
-    server = asyncio.create_task(serve(settings, role, started=started, stop=stop))
+    apps: list[Any] = []
+    server = asyncio.create_task(
+        serve(
+            settings, role, started=started, stop=stop, in_process=None if socket else apps.append
+        )
+    )
     waiter = asyncio.create_task(started.wait())
     await asyncio.wait([server, waiter], return_when=asyncio.FIRST_COMPLETED)
     if server.done():
         waiter.cancel()
         server.result()
     base = f"http://{settings.host}:{settings.port}"
+    transport = httpx.ASGITransport(app=apps[0]) if apps else None
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10, transport=transport) as client:
             yield client
     finally:
         stop.set()

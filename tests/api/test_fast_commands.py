@@ -124,7 +124,10 @@ def test_a_body_too_deep_for_the_fast_lanes_decoder_goes_to_the_application(
     monkeypatch.setitem(fast_commands._DECODERS, "say", msgspec.json.Decoder(LooseSay))
 
     async def scenario() -> None:
-        async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
+        # Over a socket: in process, the application would decode the body on the client's own
+        # call stack, and the recursion limit would be reached inside the client instead.
+        settings = settings_for(tmp_path, max_body_bytes=1 << 20)
+        async with live(settings, socket=True) as client:
             me, token, _ = await create(client, "Deep")
             state = f"/players/{me}/state"
             before = (await client.get(state)).json()["version"]

@@ -255,7 +255,7 @@ def test_metrics_health_and_the_openapi_document(tmp_path: Path) -> None:
 def test_serve_refuses_an_address_in_use(tmp_path: Path) -> None:
     async def scenario() -> None:
         settings = settings_for(tmp_path)
-        async with live(settings):
+        async with live(settings, socket=True):  # listening on settings.port
             with pytest.raises(CannotListenError, match="cannot listen on"):
                 await serve(settings_for(tmp_path / "other", port=settings.port))
 

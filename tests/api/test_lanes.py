@@ -18,7 +18,7 @@ EXAMPLE = {"player_id": str(uuid.uuid4()), "room": "village_square"}
 
 def openapi(tmp_path: Path) -> dict[str, Any]:
     async def scenario() -> dict[str, Any]:
-        async with live(settings_for(tmp_path)) as client:
+        async with live(settings_for(tmp_path), socket=False) as client:  # in process
             answer = await client.get("/openapi.json")
             assert answer.status_code == 200
             document: dict[str, Any] = answer.json()

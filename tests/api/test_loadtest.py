@@ -19,7 +19,7 @@ REQUIRED = {
 def test_ten_players_for_two_seconds_command_and_query_without_errors(tmp_path: Path) -> None:
     async def scenario() -> dict[str, Any]:
         settings = settings_for(tmp_path)
-        async with live(settings):
+        async with live(settings, socket=True):  # the load generator connects over TCP
             url = f"http://{settings.host}:{settings.port}"
             return await loadtest.run(url, players=10, duration_s=2.0, seed=7, characters=40)
 

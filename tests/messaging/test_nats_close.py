@@ -40,3 +40,28 @@ def test_a_queue_closed_while_connecting_leaves_no_connection_open() -> None:
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_publish_still_running_after_close_connects_no_more() -> None:
+    """A test that failed left its publisher task running; the queue was closed in its clean-up,
+    and the task connected again: a socket nobody closed, found by the collector in a later test
+    ("loop is closed", a loaded run of the whole suite)."""
+    stream = f"AQCLOSE{uuid.uuid4().hex[:8].upper()}"
+
+    async def scenario() -> tuple[str, bool]:
+        queue = NatsQueue(NATS_URL, stream=stream, partitions=1, subject_prefix=stream.lower())
+        await queue.jetstream()  # connected, the stream made
+        await queue.close()
+        with pytest.raises(QueueUnavailableError) as refused:
+            await queue.jetstream()
+        gc.collect()  # an unclosed socket would warn here (warnings are errors)
+        client = await nats.connect(NATS_URL)
+        try:
+            await client.jetstream().delete_stream(stream)
+        finally:
+            await client.close()
+        return str(refused.value), queue._client is None
+
+    message, no_client = asyncio.run(scenario())
+    assert "the queue is closed" in message
+    assert no_client

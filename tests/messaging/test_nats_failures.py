@@ -26,7 +26,7 @@ from adventure_quest.messaging.nats_consumer import NatsStreamMismatchError
 from adventure_quest.messaging.ports import QueueUnavailableError
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 from tests.conftest import run
-from tests.messaging.test_queue_contract import fetch_unacknowledged
+from tests.contract.test_queue_contract import fetch_unacknowledged
 
 T = TypeVar("T")
 

@@ -39,7 +39,9 @@ def test_the_feed_tells_arrivals_speech_fights_and_departures_and_follows_its_ch
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        async with live(settings_for(tmp_path)) as client:
+        # Over a socket: the feed is a stream that never ends on its own, which httpx's
+        # in-process transport would wait for whole.
+        async with live(settings_for(tmp_path), socket=True) as client:
             alice, alice_token, _ = await create(client, "Alice")
             bob, bob_token, _ = await create(client, "Bob")
             async with client.stream(

@@ -14,13 +14,13 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
 from adventure_quest.api.context import ApiContext
-from adventure_quest.api.server import serve_http
+from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
@@ -86,10 +86,13 @@ async def serve(
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     parts: Parts | None = None,
+    in_process: Callable[[Any], None] | None = None,
 ) -> None:
     """Run the parts of ``role`` until ``stop`` is set (or SIGINT/SIGTERM).
 
     ``parts``: where to open them (a test passes its own to see what was opened).
+    ``in_process``: given, the API binds no socket: this is called with its ASGI application
+    (tests drive it through an in-process transport).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,9 +117,15 @@ async def serve(
         if role in ("all", "api"):
             context = await api_context(parts)
             http_context = context
-            jobs.append(lambda stop: serve_http(http_context, stop, started))
+            if in_process is None:
+                jobs.append(lambda stop: serve_http(http_context, stop, started))
+                described.append(f"API on http://{settings.host}:{settings.port}")
+            else:
+                in_process(asgi_app(context))
+                described.append("API in process")
+                if started is not None:
+                    started.set()
             jobs.append(context.feed.run)
-            described.append(f"API on http://{settings.host}:{settings.port}")
         elif started is not None:
             started.set()
         if role in ("all", "worker"):

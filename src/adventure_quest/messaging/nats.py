@@ -104,8 +104,8 @@ class NatsQueue:
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._connecting = asyncio.Lock()
-        #: How often close() ran: a connection made while it ran is closed, not kept.
-        self._closings = 0
+        #: Set by close(): a closed queue connects no more (one made while it ran is closed).
+        self._closed = False
         self._unacked: set[asyncio.Future[api.PubAck]] = set()
 
     def subject(self, partition: int) -> str:
@@ -146,7 +146,7 @@ class NatsQueue:
     async def close(self) -> None:
         # close(), not drain(): nothing is in flight that draining would save, since publish
         # awaits every ack and ack() waits for the server's confirmation.
-        self._closings += 1
+        self._closed = True
         client, self._client, self._js = self._client, None, None
         if client is not None:
             with contextlib.suppress(OSError):  # closing while reconnecting: no socket left
@@ -155,12 +155,15 @@ class NatsQueue:
     async def jetstream(self) -> JetStreamContext:
         """The JetStream context of a live connection (made, with the stream, on first use)."""
         async with self._connecting:
+            if self._closed:
+                # A task still running after close() (a publish cut short by a failure) must
+                # not connect again: nobody would close that connection (ResourceWarning once
+                # the loop is gone).
+                raise self.unavailable("the queue is closed")
             if self._client is None or self._js is None or self._client.is_closed:
-                closings = self._closings
                 client, js = await self._connect()
-                if closings != self._closings:
-                    # close() ran while this connected: keeping the connection would leave a
-                    # socket open that nobody closes (ResourceWarning after the loop ends).
+                if self._closed:
+                    # close() ran while this connected: the same, for a connection just made.
                     with contextlib.suppress(OSError):
                         await client.close()
                     raise self.unavailable("the queue was closed while connecting")
