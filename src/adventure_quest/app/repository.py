@@ -33,12 +33,6 @@ _encode_state = msgspec.msgpack.Encoder().encode
 UNAVAILABLE_RETRIES = 5
 
 
-#: How many of a stream's last versions ``recorded_once`` looks through, and how many events a
-#: ``once`` decision may have (a hand-over's finish has one to three).
-RECENT_ONCE = 64
-MAX_ONCE_EVENTS = 8
-
-
 class ConflictError(Exception):
     """Concurrent writers kept winning; the command gave up after its retries."""
 
@@ -253,20 +247,6 @@ class Repository:
                 await self._snapshot(kind, stream_id, saved)
             return Saved(state, events, result)
         raise ConflictError(stream_id, self.max_attempts)
-
-    async def recorded_once(self, stream_id: str, once: str, version: int) -> list[Event]:
-        """What the ``once`` decision recorded on the stream, among its last ``RECENT_ONCE``
-        versions up to ``version`` (its events carry ids derived from ``once``); [] if none.
-
-        For an answer whose decision another writer recorded first (a hand-over's second half
-        finished by the hand-over manager): the state shows it, and so should the events.
-        """
-        if version < 1:
-            return []
-        ids = {derived_id(once, stream_id, n) for n in range(MAX_ONCE_EVENTS)}
-        first = max(version - RECENT_ONCE + 1, 1)
-        recorded = await self.store.read_stream(stream_id, first, version)
-        return [self.codec.decode(r) for r in recorded if r.event_id in ids]
 
     async def _repeated(
         self, kind: AggregateType[S], stream_id: str, encoded: list[NewEvent], result: AppendResult
