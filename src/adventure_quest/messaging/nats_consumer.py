@@ -58,11 +58,19 @@ class NatsConsumer:
         self._js: JetStreamContext | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._last: Msg | None = None  # the last message fetched and not yet acknowledged
+        #: Messages delivered to this consumer beyond what a fetch asked for: nats.py's fetch
+        #: hands over its whole pending queue (deliveries for an earlier pull that had timed
+        #: out on the client), so they wait here, in order, for the next fetch.
+        self._surplus: list[Msg] = []
 
     async def fetch(self, max_events: int, timeout: float) -> list[RecordedEvent]:
         if max_events < 1:
             return []
         sub = await self._subscription()
+        if self._surplus:
+            messages, self._surplus = self._surplus[:max_events], self._surplus[max_events:]
+            self._last = messages[-1]
+            return [_decoder.decode(message.data) for message in messages]
         try:
             # A pull for N messages waits until N arrived or the time is up, which at low traffic
             # turns every batch into a full timeout of latency. So: wait for the first message,
@@ -77,6 +85,7 @@ class NatsConsumer:
             raise self._queue.unavailable(f"fetching from {self.name} failed", error) from error
         if not messages:  # a fetch can end with status messages only
             return []
+        messages, self._surplus = messages[:max_events], messages[max_events:]
         self._last = messages[-1]
         return [_decoder.decode(message.data) for message in messages]
 
@@ -126,7 +135,8 @@ class NatsConsumer:
                 )
             except _TRANSPORT_ERRORS as error:
                 raise self._queue.unavailable(f"binding {self.name} failed", error) from error
-            self._js, self._last = js, None
+            # Deliveries to an earlier binding come again from the durable's ack floor.
+            self._js, self._last, self._surplus = js, None, []
         return self._sub
 
     async def _take_over(self, js: JetStreamContext) -> None:
