@@ -185,8 +185,8 @@ def test_a_query_with_a_token_is_never_older_than_the_command(
 
 #: The first halves of hand-overs, which the manager reacts to.
 STARTS = frozenset({"ItemPickedUp", "ItemDropped", "MonsterHit", "MonsterDefeated"})
-#: What the command's answer lists when its own inline finish appended the hand-over's second half.
-INLINE_FINISHES = {
+#: What a hand-over's second half holds (the answer lists it, whoever recorded it).
+SECOND_HALVES = {
     "take": {"ItemTaken", "HandoverSettled"},
     "drop": {"ItemPutDown"},
     "attack": {"DamageTaken", "XpGained", "HandoverSettled"},
@@ -216,6 +216,8 @@ class Race:
         self.random = Random(seed)
         self.plans: dict[str, tuple[str, int]] = {}
         self.by_manager: set[str] = set()  # ids of the events the manager appended
+        #: Who recorded each hand-over's second half: "inline" (the command) or "manager".
+        self.finisher: dict[str, str] = {}
         self.seen: Counter[str] = Counter()
 
     def draw(self, handover_id: str) -> tuple[str, int]:
@@ -245,6 +247,7 @@ class RacingStore(SQLiteEventStore):
             result = await super().append(stream_id, expected_version, events)
             if finish and not result.repeat:
                 race.by_manager.update(event.event_id for event in events)
+                race.finisher.setdefault(handover_id, "manager")
             if finish:
                 race.seen["manager finish repeated" if result.repeat else "manager finished"] += 1
             return result
@@ -254,6 +257,8 @@ class RacingStore(SQLiteEventStore):
         result = await super().append(stream_id, expected_version, events)
         if finish:
             race.seen["inline finish repeated" if result.repeat else "inline finished"] += 1
+            if not result.repeat:
+                race.finisher.setdefault(handover_id, "inline")
         if any(event.event_type in STARTS for event in events):
             plan, turns = race.draw(handover_id)
             if plan in ("after_start", "long_after_start"):
@@ -383,11 +388,15 @@ def test_a_query_with_a_token_shows_the_answer_while_the_manager_races_the_inlin
                 won[f"{step} refused"] += 1
                 continue
             written = answer.json()
-            if step in INLINE_FINISHES:
-                kinds = {event["type"] for event in written["events"]}
-                who = "inline" if kinds & INLINE_FINISHES[step] else "manager"
+            if step in SECOND_HALVES:
+                handover_id = written["events"][0]["data"]["handover_id"]
+                # The store saw who recorded the second half; the answer lists it either way.
+                who = race.finisher.get(handover_id, "nobody yet")
                 won[f"{step} finished by the {who}"] += 1
                 won[f"finished by the {who}"] += 1
+                if who != "nobody yet":  # not left to the manager for later
+                    kinds = {event["type"] for event in written["events"]}
+                    assert kinds & SECOND_HALVES[step], (who, written["events"])
             read_back(client, player_id, written)
 
     read_your_writes()

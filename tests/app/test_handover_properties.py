@@ -594,7 +594,7 @@ def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> No
         assert isinstance(dropped, ItemDropped)
         await forget(game, "room")
         assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
-        assert await game.handovers.finish_drop(dropped, player_id) == []
+        assert (await game.handovers.finish_drop(dropped, player_id)).events == []
         landed = await put_down_in_the_square(game, dropped.handover_id)
         assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
 

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from adventure_quest.app.aggregates import event_codec, player_id_for, player_type
 from adventure_quest.app.game import Game
-from adventure_quest.app.repository import ConflictError, LruCache, Repository
+from adventure_quest.app.repository import MAX_ONCE_EVENTS, ConflictError, LruCache, Repository
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import PlayerSaid
-from adventure_quest.store.envelope import ANY
+from adventure_quest.store.envelope import ANY, Metadata
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
 from tests.conftest import StoreFactory, run
@@ -204,3 +204,33 @@ def test_snapshots_are_written_every_n_events() -> None:
     assert snapshot.version == 6
     state = msgspec.msgpack.decode(snapshot.state)
     assert state["name"] == "Counter"
+
+
+def test_a_decision_recorded_once_answers_all_it_recorded_whoever_decides_it_again() -> None:
+    """A second attempt at a ``once`` decision that comes out shorter (a fight's outcome no
+    longer levels the character up) still answers everything the first attempt recorded; a
+    decision too long for its derived ids is refused and writes nothing."""
+
+    async def scenario() -> None:
+        store = MemoryEventStore()
+        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+        await game.create_character("Once")
+        repository = Repository(store, MemorySnapshotStore(), event_codec(), cache_size=0)
+        kind, metadata = player_type(), Metadata(actor="test")
+        stream = f"player-{player_id_for('Once')}"
+        said = [PlayerSaid("village_square", f"line {n}") for n in range(3)]
+        first = await repository.update(kind, stream, lambda _: said, metadata, once="k")
+        assert (first.events, first.repeated) == (said, [])
+        for _ in range(30):  # the stream moves on, far past the decision
+            await repository.update(kind, stream, lambda _: said[:1], metadata)
+        again = await repository.update(kind, stream, lambda _: said[:1], metadata, once="k")
+        assert (again.events, again.repeated) == ([], said)
+        assert await repository.recorded_once(stream, "k") == said
+        assert await repository.recorded_once(stream, "never") == []
+        version = await store.stream_version(stream)
+        too_long = [PlayerSaid("village_square", "x")] * (MAX_ONCE_EVENTS + 1)
+        with pytest.raises(ValueError, match="at most 8 events"):
+            await repository.update(kind, stream, lambda _: too_long, metadata, once="j")
+        assert await store.stream_version(stream) == version
+
+    run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -144,6 +145,32 @@ def test_read_stream_honours_from_and_to_versions(make_store: StoreFactory) -> N
         assert await store.read_stream("s-1", 11) == []
         assert await store.read_stream("nobody") == []
         assert await store.stream_version("nobody") == 0
+
+    run(scenario())
+
+
+def test_read_by_ids_finds_a_streams_events_however_far_back(make_store: StoreFactory) -> None:
+    """What a decision with derived ids recorded is found by those ids (Repository.update(once=)):
+    in version order, only the stream's own, unknown and malformed ids found nowhere."""
+
+    async def scenario() -> None:
+        store = make_store()
+        first = [replace(event(n), event_id=str(uuid.uuid4())) for n in range(3)]
+        await store.append("s-1", NO_STREAM, first)
+        other = replace(event(7), event_id=str(uuid.uuid4()))
+        await store.append("s-2", NO_STREAM, [other])
+        for n in range(20):  # far behind the stream's head, in more than one append
+            await store.append("s-1", ANY, [event(n) for _ in range(10)])
+        ids = [first[2].event_id, str(uuid.uuid4()), first[0].event_id, other.event_id, "x"]
+        found = await store.read_by_ids("s-1", ids)
+        assert [(e.event_id, e.version) for e in found] == [
+            (first[0].event_id, 1),
+            (first[2].event_id, 3),
+        ]
+        assert found == [e for e in await store.read_stream("s-1", 1, 3) if e in found]
+        assert await store.read_by_ids("s-2", ids) == await store.read_stream("s-2")
+        assert await store.read_by_ids("nobody", ids) == []
+        assert await store.read_by_ids("s-1", []) == []
 
     run(scenario())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -166,10 +166,13 @@ class Game:
             metadata,
         )
         picked = first_of(given.events, ItemPickedUp)
+        unfinished: Saved[PlayerState] = Saved(actor, [], None)
         finished = await later_if_need_be(
-            self.handovers.finish_take(picked, actor.room), Saved(actor, [], None)
+            self.handovers.finish_take(picked, actor.room), unfinished
         )
-        return Outcome(finished.state, [*given.events, *finished.events])
+        stream = self.players.stream_id(player_id)
+        second = await self._second_half(finished, unfinished, stream, handover_id)
+        return Outcome(finished.state, [*given.events, *second])
 
     async def drop(self, player_id: str, words: str) -> Outcome:
         """The player lets go first; the room receives the item under the same hand-over id."""
@@ -182,8 +185,11 @@ class Game:
             metadata,
         )
         dropped = first_of(let_go.events, ItemDropped)
-        landed = await later_if_need_be(self.handovers.finish_drop(dropped, player_id), [])
-        return Outcome(let_go.state, [*let_go.events, *landed])
+        unfinished: Saved[RoomState] = Saved(RoomState(dropped.room), [], None)
+        landed = await later_if_need_be(self.handovers.finish_drop(dropped, player_id), unfinished)
+        stream = self.rooms.stream_id(dropped.room)
+        second = await self._second_half(landed, unfinished, stream, handover_id)
+        return Outcome(let_go.state, [*let_go.events, *second])
 
     async def attack(self, player_id: str, words: str) -> Outcome:
         """The room resolves the blow against its monster; the player takes the outcome."""
@@ -209,7 +215,24 @@ class Game:
         )
         hit = first_of(fought.events, MonsterHit)
         defeated = next((e for e in fought.events if isinstance(e, MonsterDefeated)), None)
-        outcome = await later_if_need_be(
-            self.handovers.finish_fight(hit, defeated), Saved(actor, [], None)
-        )
-        return Outcome(outcome.state, [*fought.events, *outcome.events])
+        unfinished = Saved(actor, [], None)
+        outcome = await later_if_need_be(self.handovers.finish_fight(hit, defeated), unfinished)
+        stream = self.players.stream_id(player_id)
+        second = await self._second_half(outcome, unfinished, stream, handover_id)
+        return Outcome(outcome.state, [*fought.events, *second])
+
+    async def _second_half(
+        self, finished: Saved[Any], unfinished: Saved[Any], stream_id: str, handover_id: str
+    ) -> list[Event]:
+        """The events of a hand-over's second half, whoever recorded them.
+
+        Usually this command did (``events``) or had done so in an earlier attempt
+        (``repeated``). When the hand-over manager got there first, the finish found its state
+        done and appended nothing: the state the answer shows holds the manager's events, so
+        the answer lists them too (read back by their ids, derived from the hand-over's).
+        """
+        if finished is unfinished:  # left to the manager: nothing recorded yet
+            return []
+        if finished.events or finished.repeated:
+            return [*finished.events, *finished.repeated]
+        return await self.repository.recorded_once(stream_id, handover_id)

@@ -15,7 +15,6 @@ from adventure_quest.app.aggregates import AggregateType
 from adventure_quest.app.repository import Repository, Saved
 from adventure_quest.domain import player, room
 from adventure_quest.domain.events import (
-    Event,
     HandoverSettled,
     ItemDropped,
     ItemPickedUp,
@@ -76,16 +75,15 @@ class Handovers:
             return Saved(received.state, [*received.events, *returned.events], received.result)
         return received
 
-    async def finish_drop(self, dropped: ItemDropped, player_id: str) -> list[Event]:
+    async def finish_drop(self, dropped: ItemDropped, player_id: str) -> Saved[RoomState]:
         """The room receives a dropped item, once."""
-        landed = await self.repository.update(
+        return await self.repository.update(
             self.rooms,
             self.rooms.stream_id(dropped.room),
             lambda s: room.receive_item(s, dropped.item, player_id, dropped.handover_id),
             _metadata(player_id, dropped.handover_id),
             once=dropped.handover_id,
         )
-        return landed.events
 
     async def finish_fight(
         self, hit: MonsterHit, defeated: MonsterDefeated | None

@@ -31,6 +31,9 @@ T = TypeVar("T")
 _encode_state = msgspec.msgpack.Encoder().encode
 #: Times an append is re-sent (same event ids) after the store was unreachable: 0.05 s, 0.1 s…
 UNAVAILABLE_RETRIES = 5
+#: How many events one ``once`` decision may have (a hand-over's finish has one to three): its
+#: ids are derived from the key and the event's place, 0 to MAX_ONCE_EVENTS - 1.
+MAX_ONCE_EVENTS = 8
 
 
 class ConflictError(Exception):
@@ -222,6 +225,11 @@ class Repository:
                 return Saved(loaded.state, events, None)
             encoded = [self.codec.encode(e, metadata) for e in events]
             if once is not None:
+                if len(events) > MAX_ONCE_EVENTS:
+                    raise ValueError(
+                        f"a decision recorded once has at most {MAX_ONCE_EVENTS} events,"
+                        f" not {len(events)} ({stream_id!r}, {once!r})"
+                    )
                 encoded = [
                     replace(e, event_id=derived_id(once, stream_id, n))
                     for n, e in enumerate(encoded)
@@ -235,7 +243,7 @@ class Repository:
                 self._cache.drop(stream_id)  # the outcome is unknown: reload next time
                 raise
             if result.repeat:
-                return await self._repeated(kind, stream_id, encoded, result)
+                return await self._repeated(kind, stream_id, encoded, result, once)
             tracking.appended(stream_id, result.shard, result.position)
             state = loaded.state
             for event in events:
@@ -248,17 +256,34 @@ class Repository:
             return Saved(state, events, result)
         raise ConflictError(stream_id, self.max_attempts)
 
+    async def recorded_once(self, stream_id: str, once: str) -> list[Event]:
+        """What the ``once`` decision recorded on the stream, whoever recorded it and however long
+        ago; [] if nothing yet. Found by its derived ids through the store's index on event ids.
+
+        For an answer whose decision another writer recorded first (a hand-over's second half
+        finished by the hand-over manager): the state shows it, and so should the events.
+        """
+        ids = [derived_id(once, stream_id, n) for n in range(MAX_ONCE_EVENTS)]
+        return [self.codec.decode(r) for r in await self.store.read_by_ids(stream_id, ids)]
+
     async def _repeated(
-        self, kind: AggregateType[S], stream_id: str, encoded: list[NewEvent], result: AppendResult
+        self,
+        kind: AggregateType[S],
+        stream_id: str,
+        encoded: list[NewEvent],
+        result: AppendResult,
+        once: str | None,
     ) -> Saved[S]:
-        """The store already held this decision: the stream's state now, and what it recorded."""
+        """The store already held this decision: the stream's state now, and what it recorded
+        (all of it: an earlier attempt at a ``once`` decision may have decided more events)."""
         self._cache.drop(stream_id)
         loaded = await self.load(kind, stream_id)
         await self._track(stream_id, loaded)
-        ids = {event.event_id for event in encoded}
-        first = max(result.version - len(encoded) + 1, 1)
-        recorded = await self.store.read_stream(stream_id, first, result.version)
-        repeated = [self.codec.decode(r) for r in recorded if r.event_id in ids]
+        if once is not None:
+            repeated = await self.recorded_once(stream_id, once)
+        else:  # the very same append sent again
+            recorded = await self.store.read_by_ids(stream_id, [e.event_id for e in encoded])
+            repeated = [self.codec.decode(r) for r in recorded]
         return Saved(loaded.state, [], result, repeated)
 
     async def _track(self, stream_id: str, loaded: Loaded[Any]) -> None:

@@ -42,7 +42,7 @@ class HandoverManager(ProcessManager):
                 appended = (await self.game.handovers.finish_take(event, room)).events
             case ItemDropped():
                 player_id = stream_key_of(recorded.stream_id)
-                appended = await self.game.handovers.finish_drop(event, player_id)
+                appended = (await self.game.handovers.finish_drop(event, player_id)).events
             case MonsterHit(health_left=left) if left > 0:
                 appended = (await self.game.handovers.finish_fight(event, None)).events
             case MonsterDefeated():

@@ -90,6 +90,10 @@ class MemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
 
+    async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
+        found = (self._log[i] for i in {self._ids.get(id) for id in event_ids} if i is not None)
+        return sorted((e for e in found if e.stream_id == stream_id), key=lambda e: e.version)
+
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         start = max(after_position, 0)
         return self._log[start : start + max(limit, 0)]

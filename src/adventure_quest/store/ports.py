@@ -47,6 +47,14 @@ class EventStore(Protocol):
         """The stream's current version; 0 when it has no events."""
         ...
 
+    async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
+        """Those of ``event_ids`` recorded on the stream, in version order ([] if none).
+
+        Found through the unique index on event ids, however far back they are: what a
+        decision with derived ids (``Repository.update(once=...)``) recorded, whoever recorded it.
+        """
+        ...
+
     def logs(self) -> Sequence[GlobalLog]:
         """The global log of each shard, in shard order (one for an unsharded store)."""
         ...

@@ -62,6 +62,9 @@ class ShardedEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return await self._shard(stream_id).stream_version(stream_id)
 
+    async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
+        return await self._shard(stream_id).read_by_ids(stream_id, event_ids)
+
     def logs(self) -> Sequence[GlobalLog]:
         return [log for shard in self.shards for log in shard.logs()]
 

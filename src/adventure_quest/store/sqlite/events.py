@@ -34,6 +34,8 @@ from adventure_quest.store.sqlite.schema import connect, open_database, translat
 from adventure_quest.store.tailing import HeadSignal
 
 MAX_EVENTS_PER_COMMIT: Final = 20_000
+#: Event ids looked up by one query of ``read_by_ids`` (SQLite bounds a statement's parameters).
+IDS_PER_QUERY: Final = 1_000
 #: How long the writer may wait for more callers of a busy store before it commits.
 LINGER_S: Final = 0.0003
 #: Below this many callers per commit the writer never lingers (latency over batching).
@@ -241,6 +243,21 @@ class SQLiteEventStore:
     async def stream_version(self, stream_id: str) -> int:
         with translated_errors(self.path):
             return committed_version(self._reader(), stream_id)
+
+    async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
+        ids = list(dict.fromkeys(event_ids))
+        found: list[RecordedEvent] = []
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start : start + IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            with translated_errors(self.path):
+                rows = self._reader().execute(
+                    f"SELECT event_id, {STREAM_COLUMNS} FROM events"
+                    f" WHERE event_id IN ({marks}) AND stream_id = ?",
+                    (*chunk, stream_id),
+                )
+                found += stream_events(stream_id, rows, self.shard)
+        return sorted(found, key=lambda event: event.version)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         with translated_errors(self.path):
