@@ -14,7 +14,7 @@ from adventure_quest.app.game import Game
 from adventure_quest.app.repository import MAX_ONCE_EVENTS, ConflictError, LruCache, Repository
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.errors import DomainError
-from adventure_quest.domain.events import PlayerSaid
+from adventure_quest.domain.events import Event, PlayerSaid
 from adventure_quest.store.envelope import ANY, Metadata
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
@@ -218,7 +218,7 @@ def test_a_decision_recorded_once_answers_all_it_recorded_whoever_decides_it_aga
         repository = Repository(store, MemorySnapshotStore(), event_codec(), cache_size=0)
         kind, metadata = player_type(), Metadata(actor="test")
         stream = f"player-{player_id_for('Once')}"
-        said = [PlayerSaid("village_square", f"line {n}") for n in range(3)]
+        said: list[Event] = [PlayerSaid("village_square", f"line {n}") for n in range(3)]
         first = await repository.update(kind, stream, lambda _: said, metadata, once="k")
         assert (first.events, first.repeated) == (said, [])
         for _ in range(30):  # the stream moves on, far past the decision
@@ -228,7 +228,7 @@ def test_a_decision_recorded_once_answers_all_it_recorded_whoever_decides_it_aga
         assert await repository.recorded_once(stream, "k") == said
         assert await repository.recorded_once(stream, "never") == []
         version = await store.stream_version(stream)
-        too_long = [PlayerSaid("village_square", "x")] * (MAX_ONCE_EVENTS + 1)
+        too_long: list[Event] = [PlayerSaid("village_square", "x")] * (MAX_ONCE_EVENTS + 1)
         with pytest.raises(ValueError, match="at most 8 events"):
             await repository.update(kind, stream, lambda _: too_long, metadata, once="j")
         assert await store.stream_version(stream) == version
