@@ -118,6 +118,13 @@ def test_a_shorter_second_attempt_answers_where_the_recorded_ids_landed_highest(
     )
 
 
+def test_a_repeat_answers_the_shard_of_the_store_that_found_it() -> None:
+    found = {"id-a": ("s-1", 4, 40)}
+    assert settle_reused_ids("s-1", [A], found, shard=3) == AppendResult(
+        "s-1", 4, 40, repeat=True, shard=3
+    )
+
+
 def test_ids_of_the_repeat_recorded_on_other_streams_do_not_count() -> None:
     found = {"id-a": ("s-1", 4, 40), "id-b": ("s-2", 9, 90)}
     assert settle_reused_ids("s-1", [A, B], found) == AppendResult("s-1", 4, 40, repeat=True)
