@@ -56,7 +56,8 @@ def _factory(
     yield make
 
 
-def _urls(adapter: str, path: Path) -> str:
+def store_url(adapter: str, path: Path) -> str:
+    """The URL of a fresh store of one of EVENT_STORES (``path``: where SQLite files go)."""
     if adapter == "memory":
         return "memory://"
     if adapter == "sqlite":
@@ -68,11 +69,11 @@ def _urls(adapter: str, path: Path) -> str:
 
 
 def _event_store(adapter: str, path: Path) -> EventStore:
-    return open_event_store(_urls(adapter, path))
+    return open_event_store(store_url(adapter, path))
 
 
 def _snapshot_store(adapter: str, path: Path) -> SnapshotStore:
-    return open_snapshot_store(_urls(adapter, path))
+    return open_snapshot_store(store_url(adapter, path))
 
 
 @pytest.fixture(params=EVENT_STORES)

@@ -21,8 +21,7 @@ from adventure_quest.store.ports import CheckpointStore
 from adventure_quest.store.postgres.checkpoints import PostgresCheckpointStore
 from adventure_quest.store.sqlite.checkpoints import SQLiteCheckpointStore
 from adventure_quest.store.urls import open_checkpoint_stores, sqlite_path
-from tests import postgres
-from tests.conftest import _opened, run
+from tests.conftest import _opened, run, store_url
 
 ADAPTERS = ["memory", "sqlite", "postgres", "sqlite-sharded", "postgres-sharded"]
 # A memory store lives in its process: a new one (a restart, another process) starts empty, so
@@ -62,19 +61,9 @@ class Checkpoints:
         return stores
 
 
-def _url(adapter: str, path: Path) -> str:
-    if adapter == "memory":
-        return "memory://"
-    if adapter == "sqlite":
-        return f"sqlite:///{path}"
-    if adapter == "sqlite-sharded":
-        return f"sqlite:///{path}.0,sqlite:///{path}.1"
-    return ",".join(postgres.fresh(2 if adapter == "postgres-sharded" else 1))
-
-
 def _checkpoints(request: pytest.FixtureRequest, tmp_path: Path) -> Checkpoints:
     adapter: str = request.param
-    return Checkpoints(adapter, _url(adapter, tmp_path / "checkpoints.sqlite"))
+    return Checkpoints(adapter, store_url(adapter, tmp_path / "checkpoints.sqlite"))
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -26,7 +26,7 @@ from adventure_quest.bootstrap.roles import Job, processing_jobs
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
-from adventure_quest.processing.status import read_status
+from adventure_quest.processing.status import read_status, relayed_logs
 from adventure_quest.queries.cache import QueryCache
 from adventure_quest.queries.consistency import Watch
 from adventure_quest.queries.feed import RoomFeed
@@ -61,8 +61,9 @@ async def api_context(parts: Parts) -> ApiContext:
     letters = await parts.dead_letters()
 
     async def status() -> dict[str, Any]:
+        relayed = relayed_logs(parts.event_store().logs(), parts.checkpoints())
         return await read_status(
-            parts.relays(), parts.queue(), letters.dead_letters, group=GROUP, interval_s=0
+            relayed, parts.queue(), letters.dead_letters, group=GROUP, interval_s=0
         )
 
     return ApiContext(

@@ -28,7 +28,7 @@ from adventure_quest.bootstrap.roles import processing_jobs
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
-from adventure_quest.processing.status import as_json, prometheus, read_status
+from adventure_quest.processing.status import as_json, prometheus, read_status, relayed_logs
 from adventure_quest.projections.rebuild import rebuild
 
 Partitions = Annotated[
@@ -254,7 +254,8 @@ async def _rebuild(settings: Settings, name: str) -> None:
 async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
     async with Parts(settings) as parts:
         letters = await parts.dead_letters()
-        status = await read_status(parts.relays(), parts.queue(), letters.dead_letters, group=GROUP)
+        relayed = relayed_logs(parts.event_store().logs(), parts.checkpoints())
+        status = await read_status(relayed, parts.queue(), letters.dead_letters, group=GROUP)
     if prom:
         typer.echo(prometheus(status), nl=False)
     elif json_out:

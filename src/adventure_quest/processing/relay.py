@@ -24,6 +24,11 @@ BATCH: Final = 2000
 MAX_BACKOFF_S: Final = 5.0
 
 
+def relay_name(shard: int) -> str:
+    """The checkpoint name of the relay of shard ``shard``'s log."""
+    return f"relay-shard-{shard}"
+
+
 class Relay:
     """Publishes ``source`` to ``queue``; ``name`` keys its checkpoint."""
 
@@ -40,7 +45,7 @@ class Relay:
         self.source = source
         self.queue = queue
         self.checkpoints = checkpoints
-        self.name = name or f"relay-shard-{source.shard}"
+        self.name = name or relay_name(source.shard)
         self.batch = batch
         self.idle_wait_s = idle_wait_s
         self.position = 0

@@ -9,19 +9,47 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence, Sized
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
 from adventure_quest.messaging.ports import MessageQueue
-from adventure_quest.processing.relay import Relay
+from adventure_quest.processing.relay import relay_name
+from adventure_quest.store.ports import CheckpointStore, GlobalLog
 
 #: Behind for longer than this with no progress between two looks: "stalled".
 STALL_AFTER_S = 30.0
 
 
+class Relayed(Protocol):
+    """A shard's log and the checkpoint its relay keeps (a running Relay is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> GlobalLog: ...
+    @property
+    def checkpoints(self) -> CheckpointStore: ...
+
+
+class RelayedLog(NamedTuple):
+    """What status reads of a shard's relay without running one: its checkpoint and the log."""
+
+    name: str
+    source: GlobalLog
+    checkpoints: CheckpointStore
+
+
+def relayed_logs(
+    logs: Sequence[GlobalLog], checkpoints: Sequence[CheckpointStore]
+) -> list[RelayedLog]:
+    """Each shard's log with its relay's checkpoint, under the name a relay of it saves as."""
+    pairs = zip(logs, checkpoints, strict=True)
+    return [RelayedLog(relay_name(log.shard), log, store) for log, store in pairs]
+
+
 async def read_status(
-    relays: Sequence[Relay],
+    relays: Sequence[Relayed],
     queue: MessageQueue,
     dead_letters: Callable[[], Awaitable[Sized]],
     *,
