@@ -7,17 +7,14 @@ closed" (ResourceWarning) from a connection made after its queue was closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import uuid
 
-import nats
 import pytest
 
 from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.messaging.ports import QueueUnavailableError
-
-NATS_URL = "nats://127.0.0.1:4222"
+from tests.nats_streams import NATS_URL, delete_stream
 
 
 def test_a_queue_closed_while_connecting_leaves_no_connection_open() -> None:
@@ -32,12 +29,7 @@ def test_a_queue_closed_while_connecting_leaves_no_connection_open() -> None:
             await connecting
         assert queue._client is None
         gc.collect()  # an unclosed socket would warn here (warnings are errors)
-        client = await nats.connect(NATS_URL)
-        try:
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await client.jetstream().delete_stream(stream)
-        finally:
-            await client.close()
+        await delete_stream(stream)
 
     asyncio.run(scenario())
 
@@ -55,11 +47,7 @@ def test_a_publish_still_running_after_close_connects_no_more() -> None:
         with pytest.raises(QueueUnavailableError) as refused:
             await queue.jetstream()
         gc.collect()  # an unclosed socket would warn here (warnings are errors)
-        client = await nats.connect(NATS_URL)
-        try:
-            await client.jetstream().delete_stream(stream)
-        finally:
-            await client.close()
+        await delete_stream(stream)
         return str(refused.value), queue._client is None
 
     message, no_client = asyncio.run(scenario())

@@ -9,18 +9,13 @@ most ``max_events``; the surplus is kept, in order, for the next fetch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-
-import nats
-import nats.js.errors
 
 from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.messaging.nats_consumer import NatsConsumer
 from adventure_quest.store.envelope import Metadata, RecordedEvent
-
-NATS_URL = "nats://127.0.0.1:4222"
+from tests.nats_streams import NATS_URL, delete_stream
 
 
 def events(count: int) -> list[RecordedEvent]:
@@ -83,11 +78,6 @@ def test_a_fetch_returns_no_more_than_asked_and_keeps_the_rest_in_order() -> Non
             assert got == sent[4:]
         finally:
             await queue.close()
-            client = await nats.connect(NATS_URL)
-            try:
-                with contextlib.suppress(nats.js.errors.NotFoundError):
-                    await client.jetstream().delete_stream(stream)
-            finally:
-                await client.close()
+            await delete_stream(stream)
 
     asyncio.run(scenario())

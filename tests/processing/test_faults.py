@@ -25,7 +25,6 @@ import time
 import uuid
 from pathlib import Path
 
-import nats
 import pytest
 
 from adventure_quest.app.aggregates import event_codec
@@ -42,6 +41,7 @@ from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.sqlite.events import SQLiteEventStore
 from adventure_quest.store.urls import open_checkpoint_stores
 from tests.conftest import run
+from tests.nats_streams import delete_stream
 from tests.processing import item_ledger
 
 AQ = str(Path(sys.executable).parent / "aq")
@@ -139,14 +139,6 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [AQ, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-
-
-async def delete_stream(name: str) -> None:
-    client = await nats.connect("nats://127.0.0.1:4222")
-    try:
-        await client.jetstream().delete_stream(name)
-    finally:
-        await client.close()
 
 
 async def tally_and_tables(
