@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -27,17 +29,58 @@ class Closable(Protocol):
 _opened: list[Closable] = []
 
 
+async def close_opened() -> None:
+    """Close, newest first, the stores the factories below opened."""
+    while _opened:
+        await _opened.pop().close()
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one scenario on a fresh event loop; stores it opened are closed on that loop."""
+    """Run a coroutine from a test that is not async itself (one that drives ``aq`` processes)
+    on a fresh event loop; stores it opened are closed on that loop."""
 
     async def scenario() -> T:
         try:
             return await coroutine
         finally:
-            while _opened:
-                await _opened.pop().close()
+            await close_opened()
 
     return asyncio.run(scenario())
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (anyio's plugin, ``anyio_mode = "auto"``) run on asyncio."""
+    return "asyncio"
+
+
+def _closing(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``test``, then the stores it opened closed, on the test's own event loop."""
+
+    @functools.wraps(test)
+    async def closing(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await test(*args, **kwargs)
+        finally:
+            await close_opened()
+
+    closing._aq_closing = True  # type: ignore[attr-defined]
+    return closing
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test closes what the store factories opened for it: a Hypothesis test after
+    each example (each runs on an event loop of its own), any other when it ends."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        hypothesis = getattr(item.obj, "hypothesis", None)
+        if hypothesis is not None:
+            inner = hypothesis.inner_test
+            if inspect.iscoroutinefunction(inner) and not getattr(inner, "_aq_closing", False):
+                hypothesis.inner_test = _closing(inner)
+        elif inspect.iscoroutinefunction(item.obj):
+            item.obj = _closing(item.obj)
 
 
 S = TypeVar("S", bound=Closable)

@@ -59,55 +59,52 @@ def test_both_lanes_answer_every_command_alike(tmp_path: Path) -> None:
     assert [status for status, _ in fast] == [200, 200, 409, 200, 200, 409, 409, 409, 200]
 
 
-def test_requests_the_fast_lane_cannot_run_get_the_applications_answers(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        # A limit above the deepest body below, so that it reaches the decoders.
-        async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
-            me, token, _ = await create(client, "Strict")
-            _, other, _ = await create(client, "Other")
-            move = f"/players/{me}/move"
-            cases = [
-                (
-                    client.post(move, content=b'{"direction": ', headers=bearer(token)),
-                    400,
-                    "malformed_json",
-                ),
-                (
-                    client.post(move, json={"direction": "north", "x": 1}, headers=bearer(token)),
-                    422,
-                    "invalid_request",
-                ),
-                (
-                    client.post(move, json={"direction": "sideways"}, headers=bearer(token)),
-                    422,
-                    "invalid_request",
-                ),
-                (client.post(move, json={"direction": "north"}), 401, "unauthenticated"),
-                (
-                    client.post(move, json={"direction": "north"}, headers=bearer(other)),
-                    403,
-                    "forbidden",
-                ),
-                (
-                    client.post(move, json={"direction": "n" * (1 << 20)}, headers=bearer(token)),
-                    413,
-                    "body_too_large",
-                ),
-            ]
-            # Nesting past the decoders' depth: every command, with its character's token (the
-            # request the fast lane would run), is malformed JSON (it was a 500: issue 10).
-            for _, deep in TOO_DEEP:
-                for verb in ("move", "take", "drop", "use", "attack", "say"):
-                    command = client.post(
-                        f"/players/{me}/{verb}", content=deep, headers=bearer(token)
-                    )
-                    cases.append((command, 400, "malformed_json"))
-            for request, status, code in cases:
-                answer = await request
-                assert (answer.status_code, error_code(answer)) == (status, code), answer.text
-            assert (await client.get(f"/players/{me}/state")).json()["version"] == 2
-
-    run(scenario())
+async def test_requests_the_fast_lane_cannot_run_get_the_applications_answers(
+    tmp_path: Path,
+) -> None:
+    # A limit above the deepest body below, so that it reaches the decoders.
+    async with live(settings_for(tmp_path, max_body_bytes=1 << 20)) as client:
+        me, token, _ = await create(client, "Strict")
+        _, other, _ = await create(client, "Other")
+        move = f"/players/{me}/move"
+        cases = [
+            (
+                client.post(move, content=b'{"direction": ', headers=bearer(token)),
+                400,
+                "malformed_json",
+            ),
+            (
+                client.post(move, json={"direction": "north", "x": 1}, headers=bearer(token)),
+                422,
+                "invalid_request",
+            ),
+            (
+                client.post(move, json={"direction": "sideways"}, headers=bearer(token)),
+                422,
+                "invalid_request",
+            ),
+            (client.post(move, json={"direction": "north"}), 401, "unauthenticated"),
+            (
+                client.post(move, json={"direction": "north"}, headers=bearer(other)),
+                403,
+                "forbidden",
+            ),
+            (
+                client.post(move, json={"direction": "n" * (1 << 20)}, headers=bearer(token)),
+                413,
+                "body_too_large",
+            ),
+        ]
+        # Nesting past the decoders' depth: every command, with its character's token (the
+        # request the fast lane would run), is malformed JSON (it was a 500: issue 10).
+        for _, deep in TOO_DEEP:
+            for verb in ("move", "take", "drop", "use", "attack", "say"):
+                command = client.post(f"/players/{me}/{verb}", content=deep, headers=bearer(token))
+                cases.append((command, 400, "malformed_json"))
+        for request, status, code in cases:
+            answer = await request
+            assert (answer.status_code, error_code(answer)) == (status, code), answer.text
+        assert (await client.get(f"/players/{me}/state")).json()["version"] == 2
 
 
 class LooseSay(msgspec.Struct, frozen=True):

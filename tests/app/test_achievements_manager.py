@@ -147,52 +147,46 @@ def test_a_first_kill_and_ten_rooms_unlock_first_blood_and_explorer_once_each(
     assert run(scenario()) == EARNED
 
 
-def test_the_achievements_read_model_lists_each_unlock_in_order_with_its_position(
+async def test_the_achievements_read_model_lists_each_unlock_in_order_with_its_position(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        pipeline = Pipeline(store, tmp_path / "read.sqlite", ["achievements"])
-        async with pipeline.running():
-            player_id = await hero(new_game(store))
-        row = await pipeline.db.get(ACHIEVEMENTS, player_id)
-        recorded = await unlocks(store, player_id)
-        await pipeline.db.close()
-        assert row == {
-            "name": "Ratcatcher",
-            "unlocked": [
-                {"achievement": "first_blood", "title": "First Blood",
-                 "position": recorded[0].position},
-                {"achievement": "explorer", "title": "Explorer", "position": recorded[1].position},
-            ],
-            "count": 2,
-        }  # fmt: skip
-
-    run(scenario())
+    store = MemoryEventStore()
+    pipeline = Pipeline(store, tmp_path / "read.sqlite", ["achievements"])
+    async with pipeline.running():
+        player_id = await hero(new_game(store))
+    row = await pipeline.db.get(ACHIEVEMENTS, player_id)
+    recorded = await unlocks(store, player_id)
+    await pipeline.db.close()
+    assert row == {
+        "name": "Ratcatcher",
+        "unlocked": [
+            {"achievement": "first_blood", "title": "First Blood",
+             "position": recorded[0].position},
+            {"achievement": "explorer", "title": "Explorer", "position": recorded[1].position},
+        ],
+        "count": 2,
+    }  # fmt: skip
 
 
-def test_an_unlock_is_caused_by_the_event_that_earned_it_and_shares_its_correlation(
+async def test_an_unlock_is_caused_by_the_event_that_earned_it_and_shares_its_correlation(
     tmp_path: Path,
 ) -> None:
     """However far behind the manager ran, the cause is the kill, and the tenth room."""
 
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        async with Pipeline(store, tmp_path / "read.sqlite", ["achievements"]).running():
-            player_id = await hero(new_game(store))
-        stream = {e.event_id: e for e in await store.read_stream(f"player-{player_id}")}
-        for unlock in await unlocks(store, player_id):
-            cause = stream[unlock.metadata.causation_id]
-            assert cause.version < unlock.version
-            assert cause.event_type != "AchievementUnlocked"
-            assert unlock.metadata.correlation_id == cause.metadata.correlation_id
-            assert unlock.metadata.actor == player_id
-        first_blood, explorer = await unlocks(store, player_id)
-        assert stream[first_blood.metadata.causation_id].event_type == "XpGained"
-        tenth_room = event_codec().decode(stream[explorer.metadata.causation_id])
-        assert tenth_room == PlayerMoved("whispering_pines", "spider_hollow", "west")
-
-    run(scenario())
+    store = MemoryEventStore()
+    async with Pipeline(store, tmp_path / "read.sqlite", ["achievements"]).running():
+        player_id = await hero(new_game(store))
+    stream = {e.event_id: e for e in await store.read_stream(f"player-{player_id}")}
+    for unlock in await unlocks(store, player_id):
+        cause = stream[unlock.metadata.causation_id]
+        assert cause.version < unlock.version
+        assert cause.event_type != "AchievementUnlocked"
+        assert unlock.metadata.correlation_id == cause.metadata.correlation_id
+        assert unlock.metadata.actor == player_id
+    first_blood, explorer = await unlocks(store, player_id)
+    assert stream[first_blood.metadata.causation_id].event_type == "XpGained"
+    tenth_room = event_codec().decode(stream[explorer.metadata.causation_id])
+    assert tenth_room == PlayerMoved("whispering_pines", "spider_hollow", "west")
 
 
 # -- exactly once, however often events arrive ------------------------------------------------
@@ -214,76 +208,64 @@ def test_two_managers_fed_every_event_at_the_same_time_still_unlock_each_once(
     assert run(scenario()) == EARNED
 
 
-def test_a_second_manager_replaying_the_whole_log_later_unlocks_nothing_more(
+async def test_a_second_manager_replaying_the_whole_log_later_unlocks_nothing_more(
     tmp_path: Path,
 ) -> None:
     """A relay restarted from scratch re-publishes everything to a new manager."""
 
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        async with Pipeline(store, tmp_path / "first.sqlite", ["achievements"]).running():
-            player_id = await hero(new_game(store))
-        head = await store.head()
-        again = Pipeline(store, tmp_path / "again.sqlite", ["achievements"])
-        async with again.running():
-            pass
-        assert again.managers[0].checked > 0
-        assert again.managers[0].unlocked == 0
-        assert await store.head() == head
-        assert await unlocked_keys(store, player_id) == EARNED
-
-    run(scenario())
+    store = MemoryEventStore()
+    async with Pipeline(store, tmp_path / "first.sqlite", ["achievements"]).running():
+        player_id = await hero(new_game(store))
+    head = await store.head()
+    again = Pipeline(store, tmp_path / "again.sqlite", ["achievements"])
+    async with again.running():
+        pass
+    assert again.managers[0].checked > 0
+    assert again.managers[0].unlocked == 0
+    assert await store.head() == head
+    assert await unlocked_keys(store, player_id) == EARNED
 
 
-def test_a_manager_far_behind_unlocks_each_achievement_at_the_event_that_earned_it() -> None:
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        game = new_game(store)
-        player_id = await hero(game)
-        manager = AchievementsManager(game, MemoryQueue(["achievements"]), [0])
-        causes: list[tuple[str, str]] = []
-        for recorded in await store.read_stream(f"player-{player_id}"):
-            for event in await manager.handle(recorded):
-                assert isinstance(event, AchievementUnlocked)
-                causes.append((event.achievement, recorded.event_type))
-        assert causes == [("first_blood", "XpGained"), ("explorer", "PlayerMoved")]
-
-    run(scenario())
+async def test_a_manager_far_behind_unlocks_each_achievement_at_the_event_that_earned_it() -> None:
+    store = MemoryEventStore()
+    game = new_game(store)
+    player_id = await hero(game)
+    manager = AchievementsManager(game, MemoryQueue(["achievements"]), [0])
+    causes: list[tuple[str, str]] = []
+    for recorded in await store.read_stream(f"player-{player_id}"):
+        for event in await manager.handle(recorded):
+            assert isinstance(event, AchievementUnlocked)
+            causes.append((event.achievement, recorded.event_type))
+    assert causes == [("first_blood", "XpGained"), ("explorer", "PlayerMoved")]
 
 
-def test_handling_every_event_of_the_stream_again_appends_nothing() -> None:
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        game = new_game(store)
-        player_id = await hero(game)
-        manager = AchievementsManager(game, MemoryQueue(["achievements"]), [0])
-        events = await store.read_stream(f"player-{player_id}")
-        first = [e for recorded in events for e in await manager.handle(recorded)]
-        assert [e.achievement for e in first if isinstance(e, AchievementUnlocked)] == EARNED
-        for recorded in await store.read_stream(f"player-{player_id}"):
-            assert await manager.handle(recorded) == []
-        assert await unlocked_keys(store, player_id) == EARNED
-
-    run(scenario())
+async def test_handling_every_event_of_the_stream_again_appends_nothing() -> None:
+    store = MemoryEventStore()
+    game = new_game(store)
+    player_id = await hero(game)
+    manager = AchievementsManager(game, MemoryQueue(["achievements"]), [0])
+    events = await store.read_stream(f"player-{player_id}")
+    first = [e for recorded in events for e in await manager.handle(recorded)]
+    assert [e.achievement for e in first if isinstance(e, AchievementUnlocked)] == EARNED
+    for recorded in await store.read_stream(f"player-{player_id}"):
+        assert await manager.handle(recorded) == []
+    assert await unlocked_keys(store, player_id) == EARNED
 
 
-def test_a_manager_whose_cached_character_is_stale_still_unlocks() -> None:
+async def test_a_manager_whose_cached_character_is_stale_still_unlocks() -> None:
     """The manager of another process cached the character before it earned anything."""
 
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        player_game, manager_game = new_game(store), new_game(store)
-        manager = AchievementsManager(manager_game, MemoryQueue(["achievements"]), [0])
-        await player_game.create_character("Latecomer")
-        player_id = player_id_for("Latecomer")
-        (created,) = await store.read_stream(f"player-{player_id}")
-        assert await manager.handle(created) == []  # caches the character as it was created
-        await kill_a_rat_and_explore(player_game, player_id)
-        latest = (await store.read_stream(f"player-{player_id}"))[-1]
-        appended = await manager.handle(latest)
-        assert [e.achievement for e in appended if isinstance(e, AchievementUnlocked)] == EARNED
-
-    run(scenario())
+    store = MemoryEventStore()
+    player_game, manager_game = new_game(store), new_game(store)
+    manager = AchievementsManager(manager_game, MemoryQueue(["achievements"]), [0])
+    await player_game.create_character("Latecomer")
+    player_id = player_id_for("Latecomer")
+    (created,) = await store.read_stream(f"player-{player_id}")
+    assert await manager.handle(created) == []  # caches the character as it was created
+    await kill_a_rat_and_explore(player_game, player_id)
+    latest = (await store.read_stream(f"player-{player_id}"))[-1]
+    appended = await manager.handle(latest)
+    assert [e.achievement for e in appended if isinstance(e, AchievementUnlocked)] == EARNED
 
 
 class StoreDownOnce(MemoryEventStore):
@@ -302,42 +284,36 @@ class StoreDownOnce(MemoryEventStore):
         return await super().append(stream_id, expected_version, events)
 
 
-def test_a_store_outage_is_waited_out_and_the_unlock_happens_once(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store = StoreDownOnce()
-        pipeline = Pipeline(store, tmp_path / "read.sqlite", ["achievements"])
-        async with pipeline.running():
-            player_id = await hero(new_game(store))
-        assert store.refused == 1
-        assert pipeline.managers[0].failures == 1
-        assert await unlocked_keys(store, player_id) == EARNED
-
-    run(scenario())
+async def test_a_store_outage_is_waited_out_and_the_unlock_happens_once(tmp_path: Path) -> None:
+    store = StoreDownOnce()
+    pipeline = Pipeline(store, tmp_path / "read.sqlite", ["achievements"])
+    async with pipeline.running():
+        player_id = await hero(new_game(store))
+    assert store.refused == 1
+    assert pipeline.managers[0].failures == 1
+    assert await unlocked_keys(store, player_id) == EARNED
 
 
 # -- the read model --------------------------------------------------------------------------
 
 
-def test_the_achievements_read_model_rebuilt_from_the_log_equals_the_live_one(
+async def test_the_achievements_read_model_rebuilt_from_the_log_equals_the_live_one(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        pipeline = Pipeline(store, tmp_path / "live.sqlite", ["achievements"])
-        async with pipeline.running():
-            game = new_game(store)
-            await hero(game, "Ann")
-            await hero(game, "Bob")
-            await game.create_character("Idle")
-        live = await pipeline.db.select(ACHIEVEMENTS, order_by=[("player_id", False)])
-        await pipeline.db.close()
-        rebuilt_db = SQLiteReadDatabase(str(tmp_path / "rebuilt.sqlite"))
-        runner = ProjectionRunner(rebuilt_db, [Achievements()], store, event_codec())
-        await runner.setup()
-        await runner.apply(await store.read_all(0, 10_000))
-        rebuilt = await rebuilt_db.select(ACHIEVEMENTS, order_by=[("player_id", False)])
-        await rebuilt_db.close()
-        assert rebuilt == live
-        assert sorted(row["count"] for row in live) == [0, 2, 2]
-
-    run(scenario())
+    store = MemoryEventStore()
+    pipeline = Pipeline(store, tmp_path / "live.sqlite", ["achievements"])
+    async with pipeline.running():
+        game = new_game(store)
+        await hero(game, "Ann")
+        await hero(game, "Bob")
+        await game.create_character("Idle")
+    live = await pipeline.db.select(ACHIEVEMENTS, order_by=[("player_id", False)])
+    await pipeline.db.close()
+    rebuilt_db = SQLiteReadDatabase(str(tmp_path / "rebuilt.sqlite"))
+    runner = ProjectionRunner(rebuilt_db, [Achievements()], store, event_codec())
+    await runner.setup()
+    await runner.apply(await store.read_all(0, 10_000))
+    rebuilt = await rebuilt_db.select(ACHIEVEMENTS, order_by=[("player_id", False)])
+    await rebuilt_db.close()
+    assert rebuilt == live
+    assert sorted(row["count"] for row in live) == [0, 2, 2]

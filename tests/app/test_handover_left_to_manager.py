@@ -28,7 +28,6 @@ from adventure_quest.processing.handover_manager import HandoverManager
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, StoreUnavailableError
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from tests.conftest import run
 
 WORLD = load_world()
 
@@ -68,51 +67,45 @@ async def types_of(store: MemoryEventStore, stream_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize("failure", [ConcurrencyError, StoreUnavailableError])
-def test_a_drop_the_room_cannot_take_now_is_done_and_lands_once_later(
+async def test_a_drop_the_room_cannot_take_now_is_done_and_lands_once_later(
     failure: type[Exception],
 ) -> None:
-    async def scenario() -> None:
-        store, game, me = new_game()
-        await game.create_character("Busy")
-        await game.take(me, "torch")
-        store.contested, store.failure = "room-", failure
-        outcome = await game.drop(me, "torch")
-        assert [type(e) for e in outcome.events] == [ItemDropped]
-        assert outcome.player.inventory == ()
-        store.contested = None
-        square = await game.room(WORLD.start_room)
-        assert square.items == ()  # in transit
-        assert await finish_everything(game, store) == 1
-        game.repository.forget(f"room-{WORLD.start_room}")
-        assert [i.item_key for i in (await game.room(WORLD.start_room)).items] == ["torch"]
-        room_types = await types_of(store, f"room-{WORLD.start_room}")
-        assert room_types.count(ItemPutDown.__name__) == 1
-        assert await finish_everything(game, store) == 0
-
-    run(scenario())
+    store, game, me = new_game()
+    await game.create_character("Busy")
+    await game.take(me, "torch")
+    store.contested, store.failure = "room-", failure
+    outcome = await game.drop(me, "torch")
+    assert [type(e) for e in outcome.events] == [ItemDropped]
+    assert outcome.player.inventory == ()
+    store.contested = None
+    square = await game.room(WORLD.start_room)
+    assert square.items == ()  # in transit
+    assert await finish_everything(game, store) == 1
+    game.repository.forget(f"room-{WORLD.start_room}")
+    assert [i.item_key for i in (await game.room(WORLD.start_room)).items] == ["torch"]
+    room_types = await types_of(store, f"room-{WORLD.start_room}")
+    assert room_types.count(ItemPutDown.__name__) == 1
+    assert await finish_everything(game, store) == 0
 
 
-def test_a_take_and_a_blow_the_player_cannot_take_now_are_finished_later() -> None:
-    async def scenario() -> None:
-        store, game, me = new_game()
-        await game.create_character("Busy")
-        store.contested = "player-"
-        taken = await game.take(me, "torch")
-        assert [type(e) for e in taken.events] == [ItemPickedUp]
-        assert taken.player.inventory == ()
-        store.contested = None
-        await game.move(me, "s")
-        await game.move(me, "d")
-        store.contested = "player-"
-        hit = await game.attack(me, "rat")
-        assert [type(e) for e in hit.events] == [MonsterHit]
-        store.contested = None
-        assert await finish_everything(game, store) == 2
-        game.repository.forget(f"player-{me}")
-        busy = await game.player(me)
-        assert [i.item_key for i in busy.inventory] == ["torch"]
-        player_types = await types_of(store, f"player-{me}")
-        assert player_types.count(ItemTaken.__name__) == 1
-        assert player_types.count(DamageTaken.__name__) == 1
-
-    run(scenario())
+async def test_a_take_and_a_blow_the_player_cannot_take_now_are_finished_later() -> None:
+    store, game, me = new_game()
+    await game.create_character("Busy")
+    store.contested = "player-"
+    taken = await game.take(me, "torch")
+    assert [type(e) for e in taken.events] == [ItemPickedUp]
+    assert taken.player.inventory == ()
+    store.contested = None
+    await game.move(me, "s")
+    await game.move(me, "d")
+    store.contested = "player-"
+    hit = await game.attack(me, "rat")
+    assert [type(e) for e in hit.events] == [MonsterHit]
+    store.contested = None
+    assert await finish_everything(game, store) == 2
+    game.repository.forget(f"player-{me}")
+    busy = await game.player(me)
+    assert [i.item_key for i in busy.inventory] == ["torch"]
+    player_types = await types_of(store, f"player-{me}")
+    assert player_types.count(ItemTaken.__name__) == 1
+    assert player_types.count(DamageTaken.__name__) == 1

@@ -20,7 +20,6 @@ from adventure_quest.store.memory import (
     MemoryEventStore,
     MemorySnapshotStore,
 )
-from tests.conftest import run
 
 WORLD = load_world()
 
@@ -67,65 +66,56 @@ async def player_events(store: MemoryEventStore, player_id: str) -> list[Recorde
     return await store.read_stream(f"player-{player_id}")
 
 
-def test_a_take_cut_off_after_the_room_gave_the_item_is_finished_once() -> None:
-    async def scenario() -> None:
-        store, game, me = new_game()
-        await game.create_character("Crash")
-        store.crash_on = "player-"
-        with pytest.raises(Crash):
-            await game.take(me, "torch")
-        assert (await game.room(WORLD.start_room)).items == ()  # gone from the floor...
-        assert (await game.player(me)).inventory == ()  # ...and not yet held: in transit
-        game.repository.forget(f"player-{me}")
-        assert await recover(store, game) == 1
-        assert [i.item_key for i in (await game.player(me)).inventory] == ["torch"]
-        before = len(await player_events(store, me))
-        assert await recover(store, game) == 0  # everything again: nothing more happens
-        assert len(await player_events(store, me)) == before
-
-    run(scenario())
-
-
-def test_a_drop_cut_off_after_the_player_let_go_lands_in_the_room_once() -> None:
-    async def scenario() -> None:
-        store, game, me = new_game()
-        await game.create_character("Crash")
+async def test_a_take_cut_off_after_the_room_gave_the_item_is_finished_once() -> None:
+    store, game, me = new_game()
+    await game.create_character("Crash")
+    store.crash_on = "player-"
+    with pytest.raises(Crash):
         await game.take(me, "torch")
-        store.crash_on = "room-"
-        with pytest.raises(Crash):
-            await game.drop(me, "torch")
-        assert (await game.room(WORLD.start_room)).items == ()
-        game.repository.forget(f"room-{WORLD.start_room}")
-        assert await recover(store, game) == 1
-        room = await game.room(WORLD.start_room)
-        assert [i.item_key for i in room.items] == ["torch"]
-        assert await recover(store, game) == 0
-        assert [i.item_key for i in (await game.room(WORLD.start_room)).items] == ["torch"]
-
-    run(scenario())
+    assert (await game.room(WORLD.start_room)).items == ()  # gone from the floor...
+    assert (await game.player(me)).inventory == ()  # ...and not yet held: in transit
+    game.repository.forget(f"player-{me}")
+    assert await recover(store, game) == 1
+    assert [i.item_key for i in (await game.player(me)).inventory] == ["torch"]
+    before = len(await player_events(store, me))
+    assert await recover(store, game) == 0  # everything again: nothing more happens
+    assert len(await player_events(store, me)) == before
 
 
-def test_a_fight_cut_off_after_the_blow_gives_its_outcome_once() -> None:
-    async def scenario() -> None:
-        store, game, me = new_game()
-        await game.create_character("Crash")
-        # The giant rat lives in the chapel crypt: south of the square, then down.
-        await game.move(me, "south")
-        await game.move(me, "down")
-        here = (await game.player(me)).room
-        assert any(m.monster_key == "giant_rat" for m in (await game.room(here)).monsters)
-        store.crash_on = "player-"
-        with pytest.raises(Crash):
-            await game.attack(me, "rat")
-        game.repository.forget(f"player-{me}")
-        finished = await recover(store, game)
-        assert finished == 1
-        hit = (await store.read_stream(f"room-{here}"))[-1]
-        outcomes = [e for e in await player_events(store, me) if e.event_type == "DamageTaken"]
-        assert len(outcomes) == 1  # the rat's answer reached the player...
-        assert outcomes[0].metadata.causation_id == hit.metadata.causation_id  # ...for that blow
-        assert await recover(store, game) == 0
-        again = [e for e in await player_events(store, me) if e.event_type == "DamageTaken"]
-        assert len(again) == 1
+async def test_a_drop_cut_off_after_the_player_let_go_lands_in_the_room_once() -> None:
+    store, game, me = new_game()
+    await game.create_character("Crash")
+    await game.take(me, "torch")
+    store.crash_on = "room-"
+    with pytest.raises(Crash):
+        await game.drop(me, "torch")
+    assert (await game.room(WORLD.start_room)).items == ()
+    game.repository.forget(f"room-{WORLD.start_room}")
+    assert await recover(store, game) == 1
+    room = await game.room(WORLD.start_room)
+    assert [i.item_key for i in room.items] == ["torch"]
+    assert await recover(store, game) == 0
+    assert [i.item_key for i in (await game.room(WORLD.start_room)).items] == ["torch"]
 
-    run(scenario())
+
+async def test_a_fight_cut_off_after_the_blow_gives_its_outcome_once() -> None:
+    store, game, me = new_game()
+    await game.create_character("Crash")
+    # The giant rat lives in the chapel crypt: south of the square, then down.
+    await game.move(me, "south")
+    await game.move(me, "down")
+    here = (await game.player(me)).room
+    assert any(m.monster_key == "giant_rat" for m in (await game.room(here)).monsters)
+    store.crash_on = "player-"
+    with pytest.raises(Crash):
+        await game.attack(me, "rat")
+    game.repository.forget(f"player-{me}")
+    finished = await recover(store, game)
+    assert finished == 1
+    hit = (await store.read_stream(f"room-{here}"))[-1]
+    outcomes = [e for e in await player_events(store, me) if e.event_type == "DamageTaken"]
+    assert len(outcomes) == 1  # the rat's answer reached the player...
+    assert outcomes[0].metadata.causation_id == hit.metadata.causation_id  # ...for that blow
+    assert await recover(store, game) == 0
+    again = [e for e in await player_events(store, me) if e.event_type == "DamageTaken"]
+    assert len(again) == 1

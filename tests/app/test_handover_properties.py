@@ -373,82 +373,72 @@ async def crashed_take(game: Game, store: CrashingEventStore, player_id: str) ->
 
 @RECOVERY_SETTINGS
 @given(RECOVERY_RUNS)
-def test_an_interrupted_take_is_finished_once_however_often_recovery_runs(times: int) -> None:
-    async def scenario() -> None:
-        store, world = CrashingEventStore(), crowded_world()
-        game = new_game(store, world)
-        [player_id] = await joined(game, 1)
-        picked = await crashed_take(game, store, player_id)
-        in_transit = misplaced(await whereabouts(game, [player_id]), floor_ids(world))
-        assert in_transit == {**SETTLED, "vanished": [picked.item.item_id]}
-        for _ in range(times):
-            await game.handovers.finish_take(picked, SQUARE)
-        assert (await game.player(player_id)).inventory == (picked.item,)
-        assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
-        assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
-
-    asyncio.run(scenario())
-
-
-@RECOVERY_SETTINGS
-@given(RECOVERY_RUNS)
-def test_an_interrupted_take_that_no_longer_fits_returns_the_item_once(times: int) -> None:
-    async def scenario() -> None:
-        store, world = CrashingEventStore(), crowded_world(max_items=1)
-        game = new_game(store, world)
-        [player_id] = await joined(game, 1)
-        picked = await crashed_take(game, store, player_id)
-        await game.take(player_id, "coin")  # the inventory is full before recovery runs
-        for _ in range(times):
-            await game.handovers.finish_take(picked, SQUARE)
-        assert len(await stored_of(game, f"player-{player_id}", HandoverSettled)) == 1
-        assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
-            ItemPutDown(picked.item, player_id, picked.handover_id)
-        ]
-        assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
-
-    asyncio.run(scenario())
-
-
-def test_a_refused_take_whose_return_was_interrupted_still_returns_the_item() -> None:
-    async def scenario() -> None:
-        store, world = CrashingEventStore(), crowded_world(max_items=1)
-        game = new_game(store, world)
-        [player_id] = await joined(game, 1)
-        picked = await crashed_take(game, store, player_id)
-        await game.take(player_id, "coin")
-        store.crash_on = "room-"  # recovery itself dies after the player's side
-        with pytest.raises(SimulatedCrash):
-            await game.handovers.finish_take(picked, SQUARE)
-        store.crash_on = None
+async def test_an_interrupted_take_is_finished_once_however_often_recovery_runs(times: int) -> None:
+    store, world = CrashingEventStore(), crowded_world()
+    game = new_game(store, world)
+    [player_id] = await joined(game, 1)
+    picked = await crashed_take(game, store, player_id)
+    in_transit = misplaced(await whereabouts(game, [player_id]), floor_ids(world))
+    assert in_transit == {**SETTLED, "vanished": [picked.item.item_id]}
+    for _ in range(times):
         await game.handovers.finish_take(picked, SQUARE)
-        assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
-
-    asyncio.run(scenario())
+    assert (await game.player(player_id)).inventory == (picked.item,)
+    assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
+    assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
 
 
 @RECOVERY_SETTINGS
 @given(RECOVERY_RUNS)
-def test_an_interrupted_drop_lands_the_item_once_however_often_recovery_runs(times: int) -> None:
-    async def scenario() -> None:
-        store, world = CrashingEventStore(), crowded_world()
-        game = new_game(store, world)
-        [player_id] = await joined(game, 1)
-        await game.take(player_id, "torch")
-        store.crash_on = "room-"
-        assert await perform(game, player_id, "drop", "torch") == "crashed"
-        store.crash_on = None
-        dropped = (await stored(game, f"player-{player_id}"))[-1]
-        assert isinstance(dropped, ItemDropped)
-        assert (await game.player(player_id)).inventory == ()
-        for _ in range(times):
-            await game.handovers.finish_drop(dropped, player_id)
-        assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
-            ItemPutDown(dropped.item, player_id, dropped.handover_id)
-        ]
-        assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
+async def test_an_interrupted_take_that_no_longer_fits_returns_the_item_once(times: int) -> None:
+    store, world = CrashingEventStore(), crowded_world(max_items=1)
+    game = new_game(store, world)
+    [player_id] = await joined(game, 1)
+    picked = await crashed_take(game, store, player_id)
+    await game.take(player_id, "coin")  # the inventory is full before recovery runs
+    for _ in range(times):
+        await game.handovers.finish_take(picked, SQUARE)
+    assert len(await stored_of(game, f"player-{player_id}", HandoverSettled)) == 1
+    assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
+        ItemPutDown(picked.item, player_id, picked.handover_id)
+    ]
+    assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
 
-    asyncio.run(scenario())
+
+async def test_a_refused_take_whose_return_was_interrupted_still_returns_the_item() -> None:
+    store, world = CrashingEventStore(), crowded_world(max_items=1)
+    game = new_game(store, world)
+    [player_id] = await joined(game, 1)
+    picked = await crashed_take(game, store, player_id)
+    await game.take(player_id, "coin")
+    store.crash_on = "room-"  # recovery itself dies after the player's side
+    with pytest.raises(SimulatedCrash):
+        await game.handovers.finish_take(picked, SQUARE)
+    store.crash_on = None
+    await game.handovers.finish_take(picked, SQUARE)
+    assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
+
+
+@RECOVERY_SETTINGS
+@given(RECOVERY_RUNS)
+async def test_an_interrupted_drop_lands_the_item_once_however_often_recovery_runs(
+    times: int,
+) -> None:
+    store, world = CrashingEventStore(), crowded_world()
+    game = new_game(store, world)
+    [player_id] = await joined(game, 1)
+    await game.take(player_id, "torch")
+    store.crash_on = "room-"
+    assert await perform(game, player_id, "drop", "torch") == "crashed"
+    store.crash_on = None
+    dropped = (await stored(game, f"player-{player_id}"))[-1]
+    assert isinstance(dropped, ItemDropped)
+    assert (await game.player(player_id)).inventory == ()
+    for _ in range(times):
+        await game.handovers.finish_drop(dropped, player_id)
+    assert await stored_of(game, f"room-{SQUARE}", ItemPutDown) == [
+        ItemPutDown(dropped.item, player_id, dropped.handover_id)
+    ]
+    assert misplaced(await whereabouts(game, [player_id]), floor_ids(world)) == SETTLED
 
 
 async def into_the_crypt(game: Game, player_id: str) -> None:
@@ -472,46 +462,42 @@ async def crashed_attack(
 
 @RECOVERY_SETTINGS
 @given(RECOVERY_RUNS)
-def test_an_interrupted_fight_hurts_the_player_once_however_often_recovery_runs(
+async def test_an_interrupted_fight_hurts_the_player_once_however_often_recovery_runs(
     times: int,
 ) -> None:
-    async def scenario() -> None:
-        store = CrashingEventStore()
-        game = new_game(store, load_world(), roll=16)  # blows of 4, the rat answers with 4
-        [player_id] = await joined(game, 1)
-        await into_the_crypt(game, player_id)
-        hit, defeated = await crashed_attack(game, store, player_id)
-        assert (defeated, hit.counter_damage) == (None, 4)
-        for _ in range(times):
-            await game.handovers.finish_fight(hit, defeated)
-        assert (await game.player(player_id)).health == 96
-        assert await stored_of(game, f"player-{player_id}", DamageTaken) == [
-            DamageTaken(4, "giant_rat", "chapel_crypt", hit.handover_id)
-        ]
-
-    asyncio.run(scenario())
+    store = CrashingEventStore()
+    game = new_game(store, load_world(), roll=16)  # blows of 4, the rat answers with 4
+    [player_id] = await joined(game, 1)
+    await into_the_crypt(game, player_id)
+    hit, defeated = await crashed_attack(game, store, player_id)
+    assert (defeated, hit.counter_damage) == (None, 4)
+    for _ in range(times):
+        await game.handovers.finish_fight(hit, defeated)
+    assert (await game.player(player_id)).health == 96
+    assert await stored_of(game, f"player-{player_id}", DamageTaken) == [
+        DamageTaken(4, "giant_rat", "chapel_crypt", hit.handover_id)
+    ]
 
 
 @RECOVERY_SETTINGS
 @given(RECOVERY_RUNS)
-def test_an_interrupted_victory_pays_its_xp_once_however_often_recovery_runs(times: int) -> None:
-    async def scenario() -> None:
-        store = CrashingEventStore()
-        game = new_game(store, load_world(), roll=3)  # blows of 4 + 3 = 7
-        [player_id] = await joined(game, 1)
-        await into_the_crypt(game, player_id)
-        await game.attack(player_id, "rat")  # 8 - 7: one health left
-        hit, defeated = await crashed_attack(game, store, player_id)
-        assert defeated is not None
-        for _ in range(times):
-            await game.handovers.finish_fight(hit, defeated)
-        survivor = await game.player(player_id)
-        assert (survivor.xp, survivor.kills) == (10, 1)
-        assert await stored_of(game, f"player-{player_id}", XpGained) == [
-            XpGained(10, "giant_rat", hit.handover_id)
-        ]
-
-    asyncio.run(scenario())
+async def test_an_interrupted_victory_pays_its_xp_once_however_often_recovery_runs(
+    times: int,
+) -> None:
+    store = CrashingEventStore()
+    game = new_game(store, load_world(), roll=3)  # blows of 4 + 3 = 7
+    [player_id] = await joined(game, 1)
+    await into_the_crypt(game, player_id)
+    await game.attack(player_id, "rat")  # 8 - 7: one health left
+    hit, defeated = await crashed_attack(game, store, player_id)
+    assert defeated is not None
+    for _ in range(times):
+        await game.handovers.finish_fight(hit, defeated)
+    survivor = await game.player(player_id)
+    assert (survivor.xp, survivor.kills) == (10, 1)
+    assert await stored_of(game, f"player-{player_id}", XpGained) == [
+        XpGained(10, "giant_rat", hit.handover_id)
+    ]
 
 
 # -- (c) a contested item --------------------------------------------------------------------
@@ -529,41 +515,35 @@ async def reach_for_the_torch(game: Game, player_ids: list[str]) -> list[str]:
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(2, 4), st.randoms(use_true_random=False))
-def test_of_players_reaching_for_one_item_at_once_exactly_one_gets_it(
+async def test_of_players_reaching_for_one_item_at_once_exactly_one_gets_it(
     count: int, schedule: Random
 ) -> None:
-    async def scenario() -> None:
-        store = YieldingEventStore(schedule)
-        game = new_game(store, load_world(), max_attempts=PATIENT)
-        player_ids = await joined(game, count)
-        results = await reach_for_the_torch(game, player_ids)
-        hypothesis.event(
-            f"appends lost to a concurrent writer: {'some' if store.conflicts else 'none'}"
-        )
-        assert sorted(results) == ["item_not_here"] * (count - 1) + ["ok"]
-        winner = player_ids[results.index("ok")]
-        for player_id in player_ids:
-            held = (await game.player(player_id)).inventory
-            assert held == ((TORCH,) if player_id == winner else ())
-        assert (await game.room(SQUARE)).items == ()
-        assert len(await stored_of(game, f"room-{SQUARE}", ItemPickedUp)) == 1
-
-    asyncio.run(scenario())
+    store = YieldingEventStore(schedule)
+    game = new_game(store, load_world(), max_attempts=PATIENT)
+    player_ids = await joined(game, count)
+    results = await reach_for_the_torch(game, player_ids)
+    hypothesis.event(
+        f"appends lost to a concurrent writer: {'some' if store.conflicts else 'none'}"
+    )
+    assert sorted(results) == ["item_not_here"] * (count - 1) + ["ok"]
+    winner = player_ids[results.index("ok")]
+    for player_id in player_ids:
+        held = (await game.player(player_id)).inventory
+        assert held == ((TORCH,) if player_id == winner else ())
+    assert (await game.room(SQUARE)).items == ()
+    assert len(await stored_of(game, f"room-{SQUARE}", ItemPickedUp)) == 1
 
 
-def test_when_both_decide_on_the_same_room_version_the_loser_finds_the_item_gone() -> None:
-    async def scenario() -> None:
-        store = GatedEventStore(parties=2)
-        game = new_game(store, load_world())
-        player_ids = await joined(game, 2)
-        results = await reach_for_the_torch(game, player_ids)
-        assert store.expected_versions == [0, 0]  # both passed the checks before either wrote
-        assert sorted(results) == ["item_not_here", "ok"]
-        [picked] = await stored(game, f"room-{SQUARE}")
-        assert isinstance(picked, ItemPickedUp)
-        assert (picked.item, picked.player_id) == (TORCH, player_ids[results.index("ok")])
-
-    asyncio.run(scenario())
+async def test_when_both_decide_on_the_same_room_version_the_loser_finds_the_item_gone() -> None:
+    store = GatedEventStore(parties=2)
+    game = new_game(store, load_world())
+    player_ids = await joined(game, 2)
+    results = await reach_for_the_torch(game, player_ids)
+    assert store.expected_versions == [0, 0]  # both passed the checks before either wrote
+    assert sorted(results) == ["item_not_here", "ok"]
+    [picked] = await stored(game, f"room-{SQUARE}")
+    assert isinstance(picked, ItemPickedUp)
+    assert (picked.item, picked.player_id) == (TORCH, player_ids[results.index("ok")])
 
 
 # -- (d) finishes redelivered late, and what they record ------------------------------------
@@ -584,100 +564,85 @@ def other_hit(n: int, player_id: str) -> MonsterHit:
     return MonsterHit("crypt.rat.0", "giant_rat", player_id, 0, 8, 0, f"other-{n}")
 
 
-def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> None:
-    async def scenario() -> None:
-        game = new_game(MemoryEventStore(), crowded_world())
-        [player_id] = await joined(game, 1)
-        await game.take(player_id, "torch")
-        await game.drop(player_id, "torch")
-        [dropped] = await stored_of(game, f"player-{player_id}", ItemDropped)
-        assert isinstance(dropped, ItemDropped)
-        await forget(game, "room")
-        assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
-        assert (await game.handovers.finish_drop(dropped, player_id)).events == []
-        landed = await put_down_in_the_square(game, dropped.handover_id)
-        assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
-
-    asyncio.run(scenario())
+async def test_a_drop_finished_again_after_the_room_forgot_it_still_lands_once() -> None:
+    game = new_game(MemoryEventStore(), crowded_world())
+    [player_id] = await joined(game, 1)
+    await game.take(player_id, "torch")
+    await game.drop(player_id, "torch")
+    [dropped] = await stored_of(game, f"player-{player_id}", ItemDropped)
+    assert isinstance(dropped, ItemDropped)
+    await forget(game, "room")
+    assert dropped.handover_id not in (await game.room(SQUARE)).recent_handovers
+    assert (await game.handovers.finish_drop(dropped, player_id)).events == []
+    landed = await put_down_in_the_square(game, dropped.handover_id)
+    assert landed == [ItemPutDown(dropped.item, player_id, dropped.handover_id)]
 
 
-def test_a_take_finished_again_after_the_player_forgot_it_is_received_once() -> None:
-    async def scenario() -> None:
-        game = new_game(MemoryEventStore(), crowded_world())
-        [player_id] = await joined(game, 1)
-        await game.take(player_id, "torch")
-        [picked] = await stored_of(game, f"room-{SQUARE}", ItemPickedUp)
-        assert isinstance(picked, ItemPickedUp)
-        await forget(game, player_id)
-        assert picked.handover_id not in (await game.player(player_id)).recent_handovers
-        again = await game.handovers.finish_take(picked, SQUARE)
-        assert again.events == []
-        assert (await game.player(player_id)).inventory == (picked.item,)
-        assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
-
-    asyncio.run(scenario())
+async def test_a_take_finished_again_after_the_player_forgot_it_is_received_once() -> None:
+    game = new_game(MemoryEventStore(), crowded_world())
+    [player_id] = await joined(game, 1)
+    await game.take(player_id, "torch")
+    [picked] = await stored_of(game, f"room-{SQUARE}", ItemPickedUp)
+    assert isinstance(picked, ItemPickedUp)
+    await forget(game, player_id)
+    assert picked.handover_id not in (await game.player(player_id)).recent_handovers
+    again = await game.handovers.finish_take(picked, SQUARE)
+    assert again.events == []
+    assert (await game.player(player_id)).inventory == (picked.item,)
+    assert len(await stored_of(game, f"player-{player_id}", ItemTaken)) == 1
 
 
-def test_a_refused_take_returned_again_after_the_room_forgot_it_is_returned_once() -> None:
-    async def scenario() -> None:
-        store, world = CrashingEventStore(), crowded_world(max_items=1)
-        game = new_game(store, world)
-        [player_id] = await joined(game, 1)
-        picked = await crashed_take(game, store, player_id)
-        await game.take(player_id, "coin")
-        first = await game.handovers.finish_take(picked, SQUARE)
-        assert first.state.refused_handovers[-1] == picked.handover_id
-        assert [type(e) for e in first.events] == [HandoverSettled, ItemPutDown]
-        assert first.result is not None
-        await forget(game, "room")
-        await game.handovers.finish_take(picked, SQUARE)
-        returned = await put_down_in_the_square(game, picked.handover_id)
-        assert returned == [ItemPutDown(picked.item, player_id, picked.handover_id)]
-
-    asyncio.run(scenario())
+async def test_a_refused_take_returned_again_after_the_room_forgot_it_is_returned_once() -> None:
+    store, world = CrashingEventStore(), crowded_world(max_items=1)
+    game = new_game(store, world)
+    [player_id] = await joined(game, 1)
+    picked = await crashed_take(game, store, player_id)
+    await game.take(player_id, "coin")
+    first = await game.handovers.finish_take(picked, SQUARE)
+    assert first.state.refused_handovers[-1] == picked.handover_id
+    assert [type(e) for e in first.events] == [HandoverSettled, ItemPutDown]
+    assert first.result is not None
+    await forget(game, "room")
+    await game.handovers.finish_take(picked, SQUARE)
+    returned = await put_down_in_the_square(game, picked.handover_id)
+    assert returned == [ItemPutDown(picked.item, player_id, picked.handover_id)]
 
 
-def test_a_fight_finished_again_after_the_player_forgot_it_hurts_once() -> None:
-    async def scenario() -> None:
-        store = CrashingEventStore()
-        game = new_game(store, load_world(), roll=16)
-        [player_id] = await joined(game, 1)
-        await into_the_crypt(game, player_id)
-        hit, defeated = await crashed_attack(game, store, player_id)
-        await game.handovers.finish_fight(hit, defeated)
-        await forget(game, player_id)
-        assert hit.handover_id not in (await game.player(player_id)).recent_handovers
-        await game.handovers.finish_fight(hit, defeated)
-        assert (await game.player(player_id)).health == 96
-
-    asyncio.run(scenario())
+async def test_a_fight_finished_again_after_the_player_forgot_it_hurts_once() -> None:
+    store = CrashingEventStore()
+    game = new_game(store, load_world(), roll=16)
+    [player_id] = await joined(game, 1)
+    await into_the_crypt(game, player_id)
+    hit, defeated = await crashed_attack(game, store, player_id)
+    await game.handovers.finish_fight(hit, defeated)
+    await forget(game, player_id)
+    assert hit.handover_id not in (await game.player(player_id)).recent_handovers
+    await game.handovers.finish_fight(hit, defeated)
+    assert (await game.player(player_id)).health == 96
 
 
-def test_each_finish_records_its_hand_over_as_cause_and_correlation_and_the_player_as_actor() -> (
+async def test_each_finish_records_its_hand_over_as_cause_correlation_and_the_player_as_actor() -> (
     None
 ):
-    async def scenario() -> None:
-        store = CrashingEventStore()
-        game = new_game(store, crowded_world(max_items=1))
-        [player_id] = await joined(game, 1)
-        picked = await crashed_take(game, store, player_id)
-        await game.take(player_id, "coin")
-        await game.handovers.finish_take(picked, SQUARE)  # refused, and returned to the room
-        await game.drop(player_id, "coin")
-        await into_the_crypt(game, player_id)
-        hit, defeated = await crashed_attack(game, store, player_id)
-        await game.handovers.finish_fight(hit, defeated)
-        finished = [
-            r
-            for stream in (f"player-{player_id}", f"room-{SQUARE}")
-            for r in await store.read_stream(stream)
-            if r.event_type in {"HandoverSettled", "ItemPutDown", "ItemTaken", "DamageTaken"}
-        ]
-        assert {r.event_type for r in finished} >= {"HandoverSettled", "ItemPutDown"}
-        assert any(r.event_type == "DamageTaken" for r in finished)
-        for r in finished:
-            handover = game.repository.codec.decode(r).handover_id  # type: ignore[attr-defined]
-            assert (r.metadata.correlation_id, r.metadata.causation_id) == (handover, handover)
-            assert r.metadata.actor == player_id
-
-    asyncio.run(scenario())
+    store = CrashingEventStore()
+    game = new_game(store, crowded_world(max_items=1))
+    [player_id] = await joined(game, 1)
+    picked = await crashed_take(game, store, player_id)
+    await game.take(player_id, "coin")
+    await game.handovers.finish_take(picked, SQUARE)  # refused, and returned to the room
+    await game.drop(player_id, "coin")
+    await into_the_crypt(game, player_id)
+    hit, defeated = await crashed_attack(game, store, player_id)
+    await game.handovers.finish_fight(hit, defeated)
+    finished = [
+        r
+        for stream in (f"player-{player_id}", f"room-{SQUARE}")
+        for r in await store.read_stream(stream)
+        if r.event_type in {"HandoverSettled", "ItemPutDown", "ItemTaken", "DamageTaken"}
+    ]
+    assert {r.event_type for r in finished} >= {"HandoverSettled", "ItemPutDown"}
+    assert any(r.event_type == "DamageTaken" for r in finished)
+    for r in finished:
+        handover = game.repository.codec.decode(r).handover_id  # type: ignore[attr-defined]
+        assert (r.metadata.correlation_id, r.metadata.causation_id) == (handover, handover)
+        assert r.metadata.actor == player_id

@@ -99,53 +99,47 @@ async def duplicated(path: Path) -> tuple[SQLiteEventStore, Game, str, str]:
     return store, game, ann, bob
 
 
-def test_every_copy_is_found_and_the_one_the_deciding_events_name_is_kept(
+async def test_every_copy_is_found_and_the_one_the_deciding_events_name_is_kept(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store, game, ann, bob = await duplicated(tmp_path / "events.sqlite")
-        found = await audit(game)
-        [torch] = found.duplicates
-        assert torch.item.item_id == TORCH
-        assert Counter(torch.places) == {("held", ann): 2, ("held", bob): 1, ("floor", SQUARE): 1}
-        assert torch.keep == ("held", bob)  # the room gave it to Bob last
-        assert (found.characters, found.rooms) == (2, len(WORLD.rooms))
-        assert found.describe(torch.keep) == "held by Bob"
-        before = await store.head()
-        assert await repair(game, found) == 3
-        assert await store.head() == before + 3
-        assert (await audit(game)).duplicates == []
-        assert [i.item_id for i in (await game.player(bob)).inventory] == [TORCH]
-        assert (await game.player(ann)).inventory == ()
-        assert TORCH not in [i.item_id for i in (await game.room(SQUARE)).items]
-        assert await repair(game, await audit(game)) == 0  # again: nothing more
-        removed = [
-            game.repository.codec.decode(r)
-            for r in await store.read_all(before, 10)
-            if r.event_type == "DuplicateRemoved"
-        ]
-        assert all(isinstance(e, DuplicateRemoved) and e.item.item_id == TORCH for e in removed)
-        await store.close()
-
-    run(scenario())
+    store, game, ann, bob = await duplicated(tmp_path / "events.sqlite")
+    found = await audit(game)
+    [torch] = found.duplicates
+    assert torch.item.item_id == TORCH
+    assert Counter(torch.places) == {("held", ann): 2, ("held", bob): 1, ("floor", SQUARE): 1}
+    assert torch.keep == ("held", bob)  # the room gave it to Bob last
+    assert (found.characters, found.rooms) == (2, len(WORLD.rooms))
+    assert found.describe(torch.keep) == "held by Bob"
+    before = await store.head()
+    assert await repair(game, found) == 3
+    assert await store.head() == before + 3
+    assert (await audit(game)).duplicates == []
+    assert [i.item_id for i in (await game.player(bob)).inventory] == [TORCH]
+    assert (await game.player(ann)).inventory == ()
+    assert TORCH not in [i.item_id for i in (await game.room(SQUARE)).items]
+    assert await repair(game, await audit(game)) == 0  # again: nothing more
+    removed = [
+        game.repository.codec.decode(r)
+        for r in await store.read_all(before, 10)
+        if r.event_type == "DuplicateRemoved"
+    ]
+    assert all(isinstance(e, DuplicateRemoved) and e.item.item_id == TORCH for e in removed)
+    await store.close()
 
 
-def test_a_repaired_store_projects_every_instance_once(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store, game, _, _ = await duplicated(tmp_path / "events.sqlite")
-        await repair(game, await audit(game))
-        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
-        runner = ProjectionRunner(db, projections(WORLD), store, event_codec())
-        await runner.setup()
-        await runner.apply(await store.read_all(0, 10_000))
-        [square] = [r for r in await db.select(ROOM_VIEW) if r["room"] == SQUARE]
-        on_floor = [i["item_id"] for i in square["state"]["items"]]
-        carried = {person["name"]: person["inventory"] for person in square["players"].values()}
-        assert (on_floor, carried) == ([], {"Ann": [], "Bob": ["torch"]})
-        await db.close()
-        await store.close()
-
-    run(scenario())
+async def test_a_repaired_store_projects_every_instance_once(tmp_path: Path) -> None:
+    store, game, _, _ = await duplicated(tmp_path / "events.sqlite")
+    await repair(game, await audit(game))
+    db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    runner = ProjectionRunner(db, projections(WORLD), store, event_codec())
+    await runner.setup()
+    await runner.apply(await store.read_all(0, 10_000))
+    [square] = [r for r in await db.select(ROOM_VIEW) if r["room"] == SQUARE]
+    on_floor = [i["item_id"] for i in square["state"]["items"]]
+    carried = {person["name"]: person["inventory"] for person in square["players"].values()}
+    assert (on_floor, carried) == ([], {"Ann": [], "Bob": ["torch"]})
+    await db.close()
+    await store.close()
 
 
 def test_the_cli_checks_and_repairs_a_data_directory(tmp_path: Path) -> None:

@@ -170,75 +170,66 @@ CASES = [
 
 
 @pytest.mark.parametrize(("when", "manager", "state_from"), CASES)
-def test_a_take_finished_by_the_manager_first_is_covered_by_the_token(
+async def test_a_take_finished_by_the_manager_first_is_covered_by_the_token(
     when: When, manager: Manager, state_from: StateFrom
 ) -> None:
-    async def scenario() -> None:
-        setup = new_setup(when, manager, state_from)
-        await setup.game.create_character("Racer")
-        outcome, positions = await raced(setup, "take", "torch")
-        assert names(setup.store.by_manager) == ["ItemTaken"]  # the manager won the race...
-        # ...so the inline finish appended nothing, yet the answer lists the second half
-        assert names(outcome.events) == ["ItemPickedUp", "ItemTaken"]
-        assert outcome.events[1] == setup.store.by_manager[0]
-        assert [i.item_key for i in outcome.player.inventory] == ["torch"]  # yet the answer has it
-        stream = setup.game.players.stream_id(setup.me)
+    setup = new_setup(when, manager, state_from)
+    await setup.game.create_character("Racer")
+    outcome, positions = await raced(setup, "take", "torch")
+    assert names(setup.store.by_manager) == ["ItemTaken"]  # the manager won the race...
+    # ...so the inline finish appended nothing, yet the answer lists the second half
+    assert names(outcome.events) == ["ItemPickedUp", "ItemTaken"]
+    assert outcome.events[1] == setup.store.by_manager[0]
+    assert [i.item_key for i in outcome.player.inventory] == ["torch"]  # yet the answer has it
+    stream = setup.game.players.stream_id(setup.me)
+    if state_from == "snapshot":
+        await check_state_came_from_a_snapshot(setup, stream)
+    await check_covered(setup, setup.game.players, stream, positions, outcome.player)
+
+
+@pytest.mark.parametrize(("when", "manager", "state_from"), CASES)
+async def test_a_drop_whose_room_side_the_manager_finished_first_is_covered_by_the_token(
+    when: When, manager: Manager, state_from: StateFrom
+) -> None:
+    setup = new_setup(when, manager, state_from)
+    await setup.game.create_character("Racer")
+    await setup.game.take(setup.me, "torch")  # no race yet
+    outcome, positions = await raced(setup, "drop", "torch")
+    assert names(setup.store.by_manager) == ["ItemPutDown"]
+    assert names(outcome.events) == ["ItemDropped", "ItemPutDown"]
+    assert outcome.events[1] == setup.store.by_manager[0]
+    assert outcome.player.inventory == ()
+    room = setup.game.rooms.stream_id(WORLD.start_room)
+    if state_from == "snapshot":
+        await check_state_came_from_a_snapshot(setup, room)
+    # The room holding the torch again is the drop's effect: the token reaches it too.
+    await check_covered(setup, setup.game.rooms, room, positions)
+    floor = await setup.game.repository.load(setup.game.rooms, room)
+    assert "torch" in [i.item_key for i in floor.state.items]
+    player = setup.game.players.stream_id(setup.me)
+    await check_covered(setup, setup.game.players, player, positions, outcome.player)
+
+
+@pytest.mark.parametrize(("when", "manager", "state_from"), CASES)
+async def test_an_attack_whose_outcome_the_manager_gave_first_is_covered_by_the_token(
+    when: When, manager: Manager, state_from: StateFrom
+) -> None:
+    setup = new_setup(when, manager, state_from)
+    await setup.game.create_character("Racer")
+    # The giant rat lives in the chapel crypt: south of the square, then down.
+    await setup.game.move(setup.me, "south")
+    await setup.game.move(setup.me, "down")
+    stream = setup.game.players.stream_id(setup.me)
+    before = outcome = await setup.game.player(setup.me)
+    # The first blow leaves the rat alive (its bite: health), the second kills it (its XP).
+    for expected, changed in (("DamageTaken", "health"), ("XpGained", "xp")):
+        answer, positions = await raced(setup, "attack", "rat")
+        assert names(setup.store.by_manager) == [expected]
+        # The inline finish appended nothing; the answer lists the manager's second half.
+        assert answer.events[-1:] == setup.store.by_manager
+        outcome = answer.player
+        assert getattr(outcome, changed) != getattr(before, changed)
         if state_from == "snapshot":
             await check_state_came_from_a_snapshot(setup, stream)
-        await check_covered(setup, setup.game.players, stream, positions, outcome.player)
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize(("when", "manager", "state_from"), CASES)
-def test_a_drop_whose_room_side_the_manager_finished_first_is_covered_by_the_token(
-    when: When, manager: Manager, state_from: StateFrom
-) -> None:
-    async def scenario() -> None:
-        setup = new_setup(when, manager, state_from)
-        await setup.game.create_character("Racer")
-        await setup.game.take(setup.me, "torch")  # no race yet
-        outcome, positions = await raced(setup, "drop", "torch")
-        assert names(setup.store.by_manager) == ["ItemPutDown"]
-        assert names(outcome.events) == ["ItemDropped", "ItemPutDown"]
-        assert outcome.events[1] == setup.store.by_manager[0]
-        assert outcome.player.inventory == ()
-        room = setup.game.rooms.stream_id(WORLD.start_room)
-        if state_from == "snapshot":
-            await check_state_came_from_a_snapshot(setup, room)
-        # The room holding the torch again is the drop's effect: the token reaches it too.
-        await check_covered(setup, setup.game.rooms, room, positions)
-        floor = await setup.game.repository.load(setup.game.rooms, room)
-        assert "torch" in [i.item_key for i in floor.state.items]
-        player = setup.game.players.stream_id(setup.me)
-        await check_covered(setup, setup.game.players, player, positions, outcome.player)
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize(("when", "manager", "state_from"), CASES)
-def test_an_attack_whose_outcome_the_manager_gave_first_is_covered_by_the_token(
-    when: When, manager: Manager, state_from: StateFrom
-) -> None:
-    async def scenario() -> None:
-        setup = new_setup(when, manager, state_from)
-        await setup.game.create_character("Racer")
-        # The giant rat lives in the chapel crypt: south of the square, then down.
-        await setup.game.move(setup.me, "south")
-        await setup.game.move(setup.me, "down")
-        stream = setup.game.players.stream_id(setup.me)
-        before = outcome = await setup.game.player(setup.me)
-        # The first blow leaves the rat alive (its bite: health), the second kills it (its XP).
-        for expected, changed in (("DamageTaken", "health"), ("XpGained", "xp")):
-            answer, positions = await raced(setup, "attack", "rat")
-            assert names(setup.store.by_manager) == [expected]
-            # The inline finish appended nothing; the answer lists the manager's second half.
-            assert answer.events[-1:] == setup.store.by_manager
-            outcome = answer.player
-            assert getattr(outcome, changed) != getattr(before, changed)
-            if state_from == "snapshot":
-                await check_state_came_from_a_snapshot(setup, stream)
-            await check_covered(setup, setup.game.players, stream, positions, outcome)
-            before = outcome
-
-    asyncio.run(scenario())
+        await check_covered(setup, setup.game.players, stream, positions, outcome)
+        before = outcome

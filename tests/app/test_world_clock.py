@@ -20,7 +20,6 @@ from adventure_quest.store.memory import (
     MemoryEventStore,
     MemorySnapshotStore,
 )
-from tests.conftest import run
 
 WORLD = load_world()
 
@@ -43,76 +42,67 @@ async def ticks(store: MemoryEventStore) -> list[int]:
     return [e.version for e in await store.read_stream(clock.CLOCK_STREAM)]
 
 
-def test_a_restarted_clock_appends_every_missed_tick_once() -> None:
-    async def scenario() -> None:
-        store, time = MemoryEventStore(), Time()
-        first = WorldClock(new_game(store), period_s=10, now=time)
-        await first.tick()
-        time.now += 25  # two ticks due
-        await first.tick()
-        await first.tick()  # nothing more due: nothing appended
-        assert await ticks(store) == [1, 2, 3]
-        time.now += 35.5  # the clock was down: ticks due at +30, +40, +50 and +60 missed
-        restarted = WorldClock(new_game(store), period_s=10, now=time)
-        assert len(await restarted.tick()) == 4
-        recorded = await store.read_stream(clock.CLOCK_STREAM)
-        decoded = [event_codec().decode(e) for e in recorded]
-        assert [t.tick for t in decoded if isinstance(t, WorldTicked)] == [1, 2, 3, 4, 5, 6, 7]
-        ats = [t.at for t in decoded if isinstance(t, WorldTicked)]
-        assert all(later - earlier == 10 for earlier, later in itertools.pairwise(ats))
-
-    run(scenario())
+async def test_a_restarted_clock_appends_every_missed_tick_once() -> None:
+    store, time = MemoryEventStore(), Time()
+    first = WorldClock(new_game(store), period_s=10, now=time)
+    await first.tick()
+    time.now += 25  # two ticks due
+    await first.tick()
+    await first.tick()  # nothing more due: nothing appended
+    assert await ticks(store) == [1, 2, 3]
+    time.now += 35.5  # the clock was down: ticks due at +30, +40, +50 and +60 missed
+    restarted = WorldClock(new_game(store), period_s=10, now=time)
+    assert len(await restarted.tick()) == 4
+    recorded = await store.read_stream(clock.CLOCK_STREAM)
+    decoded = [event_codec().decode(e) for e in recorded]
+    assert [t.tick for t in decoded if isinstance(t, WorldTicked)] == [1, 2, 3, 4, 5, 6, 7]
+    ats = [t.at for t in decoded if isinstance(t, WorldTicked)]
+    assert all(later - earlier == 10 for earlier, later in itertools.pairwise(ats))
 
 
-def test_two_clocks_racing_append_each_tick_once() -> None:
-    async def scenario() -> None:
-        store, time = MemoryEventStore(), Time()
-        clocks = [WorldClock(new_game(store), period_s=1, now=time) for _ in range(4)]
-        for _ in range(20):
-            time.now += 1
-            await asyncio.gather(*(c.tick() for c in clocks))
-        decoded = [event_codec().decode(e) for e in await store.read_stream(clock.CLOCK_STREAM)]
-        numbers = [t.tick for t in decoded if isinstance(t, WorldTicked)]
-        assert numbers == list(range(1, len(numbers) + 1))
-        assert len(numbers) == 20  # the first tick at the first call, then one a second
-
-    run(scenario())
+async def test_two_clocks_racing_append_each_tick_once() -> None:
+    store, time = MemoryEventStore(), Time()
+    clocks = [WorldClock(new_game(store), period_s=1, now=time) for _ in range(4)]
+    for _ in range(20):
+        time.now += 1
+        await asyncio.gather(*(c.tick() for c in clocks))
+    decoded = [event_codec().decode(e) for e in await store.read_stream(clock.CLOCK_STREAM)]
+    numbers = [t.tick for t in decoded if isinstance(t, WorldTicked)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) == 20  # the first tick at the first call, then one a second
 
 
-def test_a_tick_brings_a_defeated_monster_back_once_with_a_new_id() -> None:
-    async def scenario() -> None:
-        store, time = MemoryEventStore(), Time()
-        game = new_game(store)
-        await game.create_character("Hunter")
-        me = player_id_for("Hunter")
-        await game.move(me, "south")
-        await game.move(me, "down")
-        here = (await game.player(me)).room
-        while any(m.monster_key == "giant_rat" for m in (await game.room(here)).monsters):
-            await game.attack(me, "rat")
-        clock_ = WorldClock(game, period_s=10, now=time)
-        await clock_.tick()
-        queue = MemoryQueue(["respawns"], partitions=2)
-        manager = RespawnManager(game, queue, range(2), fetch_timeout_s=0.02)
-        relay = Relay(store, queue, MemoryCheckpointStore(), idle_wait_s=0.02)
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(manager.run(stop)), asyncio.create_task(relay.run(stop))]
-        while await relay.lag():
-            await asyncio.sleep(0.01)
-        rats = [m for m in (await game.room(here)).monsters if m.monster_key == "giant_rat"]
-        assert len(rats) == WORLD.rooms[here].monsters.count("giant_rat")
-        assert all(rat.monster_id.endswith("@1") for rat in rats)
-        # The same tick handled again restocks nothing.
-        again = await manager.handle((await store.read_stream(clock.CLOCK_STREAM))[0])
-        assert again == []
-        stop.set()
-        await asyncio.gather(*tasks)
-        restocks = [
-            e for e in await store.read_stream(f"room-{here}") if e.event_type == "RoomRestocked"
-        ]
-        assert len(restocks) == 1
-
-    run(scenario())
+async def test_a_tick_brings_a_defeated_monster_back_once_with_a_new_id() -> None:
+    store, time = MemoryEventStore(), Time()
+    game = new_game(store)
+    await game.create_character("Hunter")
+    me = player_id_for("Hunter")
+    await game.move(me, "south")
+    await game.move(me, "down")
+    here = (await game.player(me)).room
+    while any(m.monster_key == "giant_rat" for m in (await game.room(here)).monsters):
+        await game.attack(me, "rat")
+    clock_ = WorldClock(game, period_s=10, now=time)
+    await clock_.tick()
+    queue = MemoryQueue(["respawns"], partitions=2)
+    manager = RespawnManager(game, queue, range(2), fetch_timeout_s=0.02)
+    relay = Relay(store, queue, MemoryCheckpointStore(), idle_wait_s=0.02)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(manager.run(stop)), asyncio.create_task(relay.run(stop))]
+    while await relay.lag():
+        await asyncio.sleep(0.01)
+    rats = [m for m in (await game.room(here)).monsters if m.monster_key == "giant_rat"]
+    assert len(rats) == WORLD.rooms[here].monsters.count("giant_rat")
+    assert all(rat.monster_id.endswith("@1") for rat in rats)
+    # The same tick handled again restocks nothing.
+    again = await manager.handle((await store.read_stream(clock.CLOCK_STREAM))[0])
+    assert again == []
+    stop.set()
+    await asyncio.gather(*tasks)
+    restocks = [
+        e for e in await store.read_stream(f"room-{here}") if e.event_type == "RoomRestocked"
+    ]
+    assert len(restocks) == 1
 
 
 def test_restock_is_pure_and_once_per_tick() -> None:

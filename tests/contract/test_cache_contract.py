@@ -31,65 +31,53 @@ def entry(body: bytes) -> Entry:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_a_stored_entry_is_found_until_invalidated(kind: str) -> None:
-    async def scenario() -> None:
-        cache = backend_for(kind)
-        try:
-            await cache.put("player:a", entry(b"one"), await cache.generation("player:a"))
-            assert await cache.get("player:a") == entry(b"one")
-            await cache.invalidate(["player:a"])
-            assert await cache.get("player:a") is None
-        finally:
-            await cache.close()
-
-    run(scenario())
+async def test_a_stored_entry_is_found_until_invalidated(kind: str) -> None:
+    cache = backend_for(kind)
+    try:
+        await cache.put("player:a", entry(b"one"), await cache.generation("player:a"))
+        assert await cache.get("player:a") == entry(b"one")
+        await cache.invalidate(["player:a"])
+        assert await cache.get("player:a") is None
+    finally:
+        await cache.close()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_a_load_that_began_before_an_invalidation_is_not_stored(kind: str) -> None:
-    async def scenario() -> None:
-        cache = backend_for(kind)
-        try:
-            generation = await cache.generation("room:x")
-            await cache.invalidate(["room:x"])  # a commit lands while the load reads old rows
-            await cache.put("room:x", entry(b"old"), generation)
-            assert await cache.get("room:x") is None
-            await cache.put("room:x", entry(b"new"), await cache.generation("room:x"))
-            assert await cache.get("room:x") == entry(b"new")
-        finally:
-            await cache.close()
-
-    run(scenario())
+async def test_a_load_that_began_before_an_invalidation_is_not_stored(kind: str) -> None:
+    cache = backend_for(kind)
+    try:
+        generation = await cache.generation("room:x")
+        await cache.invalidate(["room:x"])  # a commit lands while the load reads old rows
+        await cache.put("room:x", entry(b"old"), generation)
+        assert await cache.get("room:x") is None
+        await cache.put("room:x", entry(b"new"), await cache.generation("room:x"))
+        assert await cache.get("room:x") == entry(b"new")
+    finally:
+        await cache.close()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_entries_expire_after_the_ttl(kind: str) -> None:
-    async def scenario() -> None:
-        cache = backend_for(kind, ttl_s=0.05)
-        try:
-            await cache.put("world", entry(b"w"), 0)
-            assert await cache.get("world") is not None
-            await asyncio.sleep(0.12)
-            assert await cache.get("world") is None
-        finally:
-            await cache.close()
-
-    run(scenario())
+async def test_entries_expire_after_the_ttl(kind: str) -> None:
+    cache = backend_for(kind, ttl_s=0.05)
+    try:
+        await cache.put("world", entry(b"w"), 0)
+        assert await cache.get("world") is not None
+        await asyncio.sleep(0.12)
+        assert await cache.get("world") is None
+    finally:
+        await cache.close()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_clear_drops_everything(kind: str) -> None:
-    async def scenario() -> None:
-        cache = backend_for(kind)
-        try:
-            for key in ("a", "b", "c"):
-                await cache.put(key, entry(key.encode()), 0)
-            await cache.clear()
-            assert [await cache.get(k) for k in ("a", "b", "c")] == [None, None, None]
-        finally:
-            await cache.close()
-
-    run(scenario())
+async def test_clear_drops_everything(kind: str) -> None:
+    cache = backend_for(kind)
+    try:
+        for key in ("a", "b", "c"):
+            await cache.put(key, entry(key.encode()), 0)
+        await cache.clear()
+        assert [await cache.get(k) for k in ("a", "b", "c")] == [None, None, None]
+    finally:
+        await cache.close()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)

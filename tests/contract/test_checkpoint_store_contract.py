@@ -87,45 +87,36 @@ async def closed(store: CheckpointStore) -> None:
     await store.close()
 
 
-def test_a_name_never_saved_loads_zero(checkpoints: Checkpoints) -> None:
-    async def scenario() -> None:
-        store = checkpoints.open()
-        assert await store.load("relay") == 0
-        await store.save("relay-0", 7)
-        assert await store.load("relay") == 0
-
-    run(scenario())
+async def test_a_name_never_saved_loads_zero(checkpoints: Checkpoints) -> None:
+    store = checkpoints.open()
+    assert await store.load("relay") == 0
+    await store.save("relay-0", 7)
+    assert await store.load("relay") == 0
 
 
-def test_saves_only_move_forward(checkpoints: Checkpoints) -> None:
-    async def scenario() -> None:
-        store = checkpoints.open()
-        await store.save("relay", 10)
-        assert await store.load("relay") == 10
-        await store.save("relay", 25)
-        assert await store.load("relay") == 25
-        await store.save("relay", 7)  # a relay that fell behind, or a late retry
-        assert await store.load("relay") == 25
-        await store.save("relay", 0)
-        assert await store.load("relay") == 25
-        await store.save("relay", 25)
-        assert await store.load("relay") == 25
-
-    run(scenario())
+async def test_saves_only_move_forward(checkpoints: Checkpoints) -> None:
+    store = checkpoints.open()
+    await store.save("relay", 10)
+    assert await store.load("relay") == 10
+    await store.save("relay", 25)
+    assert await store.load("relay") == 25
+    await store.save("relay", 7)  # a relay that fell behind, or a late retry
+    assert await store.load("relay") == 25
+    await store.save("relay", 0)
+    assert await store.load("relay") == 25
+    await store.save("relay", 25)
+    assert await store.load("relay") == 25
 
 
-def test_names_are_independent(checkpoints: Checkpoints) -> None:
-    async def scenario() -> None:
-        store = checkpoints.open()
-        await store.save("relay-0", 5)
-        await store.save("relay-1", 9)
-        assert (await store.load("relay-0"), await store.load("relay-1")) == (5, 9)
-        await store.save("relay-1", 20)
-        await store.save("relay-0", 1)
-        assert (await store.load("relay-0"), await store.load("relay-1")) == (5, 20)
-        assert await store.load("relay") == 0
-
-    run(scenario())
+async def test_names_are_independent(checkpoints: Checkpoints) -> None:
+    store = checkpoints.open()
+    await store.save("relay-0", 5)
+    await store.save("relay-1", 9)
+    assert (await store.load("relay-0"), await store.load("relay-1")) == (5, 9)
+    await store.save("relay-1", 20)
+    await store.save("relay-0", 1)
+    assert (await store.load("relay-0"), await store.load("relay-1")) == (5, 20)
+    assert await store.load("relay") == 0
 
 
 NAMES = ["relay", "relay-0", "relay-1", "projections"]
@@ -155,78 +146,66 @@ def test_each_load_is_the_highest_position_saved_under_its_name(
     run(scenario())
 
 
-def test_what_was_saved_survives_closing_and_reopening(durable: Checkpoints) -> None:
-    async def scenario() -> None:
-        store = durable.open()
-        await store.save("relay-0", 10**12)
-        await store.save("relay-1", 42)
+async def test_what_was_saved_survives_closing_and_reopening(durable: Checkpoints) -> None:
+    store = durable.open()
+    await store.save("relay-0", 10**12)
+    await store.save("relay-1", 42)
+    await closed(store)
+
+    reopened = durable.open()
+    assert await reopened.load("relay-0") == 10**12
+    assert await reopened.load("relay-1") == 42
+    await reopened.save("relay-1", 41)
+    assert await reopened.load("relay-1") == 42
+    assert await reopened.load("relay") == 0
+
+
+async def test_two_stores_on_one_database_see_each_others_saves(durable: Checkpoints) -> None:
+    first, second = durable.open(), durable.open()  # as two processes would
+    await first.save("relay", 5)
+    assert await second.load("relay") == 5
+    await second.save("relay", 3)
+    assert await first.load("relay") == 5
+    await second.save("relay", 8)
+    assert (await first.load("relay"), await second.load("relay")) == (8, 8)
+
+
+async def test_each_shard_of_a_sharded_url_keeps_its_own_names(sharded: Checkpoints) -> None:
+    stores = sharded.open_all()
+    assert len(stores) == 2
+    zero, one = stores
+    await zero.save("relay", 5)
+    assert await one.load("relay") == 0
+    await one.save("relay", 3)
+    await one.save("projections", 7)
+    assert (await zero.load("relay"), await one.load("relay")) == (5, 3)
+    assert await zero.load("projections") == 0
+    for store in stores:
         await closed(store)
 
-        reopened = durable.open()
-        assert await reopened.load("relay-0") == 10**12
-        assert await reopened.load("relay-1") == 42
-        await reopened.save("relay-1", 41)
-        assert await reopened.load("relay-1") == 42
-        assert await reopened.load("relay") == 0
-
-    run(scenario())
+    again = sharded.open_all()  # a restart finds each shard's positions on that shard
+    assert [await store.load("relay") for store in again] == [5, 3]
+    assert [await store.load("projections") for store in again] == [0, 7]
 
 
-def test_two_stores_on_one_database_see_each_others_saves(durable: Checkpoints) -> None:
-    async def scenario() -> None:
-        first, second = durable.open(), durable.open()  # as two processes would
-        await first.save("relay", 5)
-        assert await second.load("relay") == 5
-        await second.save("relay", 3)
-        assert await first.load("relay") == 5
-        await second.save("relay", 8)
-        assert (await first.load("relay"), await second.load("relay")) == (8, 8)
+async def test_open_checkpoint_stores_opens_one_store_per_shard_in_order(tmp_path: Path) -> None:
+    assert [type(store) for store in opened("memory://")] == [MemoryCheckpointStore]
+    memory = opened("memory://,memory://")
+    assert [type(store) for store in memory] == [MemoryCheckpointStore] * 2
+    assert memory[0] is not memory[1]
 
-    run(scenario())
+    paths = [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]
+    sqlite = opened(f"sqlite:///{paths[0]}, sqlite:///{paths[1]}")
+    assert [type(store) for store in sqlite] == [SQLiteCheckpointStore] * 2
+    assert [store.path for store in sqlite if isinstance(store, SQLiteCheckpointStore)] == [
+        str(path) for path in paths
+    ]
 
-
-def test_each_shard_of_a_sharded_url_keeps_its_own_names(sharded: Checkpoints) -> None:
-    async def scenario() -> None:
-        stores = sharded.open_all()
-        assert len(stores) == 2
-        zero, one = stores
-        await zero.save("relay", 5)
-        assert await one.load("relay") == 0
-        await one.save("relay", 3)
-        await one.save("projections", 7)
-        assert (await zero.load("relay"), await one.load("relay")) == (5, 3)
-        assert await zero.load("projections") == 0
-        for store in stores:
-            await closed(store)
-
-        again = sharded.open_all()  # a restart finds each shard's positions on that shard
-        assert [await store.load("relay") for store in again] == [5, 3]
-        assert [await store.load("projections") for store in again] == [0, 7]
-
-    run(scenario())
-
-
-def test_open_checkpoint_stores_opens_one_store_per_shard_in_order(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        assert [type(store) for store in opened("memory://")] == [MemoryCheckpointStore]
-        memory = opened("memory://,memory://")
-        assert [type(store) for store in memory] == [MemoryCheckpointStore] * 2
-        assert memory[0] is not memory[1]
-
-        paths = [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]
-        sqlite = opened(f"sqlite:///{paths[0]}, sqlite:///{paths[1]}")
-        assert [type(store) for store in sqlite] == [SQLiteCheckpointStore] * 2
-        assert [store.path for store in sqlite if isinstance(store, SQLiteCheckpointStore)] == [
-            str(path) for path in paths
-        ]
-
-        # PostgreSQL stores connect on first use: nothing is reached here.
-        urls = ["postgresql://u@127.0.0.1:5432/a", "postgresql://u@127.0.0.1:5432/b"]
-        pg = opened(",".join(urls))
-        assert [type(store) for store in pg] == [PostgresCheckpointStore] * 2
-        assert [store.dsn for store in pg if isinstance(store, PostgresCheckpointStore)] == urls
-
-    run(scenario())
+    # PostgreSQL stores connect on first use: nothing is reached here.
+    urls = ["postgresql://u@127.0.0.1:5432/a", "postgresql://u@127.0.0.1:5432/b"]
+    pg = opened(",".join(urls))
+    assert [type(store) for store in pg] == [PostgresCheckpointStore] * 2
+    assert [store.dsn for store in pg if isinstance(store, PostgresCheckpointStore)] == urls
 
 
 def opened(url: str) -> list[CheckpointStore]:

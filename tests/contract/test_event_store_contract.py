@@ -51,21 +51,18 @@ async def total_head(store: EventStore) -> int:
     return sum([await log.head() for log in store.logs()])
 
 
-def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        result = await store.append("player-a", NO_STREAM, [event(1), event(2)])
-        assert (result.version, result.position) == (2, 2)
-        recorded = await store.read_stream("player-a")
-        assert [e.version for e in recorded] == [1, 2]
-        assert [e.position for e in recorded] == [1, 2]
-        assert recorded == await read_everything(store)
-        assert recorded[0].stream_type == "player"
-        assert recorded[1].payload == b'{"n":2}'
-        assert await store.stream_version("player-a") == 2
-        assert await total_head(store) == 2
-
-    run(scenario())
+async def test_first_append_to_a_new_stream_starts_at_version_one(make_store: StoreFactory) -> None:
+    store = make_store()
+    result = await store.append("player-a", NO_STREAM, [event(1), event(2)])
+    assert (result.version, result.position) == (2, 2)
+    recorded = await store.read_stream("player-a")
+    assert [e.version for e in recorded] == [1, 2]
+    assert [e.position for e in recorded] == [1, 2]
+    assert recorded == await read_everything(store)
+    assert recorded[0].stream_type == "player"
+    assert recorded[1].payload == b'{"n":2}'
+    assert await store.stream_version("player-a") == 2
+    assert await total_head(store) == 2
 
 
 def test_an_appends_answer_names_the_shard_whose_log_holds_its_events(
@@ -94,125 +91,108 @@ def test_an_appends_answer_names_the_shard_whose_log_holds_its_events(
     assert used == set(range(count))  # twelve streams reach every shard
 
 
-def test_append_at_a_stale_version_is_refused_and_writes_nothing(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
+async def test_append_at_a_stale_version_is_refused_and_writes_nothing(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
+    await store.append("s-1", NO_STREAM, [event()])
+    with pytest.raises(ConcurrencyError) as caught:
         await store.append("s-1", NO_STREAM, [event()])
-        with pytest.raises(ConcurrencyError) as caught:
-            await store.append("s-1", NO_STREAM, [event()])
-        assert (caught.value.expected, caught.value.actual) == (0, 1)
-        with pytest.raises(ConcurrencyError):
-            await store.append("s-1", 3, [event()])
-        assert await store.stream_version("s-1") == 1
-        assert await total_head(store) == 1
-
-    run(scenario())
+    assert (caught.value.expected, caught.value.actual) == (0, 1)
+    with pytest.raises(ConcurrencyError):
+        await store.append("s-1", 3, [event()])
+    assert await store.stream_version("s-1") == 1
+    assert await total_head(store) == 1
 
 
-def test_expected_any_appends_whatever_the_version(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("s-1", ANY, [event()])
-        result = await store.append("s-1", ANY, [event(), event()])
-        assert result.version == 3
-
-    run(scenario())
+async def test_expected_any_appends_whatever_the_version(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.append("s-1", ANY, [event()])
+    result = await store.append("s-1", ANY, [event(), event()])
+    assert result.version == 3
 
 
-def test_metadata_is_kept_and_recorded_time_is_stamped(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        new = event(correlation_id="c1", causation_id="k1", actor="player-x")
-        await store.append("s-1", NO_STREAM, [new])
-        (recorded,) = await store.read_stream("s-1")
-        assert recorded.event_id == new.event_id
-        assert recorded.metadata.correlation_id == "c1"
-        assert recorded.metadata.causation_id == "k1"
-        assert recorded.metadata.actor == "player-x"
-        assert recorded.metadata.recorded_at > 1_700_000_000
-
-    run(scenario())
+async def test_metadata_is_kept_and_recorded_time_is_stamped(make_store: StoreFactory) -> None:
+    store = make_store()
+    new = event(correlation_id="c1", causation_id="k1", actor="player-x")
+    await store.append("s-1", NO_STREAM, [new])
+    (recorded,) = await store.read_stream("s-1")
+    assert recorded.event_id == new.event_id
+    assert recorded.metadata.correlation_id == "c1"
+    assert recorded.metadata.causation_id == "k1"
+    assert recorded.metadata.actor == "player-x"
+    assert recorded.metadata.recorded_at > 1_700_000_000
 
 
-def test_read_stream_honours_from_and_to_versions(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("s-1", NO_STREAM, [event(n) for n in range(10)])
-        await store.append("s-2", NO_STREAM, [event(99)])
-        middle = await store.read_stream("s-1", 3, 5)
-        assert [e.version for e in middle] == [3, 4, 5]
-        assert [e.version for e in await store.read_stream("s-1", 8)] == [8, 9, 10]
-        assert await store.read_stream("s-1", 11) == []
-        assert await store.read_stream("nobody") == []
-        assert await store.stream_version("nobody") == 0
-
-    run(scenario())
+async def test_read_stream_honours_from_and_to_versions(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.append("s-1", NO_STREAM, [event(n) for n in range(10)])
+    await store.append("s-2", NO_STREAM, [event(99)])
+    middle = await store.read_stream("s-1", 3, 5)
+    assert [e.version for e in middle] == [3, 4, 5]
+    assert [e.version for e in await store.read_stream("s-1", 8)] == [8, 9, 10]
+    assert await store.read_stream("s-1", 11) == []
+    assert await store.read_stream("nobody") == []
+    assert await store.stream_version("nobody") == 0
 
 
-def test_read_by_ids_finds_a_streams_events_however_far_back(make_store: StoreFactory) -> None:
+async def test_read_by_ids_finds_a_streams_events_however_far_back(
+    make_store: StoreFactory,
+) -> None:
     """What a decision with derived ids recorded is found by those ids (Repository.update(once=)):
     in version order, only the stream's own, unknown and malformed ids found nowhere."""
 
-    async def scenario() -> None:
-        store = make_store()
-        first = [replace(event(n), event_id=str(uuid.uuid4())) for n in range(3)]
-        await store.append("s-1", NO_STREAM, first)
-        other = replace(event(7), event_id=str(uuid.uuid4()))
-        await store.append("s-2", NO_STREAM, [other])
-        for n in range(20):  # far behind the stream's head, in more than one append
-            await store.append("s-1", ANY, [event(n) for _ in range(10)])
-        ids = [first[2].event_id, str(uuid.uuid4()), first[0].event_id, other.event_id, "x"]
-        found = await store.read_by_ids("s-1", ids)
-        assert [(e.event_id, e.version) for e in found] == [
-            (first[0].event_id, 1),
-            (first[2].event_id, 3),
-        ]
-        assert found == [e for e in await store.read_stream("s-1", 1, 3) if e in found]
-        assert await store.read_by_ids("s-2", ids) == await store.read_stream("s-2")
-        assert await store.read_by_ids("nobody", ids) == []
-        assert await store.read_by_ids("s-1", []) == []
-
-    run(scenario())
+    store = make_store()
+    first = [replace(event(n), event_id=str(uuid.uuid4())) for n in range(3)]
+    await store.append("s-1", NO_STREAM, first)
+    other = replace(event(7), event_id=str(uuid.uuid4()))
+    await store.append("s-2", NO_STREAM, [other])
+    for n in range(20):  # far behind the stream's head, in more than one append
+        await store.append("s-1", ANY, [event(n) for _ in range(10)])
+    ids = [first[2].event_id, str(uuid.uuid4()), first[0].event_id, other.event_id, "x"]
+    found = await store.read_by_ids("s-1", ids)
+    assert [(e.event_id, e.version) for e in found] == [
+        (first[0].event_id, 1),
+        (first[2].event_id, 3),
+    ]
+    assert found == [e for e in await store.read_stream("s-1", 1, 3) if e in found]
+    assert await store.read_by_ids("s-2", ids) == await store.read_stream("s-2")
+    assert await store.read_by_ids("nobody", ids) == []
+    assert await store.read_by_ids("s-1", []) == []
 
 
-def test_global_log_pages_from_a_position(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        for n in range(30):
-            await store.append(f"s-{n % 5}", ANY, [event(n)])
-        assert await total_head(store) == 30
-        for log in store.logs():
-            whole = await log.read_all(0, 1000)
-            head = await log.head()
-            assert [e.position for e in whole] == list(range(1, head + 1))
-            assert all(e.shard == log.shard for e in whole)
-            assert await log.read_all(0, 3) == whole[:3]
-            assert await log.read_all(3, 100) == whole[3:]
-            assert await log.read_all(head) == []
-
-    run(scenario())
+async def test_global_log_pages_from_a_position(make_store: StoreFactory) -> None:
+    store = make_store()
+    for n in range(30):
+        await store.append(f"s-{n % 5}", ANY, [event(n)])
+    assert await total_head(store) == 30
+    for log in store.logs():
+        whole = await log.read_all(0, 1000)
+        head = await log.head()
+        assert [e.position for e in whole] == list(range(1, head + 1))
+        assert all(e.shard == log.shard for e in whole)
+        assert await log.read_all(0, 3) == whole[:3]
+        assert await log.read_all(3, 100) == whole[3:]
+        assert await log.read_all(head) == []
 
 
-def test_a_waiting_reader_wakes_when_an_event_is_appended(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("s-1", NO_STREAM, [event()])
-        heads = [await log.head() for log in store.logs()]
-        log = store.logs()[heads.index(1)]
+async def test_a_waiting_reader_wakes_when_an_event_is_appended(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.append("s-1", NO_STREAM, [event()])
+    heads = [await log.head() for log in store.logs()]
+    log = store.logs()[heads.index(1)]
 
-        async def later() -> None:
-            await asyncio.sleep(0.05)
-            await store.append("s-1", 1, [event()])
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await store.append("s-1", 1, [event()])
 
-        writer = asyncio.create_task(later())
-        started = asyncio.get_running_loop().time()
-        assert await log.wait_for(1, timeout=5.0) == 2
-        assert asyncio.get_running_loop().time() - started < 1.0
-        await writer
-        # Nothing new: the wait ends at its timeout with the unchanged head.
-        assert await log.wait_for(2, timeout=0.05) == 2
-
-    run(scenario())
+    writer = asyncio.create_task(later())
+    started = asyncio.get_running_loop().time()
+    assert await log.wait_for(1, timeout=5.0) == 2
+    assert asyncio.get_running_loop().time() - started < 1.0
+    await writer
+    # Nothing new: the wait ends at its timeout with the unchanged head.
+    assert await log.wait_for(2, timeout=0.05) == 2
 
 
 @pytest.mark.parametrize(
@@ -225,82 +205,65 @@ def test_a_waiting_reader_wakes_when_an_event_is_appended(make_store: StoreFacto
         ("s-1", NO_STREAM, 0),
     ],
 )
-def test_malformed_append_is_refused_and_writes_nothing(
+async def test_malformed_append_is_refused_and_writes_nothing(
     make_store: StoreFactory, stream_id: str, expected: int, events: int
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        with pytest.raises(InvalidAppendError):
-            await store.append(stream_id, expected, [event() for _ in range(events)])
-        assert await total_head(store) == 0
-
-    run(scenario())
+    store = make_store()
+    with pytest.raises(InvalidAppendError):
+        await store.append(stream_id, expected, [event() for _ in range(events)])
+    assert await total_head(store) == 0
 
 
-def test_retrying_a_committed_append_returns_its_result_without_duplicates(
+async def test_retrying_a_committed_append_returns_its_result_without_duplicates(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        batch = [event(1), event(2)]
-        first = await store.append("s-1", NO_STREAM, batch)
-        again = await store.append("s-1", NO_STREAM, batch)
-        assert (first.repeat, again) == (False, replace(first, repeat=True))
-        assert await total_head(store) == 2
-        # Ids are unique per shard's log: reuse them on another stream of the same shard.
-        shards = len(store.logs())
-        neighbour = next(
-            f"s-{n}"
-            for n in range(2, 1000)
-            if shard_of(f"s-{n}", shards) == shard_of("s-1", shards)
-        )
-        with pytest.raises(InvalidAppendError):
-            await store.append(neighbour, NO_STREAM, [batch[0]])
-
-    run(scenario())
+    store = make_store()
+    batch = [event(1), event(2)]
+    first = await store.append("s-1", NO_STREAM, batch)
+    again = await store.append("s-1", NO_STREAM, batch)
+    assert (first.repeat, again) == (False, replace(first, repeat=True))
+    assert await total_head(store) == 2
+    # Ids are unique per shard's log: reuse them on another stream of the same shard.
+    shards = len(store.logs())
+    neighbour = next(
+        f"s-{n}" for n in range(2, 1000) if shard_of(f"s-{n}", shards) == shard_of("s-1", shards)
+    )
+    with pytest.raises(InvalidAppendError):
+        await store.append(neighbour, NO_STREAM, [batch[0]])
 
 
-def test_closed_store_refuses_appends(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.close()
-        with pytest.raises(StoreClosedError):
-            await store.append("s-1", NO_STREAM, [event()])
-
-    run(scenario())
-
-
-def test_of_concurrent_appends_with_the_same_expected_version_exactly_one_wins(
-    make_store: StoreFactory,
-) -> None:
-    async def scenario() -> None:
-        store = make_store()
+async def test_closed_store_refuses_appends(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.close()
+    with pytest.raises(StoreClosedError):
         await store.append("s-1", NO_STREAM, [event()])
-        outcomes = await asyncio.gather(
-            *(store.append("s-1", 1, [event(n)]) for n in range(50)), return_exceptions=True
-        )
-        winners = [o for o in outcomes if not isinstance(o, BaseException)]
-        losers = [o for o in outcomes if isinstance(o, BaseException)]
-        assert len(winners) == 1
-        assert all(isinstance(o, ConcurrencyError) for o in losers)
-        assert await store.stream_version("s-1") == 2
-
-    run(scenario())
 
 
-def test_a_conflicting_append_fails_alone_while_the_rest_of_its_batch_commits(
+async def test_of_concurrent_appends_with_the_same_expected_version_exactly_one_wins(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        calls = [store.append(f"s-{n}", NO_STREAM, [event(n)]) for n in range(20)]
-        calls.append(store.append("s-3", 5, [event()]))  # wrong version, queued with the rest
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        assert isinstance(outcomes[-1], ConcurrencyError)
-        assert not any(isinstance(o, BaseException) for o in outcomes[:-1])
-        assert await total_head(store) == 20
+    store = make_store()
+    await store.append("s-1", NO_STREAM, [event()])
+    outcomes = await asyncio.gather(
+        *(store.append("s-1", 1, [event(n)]) for n in range(50)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if not isinstance(o, BaseException)]
+    losers = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(o, ConcurrencyError) for o in losers)
+    assert await store.stream_version("s-1") == 2
 
-    run(scenario())
+
+async def test_a_conflicting_append_fails_alone_while_the_rest_of_its_batch_commits(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
+    calls = [store.append(f"s-{n}", NO_STREAM, [event(n)]) for n in range(20)]
+    calls.append(store.append("s-3", 5, [event()]))  # wrong version, queued with the rest
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes[-1], ConcurrencyError)
+    assert not any(isinstance(o, BaseException) for o in outcomes[:-1])
+    assert await total_head(store) == 20
 
 
 def test_many_concurrent_writers_on_one_stream_leave_versions_without_holes(
@@ -347,7 +310,7 @@ appends = st.lists(
 
 @FIXTURE_OK
 @given(plan=appends, page=st.integers(1, 7), concurrent=st.booleans())
-def test_log_and_streams_stay_gap_free_and_ordered(
+async def test_log_and_streams_stay_gap_free_and_ordered(
     make_store: StoreFactory, plan: list[tuple[str, str, int]], page: int, concurrent: bool
 ) -> None:
     """Invariants 2 and 3 against a model, sequential or all appends in flight at once.
@@ -360,47 +323,44 @@ def test_log_and_streams_stay_gap_free_and_ordered(
     appends lose their race is not known in advance.
     """
 
-    async def scenario() -> None:
-        store = make_store()
-        model: dict[str, int] = {}
+    store = make_store()
+    model: dict[str, int] = {}
 
-        async def attempt(stream: str, how: str, count: int) -> None:
-            current = model.get(stream, 0) if not concurrent else await store.stream_version(stream)
-            expected = {"right": current, "wrong": current + 7, "any": ANY}[how]
-            head = 0 if concurrent else await total_head(store)
-            outcome: AppendResult | ConcurrencyError
-            try:
-                outcome = await store.append(stream, expected, [event() for _ in range(count)])
-            except ConcurrencyError as refused:
-                outcome = refused
-            if isinstance(outcome, ConcurrencyError):
-                if not concurrent:
-                    assert how == "wrong", f"{how} append at {expected} onto {current} refused"
-                    assert (outcome.expected, outcome.actual) == (expected, current)
-                    assert await store.stream_version(stream) == current
-                    assert await total_head(store) == head
-                return
-            result = outcome
+    async def attempt(stream: str, how: str, count: int) -> None:
+        current = model.get(stream, 0) if not concurrent else await store.stream_version(stream)
+        expected = {"right": current, "wrong": current + 7, "any": ANY}[how]
+        head = 0 if concurrent else await total_head(store)
+        outcome: AppendResult | ConcurrencyError
+        try:
+            outcome = await store.append(stream, expected, [event() for _ in range(count)])
+        except ConcurrencyError as refused:
+            outcome = refused
+        if isinstance(outcome, ConcurrencyError):
             if not concurrent:
-                assert how != "wrong", f"append at {expected} onto version {current} was accepted"
-                assert (result.version, result.repeat) == (current + count, False)
-                assert await total_head(store) == head + count
-            model[stream] = max(model.get(stream, 0), result.version)
+                assert how == "wrong", f"{how} append at {expected} onto {current} refused"
+                assert (outcome.expected, outcome.actual) == (expected, current)
+                assert await store.stream_version(stream) == current
+                assert await total_head(store) == head
+            return
+        result = outcome
+        if not concurrent:
+            assert how != "wrong", f"append at {expected} onto version {current} was accepted"
+            assert (result.version, result.repeat) == (current + count, False)
+            assert await total_head(store) == head + count
+        model[stream] = max(model.get(stream, 0), result.version)
 
-        if concurrent:
-            await asyncio.gather(*(attempt(*step) for step in plan))
-        else:
-            for step in plan:
-                await attempt(*step)
-        for shard_log in store.logs():
-            positions = [e.position for e in await read_log(shard_log, page)]
-            assert positions == list(range(1, await shard_log.head() + 1))
-        log = await read_everything(store, page)
-        assert await total_head(store) == len(log)
-        for stream, version in model.items():
-            versions = [e.version for e in log if e.stream_id == stream]
-            assert versions == list(range(1, version + 1))
-            assert [e.version for e in await store.read_stream(stream)] == versions
-        assert len({e.event_id for e in log}) == len(log)
-
-    run(scenario())
+    if concurrent:
+        await asyncio.gather(*(attempt(*step) for step in plan))
+    else:
+        for step in plan:
+            await attempt(*step)
+    for shard_log in store.logs():
+        positions = [e.position for e in await read_log(shard_log, page)]
+        assert positions == list(range(1, await shard_log.head() + 1))
+    log = await read_everything(store, page)
+    assert await total_head(store) == len(log)
+    for stream, version in model.items():
+        versions = [e.version for e in log if e.stream_id == stream]
+        assert versions == list(range(1, version + 1))
+        assert [e.version for e in await store.read_stream(stream)] == versions
+    assert len({e.event_id for e in log}) == len(log)

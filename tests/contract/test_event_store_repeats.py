@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from adventure_quest.store.envelope import NO_STREAM, NewEvent
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError
 from adventure_quest.store.uuid7 import derived_id
-from tests.conftest import StoreFactory, run
+from tests.conftest import StoreFactory
 from tests.contract.test_event_store_contract import FIXTURE_OK, event, read_everything, total_head
 
 
@@ -43,75 +43,63 @@ def test_derived_ids_are_stable_distinct_and_valid_uuids() -> None:
     assert len(others) == 4
 
 
-def test_a_repeat_long_after_writes_nothing_and_says_where_the_first_landed(
+async def test_a_repeat_long_after_writes_nothing_and_says_where_the_first_landed(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("p-1", NO_STREAM, [event()])
-        first = await store.append("p-1", 1, once("h", "p-1"))
-        for n in range(100):  # the stream moves on: the repeat comes at its current version
-            await store.append("p-1", 2 + n, [event(n)])
-        again = await store.append("p-1", 102, once("h", "p-1"))
-        assert (again.version, again.position, again.repeat) == (2, first.position, True)
-        stale = await store.append("p-1", 5, once("h", "p-1"))  # and at a stale version
-        assert stale == again
-        assert await store.stream_version("p-1") == 102
-        assert await total_head(store) == 102
-
-    run(scenario())
+    store = make_store()
+    await store.append("p-1", NO_STREAM, [event()])
+    first = await store.append("p-1", 1, once("h", "p-1"))
+    for n in range(100):  # the stream moves on: the repeat comes at its current version
+        await store.append("p-1", 2 + n, [event(n)])
+    again = await store.append("p-1", 102, once("h", "p-1"))
+    assert (again.version, again.position, again.repeat) == (2, first.position, True)
+    stale = await store.append("p-1", 5, once("h", "p-1"))  # and at a stale version
+    assert stale == again
+    assert await store.stream_version("p-1") == 102
+    assert await total_head(store) == 102
 
 
 @pytest.mark.parametrize(("first_time", "second_time"), [(1, 3), (3, 1), (2, 2)])
-def test_a_repeat_that_decides_more_or_fewer_events_is_still_a_repeat(
+async def test_a_repeat_that_decides_more_or_fewer_events_is_still_a_repeat(
     make_store: StoreFactory, first_time: int, second_time: int
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        first = await store.append("p-1", NO_STREAM, once("h", "p-1", first_time))
-        await store.append("p-1", first_time, [event()])
-        again = await store.append("p-1", first_time + 1, once("h", "p-1", second_time, n=9))
-        recorded = min(first_time, second_time)
-        assert (again.version, again.repeat) == (recorded, True)
-        assert again.position == first.position - first_time + recorded
-        assert await store.stream_version("p-1") == first_time + 1
-
-    run(scenario())
+    store = make_store()
+    first = await store.append("p-1", NO_STREAM, once("h", "p-1", first_time))
+    await store.append("p-1", first_time, [event()])
+    again = await store.append("p-1", first_time + 1, once("h", "p-1", second_time, n=9))
+    recorded = min(first_time, second_time)
+    assert (again.version, again.repeat) == (recorded, True)
+    assert again.position == first.position - first_time + recorded
+    assert await store.stream_version("p-1") == first_time + 1
 
 
-def test_ids_reused_other_than_by_a_repeat_are_refused_and_write_nothing(
+async def test_ids_reused_other_than_by_a_repeat_are_refused_and_write_nothing(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("p-1", NO_STREAM, once("h", "p-1", 2))
-        later_id_reused = [event(), once("h", "p-1", 2)[1]]
-        with pytest.raises(InvalidAppendError):
-            await store.append("p-1", 2, later_id_reused)
-        assert await store.stream_version("p-1") == 2
-        assert await total_head(store) == 2
-
-    run(scenario())
+    store = make_store()
+    await store.append("p-1", NO_STREAM, once("h", "p-1", 2))
+    later_id_reused = [event(), once("h", "p-1", 2)[1]]
+    with pytest.raises(InvalidAppendError):
+        await store.append("p-1", 2, later_id_reused)
+    assert await store.stream_version("p-1") == 2
+    assert await total_head(store) == 2
 
 
-def test_a_repeat_in_a_group_commit_leaves_the_others_committed(
+async def test_a_repeat_in_a_group_commit_leaves_the_others_committed(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        await store.append("p-1", NO_STREAM, once("h", "p-1"))
-        calls = [store.append(f"s-{n}", NO_STREAM, [event(n)]) for n in range(10)]
-        calls.insert(5, store.append("p-1", 1, once("h", "p-1")))  # at the current version
-        calls.append(store.append("s-3", 7, [event()]))  # and a real conflict
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        repeat = outcomes.pop(5)
-        assert not isinstance(repeat, BaseException)
-        assert (repeat.version, repeat.repeat) == (1, True)
-        assert isinstance(outcomes.pop(), ConcurrencyError)
-        assert all(not isinstance(o, BaseException) and not o.repeat for o in outcomes)
-        assert await total_head(store) == 11
-
-    run(scenario())
+    store = make_store()
+    await store.append("p-1", NO_STREAM, once("h", "p-1"))
+    calls = [store.append(f"s-{n}", NO_STREAM, [event(n)]) for n in range(10)]
+    calls.insert(5, store.append("p-1", 1, once("h", "p-1")))  # at the current version
+    calls.append(store.append("s-3", 7, [event()]))  # and a real conflict
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    repeat = outcomes.pop(5)
+    assert not isinstance(repeat, BaseException)
+    assert (repeat.version, repeat.repeat) == (1, True)
+    assert isinstance(outcomes.pop(), ConcurrencyError)
+    assert all(not isinstance(o, BaseException) and not o.repeat for o in outcomes)
+    assert await total_head(store) == 11
 
 
 @FIXTURE_OK
@@ -123,36 +111,33 @@ def test_a_repeat_in_a_group_commit_leaves_the_others_committed(
     ),
     concurrent=st.booleans(),
 )
-def test_each_keyed_decision_is_recorded_once_whenever_it_is_attempted_again(
+async def test_each_keyed_decision_is_recorded_once_whenever_it_is_attempted_again(
     make_store: StoreFactory, plan: list[tuple[str, int, int]], concurrent: bool
 ) -> None:
     """Keys attempted again and again, at any distance, alone or all in flight at once."""
 
-    async def scenario() -> None:
-        store = make_store()
+    store = make_store()
 
-        async def attempt(stream: str, key: int, count: int) -> None:
-            while True:
-                version = await store.stream_version(stream)
-                try:
-                    await store.append(stream, version, once(f"k{key}", stream, count))
-                    return
-                except ConcurrencyError:
-                    continue
+    async def attempt(stream: str, key: int, count: int) -> None:
+        while True:
+            version = await store.stream_version(stream)
+            try:
+                await store.append(stream, version, once(f"k{key}", stream, count))
+                return
+            except ConcurrencyError:
+                continue
 
-        if concurrent:
-            await asyncio.gather(*(attempt(*step) for step in plan))
-        else:
-            for step in plan:
-                await attempt(*step)
-        log = await read_everything(store)
-        first_ids = {derived_id(f"k{key}", stream, 0) for stream, key, _ in plan}
-        assert {e.event_id for e in log if e.event_id in first_ids} == first_ids
-        assert len({e.event_id for e in log}) == len(log)
-        for stream in {stream for stream, _, _ in plan}:
-            versions = [e.version for e in log if e.stream_id == stream]
-            assert versions == list(range(1, len(versions) + 1))
-            starts = [e for e in log if e.stream_id == stream and e.event_id in first_ids]
-            assert len(starts) == len({key for s, key, _ in plan if s == stream})
-
-    run(scenario())
+    if concurrent:
+        await asyncio.gather(*(attempt(*step) for step in plan))
+    else:
+        for step in plan:
+            await attempt(*step)
+    log = await read_everything(store)
+    first_ids = {derived_id(f"k{key}", stream, 0) for stream, key, _ in plan}
+    assert {e.event_id for e in log if e.event_id in first_ids} == first_ids
+    assert len({e.event_id for e in log}) == len(log)
+    for stream in {stream for stream, _, _ in plan}:
+        versions = [e.version for e in log if e.stream_id == stream]
+        assert versions == list(range(1, len(versions) + 1))
+        starts = [e for e in log if e.stream_id == stream and e.event_id in first_ids]
+        assert len(starts) == len({key for s, key, _ in plan if s == stream})

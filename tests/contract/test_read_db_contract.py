@@ -85,99 +85,81 @@ def exactly(row: Row | None) -> bytes:
     return msgspec.json.encode(None if row is None else dict(sorted(row.items())))
 
 
-def test_create_is_idempotent_and_keeps_rows(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await db.create([THINGS, OTHERS])
-        await put(db, THINGS, {"a": thing("A", 1)})
-        await db.create([THINGS, OTHERS])
-        assert await db.get(THINGS, "a") == thing("A", 1)
-
-    run(scenario())
+async def test_create_is_idempotent_and_keeps_rows(databases: Databases) -> None:
+    db = await opened(databases)
+    await db.create([THINGS, OTHERS])
+    await put(db, THINGS, {"a": thing("A", 1)})
+    await db.create([THINGS, OTHERS])
+    assert await db.get(THINGS, "a") == thing("A", 1)
 
 
-def test_reading_a_table_never_created_is_a_schema_error(
+async def test_reading_a_table_never_created_is_a_schema_error(
     databases: Databases, request: pytest.FixtureRequest
 ) -> None:
 
-    async def scenario() -> None:
-        db = databases.open()
-        with pytest.raises(StoreSchemaError, match="create the tables"):
-            await db.get(THINGS, "a")
-
-    run(scenario())
+    db = databases.open()
+    with pytest.raises(StoreSchemaError, match="create the tables"):
+        await db.get(THINGS, "a")
 
 
-def test_a_units_writes_are_invisible_to_its_database_until_it_commits(
+async def test_a_units_writes_are_invisible_to_its_database_until_it_commits(
     databases: Databases, request: pytest.FixtureRequest
 ) -> None:
 
-    async def scenario() -> None:
-        db = await opened(databases)
-        async with db.unit() as unit:
-            await unit.write(THINGS, {"a": thing("A")}, [])
-            assert await db.get(THINGS, "a") is None
-            assert await db.select(THINGS) == []
-        assert await db.get(THINGS, "a") == thing("A")
-
-    run(scenario())
+    db = await opened(databases)
+    async with db.unit() as unit:
+        await unit.write(THINGS, {"a": thing("A")}, [])
+        assert await db.get(THINGS, "a") is None
+        assert await db.select(THINGS) == []
+    assert await db.get(THINGS, "a") == thing("A")
 
 
-def test_a_units_writes_and_versions_are_invisible_to_other_handles_until_it_commits(
+async def test_a_units_writes_and_versions_are_invisible_to_other_handles_until_it_commits(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        writer = await opened(databases)
-        reader = databases.open()
-        async with writer.unit() as unit:
-            await unit.write(THINGS, {"a": thing("A")}, [])
-            await unit.set_versions("p", {"s": 3})
-            assert await reader.get(THINGS, "a") is None
-            assert await reader.select(THINGS) == []
-        assert await reader.get(THINGS, "a") == thing("A")
-        async with reader.unit() as unit:
-            assert await unit.versions("p", ["s"]) == {"s": 3}
-
-    run(scenario())
+    writer = await opened(databases)
+    reader = databases.open()
+    async with writer.unit() as unit:
+        await unit.write(THINGS, {"a": thing("A")}, [])
+        await unit.set_versions("p", {"s": 3})
+        assert await reader.get(THINGS, "a") is None
+        assert await reader.select(THINGS) == []
+    assert await reader.get(THINGS, "a") == thing("A")
+    async with reader.unit() as unit:
+        assert await unit.versions("p", ["s"]) == {"s": 3}
 
 
-def test_an_exception_inside_a_unit_discards_its_writes_and_versions(
+async def test_an_exception_inside_a_unit_discards_its_writes_and_versions(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
+    db = await opened(databases)
+    async with db.unit() as unit:
+        await unit.write(THINGS, {"kept": thing("K", 1)}, [])
+        await unit.set_versions("p", {"s": 1})
+
+    async def failing_batch() -> None:
         async with db.unit() as unit:
-            await unit.write(THINGS, {"kept": thing("K", 1)}, [])
-            await unit.set_versions("p", {"s": 1})
+            await unit.write(THINGS, {"new": thing("N"), "kept": thing("changed")}, [])
+            await unit.write(OTHERS, {"o": {"label": "x"}}, [])
+            await unit.set_versions("p", {"s": 2, "t": 1})
+            raise RuntimeError("projection bug")
 
-        async def failing_batch() -> None:
-            async with db.unit() as unit:
-                await unit.write(THINGS, {"new": thing("N"), "kept": thing("changed")}, [])
-                await unit.write(OTHERS, {"o": {"label": "x"}}, [])
-                await unit.set_versions("p", {"s": 2, "t": 1})
-                raise RuntimeError("projection bug")
-
-        with pytest.raises(RuntimeError, match="projection bug"):
-            await failing_batch()
-        assert await everything(db) == {"kept": thing("K", 1)}
-        assert await everything(db, OTHERS) == {}
-        async with db.unit() as unit:
-            assert await unit.versions("p", ["s", "t"]) == {"s": 1}
-
-    run(scenario())
+    with pytest.raises(RuntimeError, match="projection bug"):
+        await failing_batch()
+    assert await everything(db) == {"kept": thing("K", 1)}
+    assert await everything(db, OTHERS) == {}
+    async with db.unit() as unit:
+        assert await unit.versions("p", ["s", "t"]) == {"s": 1}
 
 
-def test_load_returns_only_the_rows_that_exist(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(db, THINGS, {"a": thing("A", 1), "b": thing("B", 2)})
-        async with db.unit() as unit:
-            loaded = await unit.load(THINGS, ["a", "missing", "b", "a"])
-            assert loaded == {"a": thing("A", 1), "b": thing("B", 2)}
-            assert await unit.load(THINGS, []) == {}
-            assert await unit.load(OTHERS, ["a"]) == {}
-
-    run(scenario())
+async def test_load_returns_only_the_rows_that_exist(databases: Databases) -> None:
+    db = await opened(databases)
+    await put(db, THINGS, {"a": thing("A", 1), "b": thing("B", 2)})
+    async with db.unit() as unit:
+        loaded = await unit.load(THINGS, ["a", "missing", "b", "a"])
+        assert loaded == {"a": thing("A", 1), "b": thing("B", 2)}
+        assert await unit.load(THINGS, []) == {}
+        assert await unit.load(OTHERS, ["a"]) == {}
 
 
 class Gauge(msgspec.Struct, frozen=True):
@@ -194,26 +176,23 @@ GAUGES = Table(
 )
 
 
-def test_load_gives_what_projections_read_back_decoded_into_its_structs(
+async def test_load_gives_what_projections_read_back_decoded_into_its_structs(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        db = await opened(databases, GAUGES)
-        rows: dict[str, Row] = {
-            "g1": {"label": "boiler", "reading": {"needle": 7}, "notes": ["hot"]},
-            "g2": {"label": "old", "reading": {"needle": "stuck"}, "notes": None},  # older shape
-        }
-        await put(db, GAUGES, rows)
-        async with db.unit() as unit:
-            loaded = await unit.load(GAUGES, ["g1", "g2"])
-        assert loaded == {"g1": {"reading": Gauge(7)}, "g2": {"reading": {"needle": "stuck"}}}
-        assert await db.get(GAUGES, "g1") == rows["g1"]  # queries get every column, plain
-        assert [r["reading"] for r in await db.select(GAUGES, order_by=[("gauge_id", False)])] == [
-            {"needle": 7},
-            {"needle": "stuck"},
-        ]
-
-    run(scenario())
+    db = await opened(databases, GAUGES)
+    rows: dict[str, Row] = {
+        "g1": {"label": "boiler", "reading": {"needle": 7}, "notes": ["hot"]},
+        "g2": {"label": "old", "reading": {"needle": "stuck"}, "notes": None},  # older shape
+    }
+    await put(db, GAUGES, rows)
+    async with db.unit() as unit:
+        loaded = await unit.load(GAUGES, ["g1", "g2"])
+    assert loaded == {"g1": {"reading": Gauge(7)}, "g2": {"reading": {"needle": "stuck"}}}
+    assert await db.get(GAUGES, "g1") == rows["g1"]  # queries get every column, plain
+    assert [r["reading"] for r in await db.select(GAUGES, order_by=[("gauge_id", False)])] == [
+        {"needle": 7},
+        {"needle": "stuck"},
+    ]
 
 
 JSON_VALUES: list[Any] = [
@@ -233,143 +212,121 @@ JSON_VALUES: list[Any] = [
 ]
 
 
-def test_json_columns_round_trip_exactly(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        rows = {f"k{n}": thing("ünï ✓", n, value) for n, value in enumerate(JSON_VALUES)}
-        await put(db, THINGS, rows)
-        async with db.unit() as unit:
-            loaded = await unit.load(THINGS, list(rows))
-        selected = await everything(db)
-        for key, row in rows.items():
-            assert exactly(loaded[key]) == exactly(row)
-            assert exactly(selected[key]) == exactly(row)
-            assert exactly(await db.get(THINGS, key)) == exactly(row)
-
-    run(scenario())
+async def test_json_columns_round_trip_exactly(databases: Databases) -> None:
+    db = await opened(databases)
+    rows = {f"k{n}": thing("ünï ✓", n, value) for n, value in enumerate(JSON_VALUES)}
+    await put(db, THINGS, rows)
+    async with db.unit() as unit:
+        loaded = await unit.load(THINGS, list(rows))
+    selected = await everything(db)
+    for key, row in rows.items():
+        assert exactly(loaded[key]) == exactly(row)
+        assert exactly(selected[key]) == exactly(row)
+        assert exactly(await db.get(THINGS, key)) == exactly(row)
 
 
-def test_text_and_integer_columns_round_trip_with_their_extremes(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        rows = {
-            "max": thing("", 2**63 - 1),
-            "min": thing("🐉 ünïcödé 中文 'quoted' \"double\"", -(2**63)),
-            "nulls": thing(None, None, None),
-        }
-        await put(db, THINGS, rows)
-        assert {k: exactly(v) for k, v in (await everything(db)).items()} == {
-            k: exactly(v) for k, v in rows.items()
-        }
-
-    run(scenario())
-
-
-def test_writing_a_row_again_replaces_all_of_it(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(db, THINGS, {"a": thing("A", 1, {"x": [1]}), "b": thing("B", 2)})
-        await put(db, THINGS, {"a": {"name": "A2"}})
-        assert await everything(db) == {"a": thing("A2"), "b": thing("B", 2)}
-
-    run(scenario())
-
-
-def test_delete_removes_rows_and_ignores_missing_keys(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(db, THINGS, {"a": thing("A"), "b": thing("B"), "c": thing("C")})
-        async with db.unit() as unit:
-            await unit.write(THINGS, {"d": thing("D")}, ["a", "c", "never-there"])
-        assert await everything(db) == {"b": thing("B"), "d": thing("D")}
-
-    run(scenario())
-
-
-def test_versions_are_kept_per_projection(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        async with db.unit() as unit:
-            assert await unit.versions("players", ["s1"]) == {}
-            await unit.set_versions("players", {"s1": 3, "s2": 5})
-            await unit.set_versions("rooms", {"s1": 7})
-            await unit.set_versions("rooms", {})
-        async with db.unit() as unit:
-            await unit.set_versions("players", {"s1": 4})
-        async with db.unit() as unit:
-            assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
-            assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 7}
-            assert await unit.versions("rooms", []) == {}
-
-    run(scenario())
-
-
-def test_versions_another_writer_committed_are_seen_by_a_handle_that_read_them_before(
+async def test_text_and_integer_columns_round_trip_with_their_extremes(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        async with db.unit() as unit:
-            await unit.set_versions("p", {"s": 1, "t": 1})
-        async with db.unit() as unit:
-            assert await unit.versions("p", ["s", "t"]) == {"s": 1, "t": 1}
-        other = databases.open()
-        async with other.unit() as unit:
-            await unit.set_versions("p", {"s": 5})
-        async with db.unit() as unit:
-            assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 1}
-            await unit.set_versions("p", {"t": 2})
-        async with other.unit() as unit:
-            assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 2}
-
-    run(scenario())
+    db = await opened(databases)
+    rows = {
+        "max": thing("", 2**63 - 1),
+        "min": thing("🐉 ünïcödé 中文 'quoted' \"double\"", -(2**63)),
+        "nulls": thing(None, None, None),
+    }
+    await put(db, THINGS, rows)
+    assert {k: exactly(v) for k, v in (await everything(db)).items()} == {
+        k: exactly(v) for k, v in rows.items()
+    }
 
 
-def test_dropping_a_projections_versions_keeps_every_other_projections(
+async def test_writing_a_row_again_replaces_all_of_it(databases: Databases) -> None:
+    db = await opened(databases)
+    await put(db, THINGS, {"a": thing("A", 1, {"x": [1]}), "b": thing("B", 2)})
+    await put(db, THINGS, {"a": {"name": "A2"}})
+    assert await everything(db) == {"a": thing("A2"), "b": thing("B", 2)}
+
+
+async def test_delete_removes_rows_and_ignores_missing_keys(databases: Databases) -> None:
+    db = await opened(databases)
+    await put(db, THINGS, {"a": thing("A"), "b": thing("B"), "c": thing("C")})
+    async with db.unit() as unit:
+        await unit.write(THINGS, {"d": thing("D")}, ["a", "c", "never-there"])
+    assert await everything(db) == {"b": thing("B"), "d": thing("D")}
+
+
+async def test_versions_are_kept_per_projection(databases: Databases) -> None:
+    db = await opened(databases)
+    async with db.unit() as unit:
+        assert await unit.versions("players", ["s1"]) == {}
+        await unit.set_versions("players", {"s1": 3, "s2": 5})
+        await unit.set_versions("rooms", {"s1": 7})
+        await unit.set_versions("rooms", {})
+    async with db.unit() as unit:
+        await unit.set_versions("players", {"s1": 4})
+    async with db.unit() as unit:
+        assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
+        assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 7}
+        assert await unit.versions("rooms", []) == {}
+
+
+async def test_versions_another_writer_committed_are_seen_by_a_handle_that_read_them_before(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        shadow = "rooms__rebuild_0193ab12"
-        async with db.unit() as unit:
-            await unit.set_versions("players", {"s1": 3, "s2": 5})
-            await unit.set_versions(shadow, {"s1": 7, "s3": 2})
-        async with db.unit() as unit:
-            assert await unit.versions(shadow, ["s1"]) == {"s1": 7}  # one row read, one not
-            await unit.set_versions("players", {"s1": 4})
-            await unit.drop_versions(shadow)
-            assert await unit.versions(shadow, ["s1", "s3"]) == {}
-        async with db.unit() as unit:
-            assert await unit.versions(shadow, ["s1", "s2", "s3"]) == {}
-            assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
-
-    run(scenario())
+    db = await opened(databases)
+    async with db.unit() as unit:
+        await unit.set_versions("p", {"s": 1, "t": 1})
+    async with db.unit() as unit:
+        assert await unit.versions("p", ["s", "t"]) == {"s": 1, "t": 1}
+    other = databases.open()
+    async with other.unit() as unit:
+        await unit.set_versions("p", {"s": 5})
+    async with db.unit() as unit:
+        assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 1}
+        await unit.set_versions("p", {"t": 2})
+    async with other.unit() as unit:
+        assert await unit.versions("p", ["s", "t"]) == {"s": 5, "t": 2}
 
 
-def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
+async def test_dropping_a_projections_versions_keeps_every_other_projections(
     databases: Databases,
 ) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        async with db.unit() as unit:
-            first = await unit.generation()
-        async with db.unit() as unit:
-            assert await unit.generation() == first + 1
+    db = await opened(databases)
+    shadow = "rooms__rebuild_0193ab12"
+    async with db.unit() as unit:
+        await unit.set_versions("players", {"s1": 3, "s2": 5})
+        await unit.set_versions(shadow, {"s1": 7, "s3": 2})
+    async with db.unit() as unit:
+        assert await unit.versions(shadow, ["s1"]) == {"s1": 7}  # one row read, one not
+        await unit.set_versions("players", {"s1": 4})
+        await unit.drop_versions(shadow)
+        assert await unit.versions(shadow, ["s1", "s3"]) == {}
+    async with db.unit() as unit:
+        assert await unit.versions(shadow, ["s1", "s2", "s3"]) == {}
+        assert await unit.versions("players", ["s1", "s2", "s3"]) == {"s1": 4, "s2": 5}
 
-        async def failing() -> None:
-            async with db.unit() as unit:
-                await unit.write(THINGS, {"a": thing("A")}, [])
-                raise RuntimeError("rolled back")
 
-        with pytest.raises(RuntimeError):
-            await failing()
-        other = databases.open()  # another writer's units count too
-        async with other.unit() as unit:
-            assert await unit.generation() == first + 2
+async def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
+    databases: Databases,
+) -> None:
+    db = await opened(databases)
+    async with db.unit() as unit:
+        first = await unit.generation()
+    async with db.unit() as unit:
+        assert await unit.generation() == first + 1
+
+    async def failing() -> None:
         async with db.unit() as unit:
-            assert await unit.generation() == first + 3
+            await unit.write(THINGS, {"a": thing("A")}, [])
+            raise RuntimeError("rolled back")
 
-    run(scenario())
+    with pytest.raises(RuntimeError):
+        await failing()
+    other = databases.open()  # another writer's units count too
+    async with other.unit() as unit:
+        assert await unit.generation() == first + 2
+    async with db.unit() as unit:
+        assert await unit.generation() == first + 3
 
 
 async def old_layout(databases: Databases, rows: list[tuple[str, str, int]]) -> None:
@@ -393,16 +350,13 @@ async def old_layout(databases: Databases, rows: list[tuple[str, str, int]]) -> 
         await pg.close()
 
 
-def test_create_moves_the_previous_layouts_versions_over(databases: Databases) -> None:
-    async def scenario() -> None:
-        await old_layout(databases, [("players", "s1", 3), ("rooms", "s1", 2), ("rooms", "s2", 9)])
-        db = await opened(databases)
-        await db.create([THINGS])  # again: nothing left to move, nothing lost
-        async with db.unit() as unit:
-            assert await unit.versions("players", ["s1", "s2"]) == {"s1": 3}
-            assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 2, "s2": 9}
-
-    run(scenario())
+async def test_create_moves_the_previous_layouts_versions_over(databases: Databases) -> None:
+    await old_layout(databases, [("players", "s1", 3), ("rooms", "s1", 2), ("rooms", "s2", 9)])
+    db = await opened(databases)
+    await db.create([THINGS])  # again: nothing left to move, nothing lost
+    async with db.unit() as unit:
+        assert await unit.versions("players", ["s1", "s2"]) == {"s1": 3}
+        assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 2, "s2": 9}
 
 
 def test_select_filters_orders_and_limits(databases: Databases) -> None:
@@ -453,53 +407,44 @@ def test_select_filters_orders_and_limits(databases: Databases) -> None:
     run(scenario())
 
 
-def test_text_orders_by_code_point(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        names = ["b", "B", "a", "A", "_", "é", "e", "Z", "10", "9", " "]
-        await put(db, THINGS, {f"k{n}": thing(name) for n, name in enumerate(names)})
-        rows = await db.select(THINGS, order_by=[("name", False)])
-        assert [row["name"] for row in rows] == sorted(names)
-
-    run(scenario())
+async def test_text_orders_by_code_point(databases: Databases) -> None:
+    db = await opened(databases)
+    names = ["b", "B", "a", "A", "_", "é", "e", "Z", "10", "9", " "]
+    await put(db, THINGS, {f"k{n}": thing(name) for n, name in enumerate(names)})
+    rows = await db.select(THINGS, order_by=[("name", False)])
+    assert [row["name"] for row in rows] == sorted(names)
 
 
-def test_key_lists_longer_than_a_thousand_work(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        keys = [f"key-{n:05}" for n in range(2_500)]
+async def test_key_lists_longer_than_a_thousand_work(databases: Databases) -> None:
+    db = await opened(databases)
+    keys = [f"key-{n:05}" for n in range(2_500)]
+    async with db.unit() as unit:
+        await unit.write(THINGS, {key: thing(key, n) for n, key in enumerate(keys)}, [])
+        await unit.set_versions("p", {key: n for n, key in enumerate(keys)})
+    async with db.unit() as unit:
+        loaded = await unit.load(THINGS, [*keys, "missing"])
+        assert loaded == {key: thing(key, n) for n, key in enumerate(keys)}
+        assert await unit.versions("p", [*keys, "missing"]) == {
+            key: n for n, key in enumerate(keys)
+        }
+        await unit.write(THINGS, {}, keys[:2_000])
+    assert list(await everything(db)) == keys[2_000:]
+
+
+async def test_concurrent_units_on_different_keys_both_commit(databases: Databases) -> None:
+    db = await opened(databases)
+
+    async def apply(key: str) -> None:
         async with db.unit() as unit:
-            await unit.write(THINGS, {key: thing(key, n) for n, key in enumerate(keys)}, [])
-            await unit.set_versions("p", {key: n for n, key in enumerate(keys)})
-        async with db.unit() as unit:
-            loaded = await unit.load(THINGS, [*keys, "missing"])
-            assert loaded == {key: thing(key, n) for n, key in enumerate(keys)}
-            assert await unit.versions("p", [*keys, "missing"]) == {
-                key: n for n, key in enumerate(keys)
-            }
-            await unit.write(THINGS, {}, keys[:2_000])
-        assert list(await everything(db)) == keys[2_000:]
+            assert await unit.load(THINGS, [key]) == {}
+            await asyncio.sleep(0.01)
+            await unit.write(THINGS, {key: thing(key)}, [])
+            await unit.set_versions("p", {key: 1})
 
-    run(scenario())
-
-
-def test_concurrent_units_on_different_keys_both_commit(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-
-        async def apply(key: str) -> None:
-            async with db.unit() as unit:
-                assert await unit.load(THINGS, [key]) == {}
-                await asyncio.sleep(0.01)
-                await unit.write(THINGS, {key: thing(key)}, [])
-                await unit.set_versions("p", {key: 1})
-
-        await asyncio.gather(apply("a"), apply("b"))
-        assert await everything(db) == {"a": thing("a"), "b": thing("b")}
-        async with db.unit() as unit:
-            assert await unit.versions("p", ["a", "b"]) == {"a": 1, "b": 1}
-
-    run(scenario())
+    await asyncio.gather(apply("a"), apply("b"))
+    assert await everything(db) == {"a": thing("a"), "b": thing("b")}
+    async with db.unit() as unit:
+        assert await unit.versions("p", ["a", "b"]) == {"a": 1, "b": 1}
 
 
 async def increment(db: ReadDatabase) -> None:
@@ -509,44 +454,37 @@ async def increment(db: ReadDatabase) -> None:
         await unit.write(THINGS, {"counter": {**row, "score": row["score"] + 1}}, [])
 
 
-def test_concurrent_units_changing_the_same_row_lose_no_update(databases: Databases) -> None:
+async def test_concurrent_units_changing_the_same_row_lose_no_update(databases: Databases) -> None:
     # Projections read, change and write back rows that events of many streams share.
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(db, THINGS, {"counter": thing(score=0)})
-        await asyncio.gather(*(increment(db) for _ in range(10)))
-        assert await db.get(THINGS, "counter") == thing(score=10)
-
-    run(scenario())
+    db = await opened(databases)
+    await put(db, THINGS, {"counter": thing(score=0)})
+    await asyncio.gather(*(increment(db) for _ in range(10)))
+    assert await db.get(THINGS, "counter") == thing(score=10)
 
 
-def test_units_of_two_handles_changing_the_same_row_lose_no_update(databases: Databases) -> None:
+async def test_units_of_two_handles_changing_the_same_row_lose_no_update(
+    databases: Databases,
+) -> None:
 
-    async def scenario() -> None:
-        db = await opened(databases)
-        other = databases.open()  # as another process would
-        await put(db, THINGS, {"counter": thing(score=0)})
-        await asyncio.gather(*(increment(db if n % 2 else other) for n in range(10)))
-        assert await db.get(THINGS, "counter") == thing(score=10)
-
-    run(scenario())
+    db = await opened(databases)
+    other = databases.open()  # as another process would
+    await put(db, THINGS, {"counter": thing(score=0)})
+    await asyncio.gather(*(increment(db if n % 2 else other) for n in range(10)))
+    assert await db.get(THINGS, "counter") == thing(score=10)
 
 
-def test_a_units_operations_may_be_awaited_together(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(db, THINGS, {"a": thing("A")})
-        async with db.unit() as unit:
-            loaded, others, versions, _ = await asyncio.gather(
-                unit.load(THINGS, ["a"]),
-                unit.load(OTHERS, ["a"]),
-                unit.versions("p", ["s"]),
-                unit.write(THINGS, {"b": thing("B")}, []),
-            )
-        assert (loaded, others, versions) == ({"a": thing("A")}, {}, {})
-        assert await everything(db) == {"a": thing("A"), "b": thing("B")}
-
-    run(scenario())
+async def test_a_units_operations_may_be_awaited_together(databases: Databases) -> None:
+    db = await opened(databases)
+    await put(db, THINGS, {"a": thing("A")})
+    async with db.unit() as unit:
+        loaded, others, versions, _ = await asyncio.gather(
+            unit.load(THINGS, ["a"]),
+            unit.load(OTHERS, ["a"]),
+            unit.versions("p", ["s"]),
+            unit.write(THINGS, {"b": thing("B")}, []),
+        )
+    assert (loaded, others, versions) == ({"a": thing("A")}, {}, {})
+    assert await everything(db) == {"a": thing("A"), "b": thing("B")}
 
 
 KEYS = ["a", "b", "c", "d"]
@@ -617,15 +555,12 @@ async def write(
             raise RuntimeError("batch failed")
 
 
-def test_open_read_database_picks_the_adapter_by_scheme(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        sqlite = open_read_database(f"sqlite:///{tmp_path}/r.sqlite")
-        _opened.append(sqlite)
-        assert isinstance(sqlite, SQLiteReadDatabase)
-        for url in ("postgresql://u@127.0.0.1:5432/db", "postgres://127.0.0.1/db"):
-            assert isinstance(open_read_database(url), PostgresReadDatabase)  # connects lazily
-
-    run(scenario())
+async def test_open_read_database_picks_the_adapter_by_scheme(tmp_path: Path) -> None:
+    sqlite = open_read_database(f"sqlite:///{tmp_path}/r.sqlite")
+    _opened.append(sqlite)
+    assert isinstance(sqlite, SQLiteReadDatabase)
+    for url in ("postgresql://u@127.0.0.1:5432/db", "postgres://127.0.0.1/db"):
+        assert isinstance(open_read_database(url), PostgresReadDatabase)  # connects lazily
 
 
 @pytest.mark.parametrize(
@@ -646,13 +581,10 @@ def test_open_read_database_refuses_bad_urls(url: str, message: str) -> None:
         open_read_database(url)
 
 
-def test_an_unreachable_postgres_is_unavailable_not_skipped() -> None:
-    async def scenario() -> None:
-        db = PostgresReadDatabase("postgresql://postgres@127.0.0.1:1/nowhere")
-        try:
-            with pytest.raises(StoreUnavailableError, match=re.escape("127.0.0.1:1/nowhere")):
-                await db.get(THINGS, "a")
-        finally:
-            await db.close()
-
-    run(scenario())
+async def test_an_unreachable_postgres_is_unavailable_not_skipped() -> None:
+    db = PostgresReadDatabase("postgresql://postgres@127.0.0.1:1/nowhere")
+    try:
+        with pytest.raises(StoreUnavailableError, match=re.escape("127.0.0.1:1/nowhere")):
+            await db.get(THINGS, "a")
+    finally:
+        await db.close()

@@ -18,7 +18,6 @@ from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from tests.conftest import run
 
 WORLD = load_world()
 
@@ -58,69 +57,63 @@ async def all_events(store: MemoryEventStore) -> list[RecordedEvent]:
     return await store.read_all(0, 10_000)
 
 
-def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store, game, (ann, bob) = await characters("Ann", "Bob")
-        await game.say(ann, "hello")
-        await game.say(ann, "boom")
-        await game.move(ann, "north")  # after the poison: must wait behind it
-        await game.move(bob, "north")  # another stream: must go on
-        projection = Fragile()
-        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
-        runner = ProjectionRunner(db, [projection], store, event_codec())
-        await runner.setup()
-        counts = await runner.apply(await all_events(store))
-        assert (counts.applied, counts.parked) == (4, 2)
-        letters = await DeadLetterAdmin.of(runner).dead_letters()
-        assert [(r["stream_id"], r["version"]) for r in letters] == [
-            (f"player-{ann}", 3),
-            (f"player-{ann}", 4),
-        ]
-        assert "cannot handle a boom" in letters[0]["error"]
-        assert "parked behind" in letters[1]["error"]
-        bob_row = await db.get(PLAYER_DETAILS, bob)
-        ann_row = await db.get(PLAYER_DETAILS, ann)
-        assert bob_row is not None
-        assert bob_row["room"] == "market_street"
-        assert ann_row is not None
-        assert ann_row["room"] == WORLD.start_room
-        # Later events of the parked stream are parked too, in order.
-        await game.say(ann, "still here")
-        more = (await all_events(store))[-1:]
-        assert (await runner.apply(more)).parked == 1
-        # Repaired: a retry applies the letters in order and unparks the stream.
-        projection.broken = False
-        assert await DeadLetterAdmin.of(runner).retry("player_details") == (3, 0)
-        assert await DeadLetterAdmin.of(runner).dead_letters() == []
-        ann_row = await db.get(PLAYER_DETAILS, ann)
-        assert ann_row is not None
-        assert ann_row["room"] == "market_street"
-        await game.move(ann, "south")
-        assert (await runner.apply((await all_events(store))[-1:])).applied == 1
-        await db.close()
-
-    run(scenario())
+async def test_a_failing_event_parks_its_stream_in_order_while_others_go_on(tmp_path: Path) -> None:
+    store, game, (ann, bob) = await characters("Ann", "Bob")
+    await game.say(ann, "hello")
+    await game.say(ann, "boom")
+    await game.move(ann, "north")  # after the poison: must wait behind it
+    await game.move(bob, "north")  # another stream: must go on
+    projection = Fragile()
+    db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    runner = ProjectionRunner(db, [projection], store, event_codec())
+    await runner.setup()
+    counts = await runner.apply(await all_events(store))
+    assert (counts.applied, counts.parked) == (4, 2)
+    letters = await DeadLetterAdmin.of(runner).dead_letters()
+    assert [(r["stream_id"], r["version"]) for r in letters] == [
+        (f"player-{ann}", 3),
+        (f"player-{ann}", 4),
+    ]
+    assert "cannot handle a boom" in letters[0]["error"]
+    assert "parked behind" in letters[1]["error"]
+    bob_row = await db.get(PLAYER_DETAILS, bob)
+    ann_row = await db.get(PLAYER_DETAILS, ann)
+    assert bob_row is not None
+    assert bob_row["room"] == "market_street"
+    assert ann_row is not None
+    assert ann_row["room"] == WORLD.start_room
+    # Later events of the parked stream are parked too, in order.
+    await game.say(ann, "still here")
+    more = (await all_events(store))[-1:]
+    assert (await runner.apply(more)).parked == 1
+    # Repaired: a retry applies the letters in order and unparks the stream.
+    projection.broken = False
+    assert await DeadLetterAdmin.of(runner).retry("player_details") == (3, 0)
+    assert await DeadLetterAdmin.of(runner).dead_letters() == []
+    ann_row = await db.get(PLAYER_DETAILS, ann)
+    assert ann_row is not None
+    assert ann_row["room"] == "market_street"
+    await game.move(ann, "south")
+    assert (await runner.apply((await all_events(store))[-1:])).applied == 1
+    await db.close()
 
 
-def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store, game, (cy,) = await characters("Cy")
-        await game.say(cy, "boom")
-        await game.move(cy, "north")
-        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
-        runner = ProjectionRunner(db, [Fragile()], store, event_codec())
-        await runner.setup()
-        await runner.apply(await all_events(store))
-        assert await DeadLetterAdmin.of(runner).retry("player_details") == (0, 2)
-        assert [r["version"] for r in await DeadLetterAdmin.of(runner).dead_letters()] == [2, 3]
-        assert await DeadLetterAdmin.of(runner).skip("player_details") == 2
-        assert await DeadLetterAdmin.of(runner).dead_letters() == []
-        await game.move(cy, "south")
-        counts = await runner.apply((await all_events(store))[-1:])
-        assert counts.applied == 1  # unparked: the stream goes on without the skipped events
-        await db.close()
-
-    run(scenario())
+async def test_a_retry_that_fails_again_parks_from_the_failing_event(tmp_path: Path) -> None:
+    store, game, (cy,) = await characters("Cy")
+    await game.say(cy, "boom")
+    await game.move(cy, "north")
+    db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    runner = ProjectionRunner(db, [Fragile()], store, event_codec())
+    await runner.setup()
+    await runner.apply(await all_events(store))
+    assert await DeadLetterAdmin.of(runner).retry("player_details") == (0, 2)
+    assert [r["version"] for r in await DeadLetterAdmin.of(runner).dead_letters()] == [2, 3]
+    assert await DeadLetterAdmin.of(runner).skip("player_details") == 2
+    assert await DeadLetterAdmin.of(runner).dead_letters() == []
+    await game.move(cy, "south")
+    counts = await runner.apply((await all_events(store))[-1:])
+    assert counts.applied == 1  # unparked: the stream goes on without the skipped events
+    await db.close()
 
 
 class FragileRooms(RoomView):
@@ -143,50 +136,44 @@ class FragileRooms(RoomView):
             raise ValueError("cannot handle this")
 
 
-def test_a_failing_event_leaves_the_rooms_it_changed_in_place_as_they_were(
+async def test_a_failing_event_leaves_the_rooms_it_changed_in_place_as_they_were(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store, game, (ann, bob, cy) = await characters("Ann", "Bob", "Cy")
-        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
-        runner = ProjectionRunner(db, [FragileRooms(WORLD)], store, event_codec())
-        await runner.setup()
-        await runner.apply(await all_events(store))
-        square = await db.get(ROOM_VIEW, WORLD.start_room)
-        assert square is not None
-        await game.say(cy, "boom")  # fails after replacing Cy's entry
-        await game.move(ann, "north")  # fails after moving Ann out of the square and in north
-        await game.say(bob, "hello")  # applied: Bob's entry is set again, equal
-        counts = await runner.apply((await all_events(store))[-3:])
-        assert (counts.applied, counts.parked) == (1, 2)
-        after = await db.get(ROOM_VIEW, WORLD.start_room)
-        assert after is not None
-        assert after["players"] == square["players"]
-        assert set(after["players"]) == {ann, bob, cy}
-        assert await db.get(ROOM_VIEW, "market_street") is None
-        await db.close()
-
-    run(scenario())
+    store, game, (ann, bob, cy) = await characters("Ann", "Bob", "Cy")
+    db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    runner = ProjectionRunner(db, [FragileRooms(WORLD)], store, event_codec())
+    await runner.setup()
+    await runner.apply(await all_events(store))
+    square = await db.get(ROOM_VIEW, WORLD.start_room)
+    assert square is not None
+    await game.say(cy, "boom")  # fails after replacing Cy's entry
+    await game.move(ann, "north")  # fails after moving Ann out of the square and in north
+    await game.say(bob, "hello")  # applied: Bob's entry is set again, equal
+    counts = await runner.apply((await all_events(store))[-3:])
+    assert (counts.applied, counts.parked) == (1, 2)
+    after = await db.get(ROOM_VIEW, WORLD.start_room)
+    assert after is not None
+    assert after["players"] == square["players"]
+    assert set(after["players"]) == {ann, bob, cy}
+    assert await db.get(ROOM_VIEW, "market_street") is None
+    await db.close()
 
 
-def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_goes_on(
+async def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_goes_on(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store, game, (ann, bob) = await characters("Ann", "Bob")
-        await store.append(f"player-{ann}", ANY, [NewEvent("FromTheFuture", b"{}")])
-        await game.move(bob, "north")
-        db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
-        runner = ProjectionRunner(db, [PlayerDetails()], store, event_codec())
-        await runner.setup()
-        counts = await runner.apply(await all_events(store))
-        assert (counts.applied, counts.parked) == (3, 1)
-        (letter,) = await DeadLetterAdmin.of(runner).dead_letters()
-        assert (letter["stream_id"], letter["version"]) == (f"player-{ann}", 2)
-        assert "cannot decode" in letter["error"]
-        bob_row = await db.get(PLAYER_DETAILS, bob)
-        assert bob_row is not None
-        assert bob_row["room"] == "market_street"
-        await db.close()
-
-    run(scenario())
+    store, game, (ann, bob) = await characters("Ann", "Bob")
+    await store.append(f"player-{ann}", ANY, [NewEvent("FromTheFuture", b"{}")])
+    await game.move(bob, "north")
+    db = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    runner = ProjectionRunner(db, [PlayerDetails()], store, event_codec())
+    await runner.setup()
+    counts = await runner.apply(await all_events(store))
+    assert (counts.applied, counts.parked) == (3, 1)
+    (letter,) = await DeadLetterAdmin.of(runner).dead_letters()
+    assert (letter["stream_id"], letter["version"]) == (f"player-{ann}", 2)
+    assert "cannot decode" in letter["error"]
+    bob_row = await db.get(PLAYER_DETAILS, bob)
+    assert bob_row is not None
+    assert bob_row["room"] == "market_street"
+    await db.close()

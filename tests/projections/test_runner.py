@@ -22,7 +22,6 @@ from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.codec import EventCodec
 from adventure_quest.store.envelope import ANY, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from tests.conftest import run
 
 WORLD = load_world()
 
@@ -73,88 +72,73 @@ async def rows(runner: ProjectionRunner) -> dict[str, list[Row]]:
     return {t.name: await runner.db.select(t, order_by=[(t.key, False)]) for t in runner.tables}
 
 
-def test_each_event_is_decoded_once_however_many_projections_apply_it(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        codec = CountingCodec()
-        _, events, runner = await runner_over(tmp_path, codec=codec)
-        counts = await runner.apply(events)
-        assert counts.applied == len(events) * len(runner.projections)
-        assert codec.decoded == len(events)
-        await runner.db.close()
-
-    run(scenario())
+async def test_each_event_is_decoded_once_however_many_projections_apply_it(tmp_path: Path) -> None:
+    codec = CountingCodec()
+    _, events, runner = await runner_over(tmp_path, codec=codec)
+    counts = await runner.apply(events)
+    assert counts.applied == len(events) * len(runner.projections)
+    assert codec.decoded == len(events)
+    await runner.db.close()
 
 
-def test_projections_at_different_versions_each_skip_only_what_they_applied(
+async def test_projections_at_different_versions_each_skip_only_what_they_applied(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store, events, runner = await runner_over(tmp_path)
-        ahead = runner.projection("player_details")
-        await runner.apply_to(ahead, events[:4])  # one projection ran ahead (a rebuild's catch-up)
-        counts = await runner.apply(events)
-        assert counts.duplicates == 4
-        assert counts.applied == len(events) * len(runner.projections) - 4
-        fresh = SQLiteReadDatabase(str(tmp_path / "fresh.sqlite"))
-        once = ProjectionRunner(fresh, projections(WORLD), store, event_codec())
-        await once.setup()
-        await once.apply(events)
-        assert await rows(runner) == await rows(once)
-        await runner.db.close()
-        await fresh.close()
-
-    run(scenario())
+    store, events, runner = await runner_over(tmp_path)
+    ahead = runner.projection("player_details")
+    await runner.apply_to(ahead, events[:4])  # one projection ran ahead (a rebuild's catch-up)
+    counts = await runner.apply(events)
+    assert counts.duplicates == 4
+    assert counts.applied == len(events) * len(runner.projections) - 4
+    fresh = SQLiteReadDatabase(str(tmp_path / "fresh.sqlite"))
+    once = ProjectionRunner(fresh, projections(WORLD), store, event_codec())
+    await once.setup()
+    await once.apply(events)
+    assert await rows(runner) == await rows(once)
+    await runner.db.close()
+    await fresh.close()
 
 
-def test_events_a_projection_does_not_handle_still_move_its_versions(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        _, events, runner = await runner_over(tmp_path, [Leaderboard()])
-        assert (await runner.apply(events)).applied == len(events)
-        assert (await runner.apply(events)).duplicates == len(events)
-        board = await runner.db.select(LEADERBOARD, order_by=[("name", False)])
-        assert [(r["name"], r["level"], r["xp"]) for r in board] == [("Ann", 1, 0), ("Bob", 1, 0)]
-        await runner.db.close()
-
-    run(scenario())
+async def test_events_a_projection_does_not_handle_still_move_its_versions(tmp_path: Path) -> None:
+    _, events, runner = await runner_over(tmp_path, [Leaderboard()])
+    assert (await runner.apply(events)).applied == len(events)
+    assert (await runner.apply(events)).duplicates == len(events)
+    board = await runner.db.select(LEADERBOARD, order_by=[("name", False)])
+    assert [(r["name"], r["level"], r["xp"]) for r in board] == [("Ann", 1, 0), ("Bob", 1, 0)]
+    await runner.db.close()
 
 
-def test_rows_kept_between_batches_are_forgotten_when_another_writer_commits(
+async def test_rows_kept_between_batches_are_forgotten_when_another_writer_commits(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> None:
-        store, events, runner = await runner_over(tmp_path, [Leaderboard()])
-        await runner.apply(events)
-        ann = player_id_for("Ann")
-        assert runner.cache is not None
-        assert (LEADERBOARD.name, ann) in runner.cache.rows  # kept for the next batch
-        other = SQLiteReadDatabase(
-            str(tmp_path / "read.sqlite")
-        )  # another writer (a rebuild's swap, say) changes it
-        async with other.unit() as unit:
-            await unit.write(LEADERBOARD, {ann: {"name": "Ann", "level": 4, "xp": 70}}, [])
-        await other.close()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
-        await game.create_character("Cid")  # a batch that does not touch Ann: still forgets
-        await runner.apply((await store.read_all(0, 1000))[len(events) :])
-        assert (LEADERBOARD.name, ann) not in runner.cache.rows
-        await store.append(f"player-{ann}", ANY, [event_codec().encode(XpGained(5, "rat", "h1"))])
-        await runner.apply((await store.read_all(0, 1000))[-1:])
-        row = await runner.db.get(LEADERBOARD, ann)
-        assert row == {"name": "Ann", "level": 4, "xp": 75}  # built on the other writer's row
-        await runner.db.close()
-
-    run(scenario())
+    store, events, runner = await runner_over(tmp_path, [Leaderboard()])
+    await runner.apply(events)
+    ann = player_id_for("Ann")
+    assert runner.cache is not None
+    assert (LEADERBOARD.name, ann) in runner.cache.rows  # kept for the next batch
+    other = SQLiteReadDatabase(
+        str(tmp_path / "read.sqlite")
+    )  # another writer (a rebuild's swap, say) changes it
+    async with other.unit() as unit:
+        await unit.write(LEADERBOARD, {ann: {"name": "Ann", "level": 4, "xp": 70}}, [])
+    await other.close()
+    game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
+    await game.create_character("Cid")  # a batch that does not touch Ann: still forgets
+    await runner.apply((await store.read_all(0, 1000))[len(events) :])
+    assert (LEADERBOARD.name, ann) not in runner.cache.rows
+    await store.append(f"player-{ann}", ANY, [event_codec().encode(XpGained(5, "rat", "h1"))])
+    await runner.apply((await store.read_all(0, 1000))[-1:])
+    row = await runner.db.get(LEADERBOARD, ann)
+    assert row == {"name": "Ann", "level": 4, "xp": 75}  # built on the other writer's row
+    await runner.db.close()
 
 
-def test_a_failed_batch_forgets_every_row_kept(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        _, events, runner = await runner_over(tmp_path)
-        await runner.apply(events[:3])
-        assert runner.cache is not None
-        assert runner.cache.rows
-        await runner.db.close()  # the next unit cannot even begin
-        with pytest.raises(sqlite3.ProgrammingError):
-            await runner.apply(events[3:])
-        assert not runner.cache.rows
-
-    run(scenario())
+async def test_a_failed_batch_forgets_every_row_kept(tmp_path: Path) -> None:
+    _, events, runner = await runner_over(tmp_path)
+    await runner.apply(events[:3])
+    assert runner.cache is not None
+    assert runner.cache.rows
+    await runner.db.close()  # the next unit cannot even begin
+    with pytest.raises(sqlite3.ProgrammingError):
+        await runner.apply(events[3:])
+    assert not runner.cache.rows

@@ -28,18 +28,15 @@ def test_an_entry_older_than_asked_is_loaded_again() -> None:
     run(scenario())
 
 
-def test_a_failed_load_is_not_cached_and_every_waiter_sees_the_error() -> None:
-    async def scenario() -> None:
-        cache = QueryCache(MemoryCache(30))
+async def test_a_failed_load_is_not_cached_and_every_waiter_sees_the_error() -> None:
+    cache = QueryCache(MemoryCache(30))
 
-        async def load() -> Entry:
-            await asyncio.sleep(0.01)
-            raise RuntimeError("read database down")
+    async def load() -> Entry:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("read database down")
 
-        results = await asyncio.gather(
-            *(cache.fetch("k", load) for _ in range(5)), return_exceptions=True
-        )
-        assert all(isinstance(r, RuntimeError) for r in results)
-        assert await cache.backend.get("k") is None
-
-    run(scenario())
+    results = await asyncio.gather(
+        *(cache.fetch("k", load) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await cache.backend.get("k") is None

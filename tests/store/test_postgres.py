@@ -218,14 +218,11 @@ def test_appends_cut_off_by_terminated_connections_are_retried_without_loss_or_d
     assert [e.position for e in log] == list(range(1, clients * each + 1))
 
 
-def test_a_database_without_the_schema_names_the_fix() -> None:
-    async def scenario() -> None:
-        store = PostgresEventStore(await postgres.scratch_database("bare"))
-        with pytest.raises(StoreSchemaError, match="aq db upgrade"):
-            await store.append("s-1", NO_STREAM, [event()])
-        await store.close()
-
-    run(scenario())
+async def test_a_database_without_the_schema_names_the_fix() -> None:
+    store = PostgresEventStore(await postgres.scratch_database("bare"))
+    with pytest.raises(StoreSchemaError, match="aq db upgrade"):
+        await store.append("s-1", NO_STREAM, [event()])
+    await store.close()
 
 
 def test_a_schema_newer_than_the_code_is_refused() -> None:
@@ -257,34 +254,28 @@ def test_a_schema_newer_than_the_code_is_refused() -> None:
         ("postgresql://127.0.0.1:5432", StoreUrlError, "expected postgresql://"),
     ],
 )
-def test_an_unusable_url_gives_a_clear_error(
+async def test_an_unusable_url_gives_a_clear_error(
     url: str, error: type[Exception], message: str
 ) -> None:
-    async def scenario() -> None:
-        store = PostgresEventStore(url)
-        try:
-            with pytest.raises(error, match=message):
-                await store.head()
-        finally:
-            await store.close()
-
-    run(scenario())
+    store = PostgresEventStore(url)
+    try:
+        with pytest.raises(error, match=message):
+            await store.head()
+    finally:
+        await store.close()
 
 
-def test_upgrade_is_idempotent_and_safe_to_run_concurrently() -> None:
-    async def scenario() -> None:
-        url = await postgres.scratch_database("upgrade")
-        applied = await asyncio.gather(*(upgrade(url) for _ in range(4)))
-        assert sorted(applied) == [[], [], [], list(range(1, SCHEMA_VERSION + 1))]
-        assert await upgrade(url) == []
-        conn = await asyncpg.connect(url)
-        try:
-            versions = await conn.fetch("SELECT version FROM aq_schema_migrations")
-        finally:
-            await conn.close()
-        assert [r[0] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
-
-    run(scenario())
+async def test_upgrade_is_idempotent_and_safe_to_run_concurrently() -> None:
+    url = await postgres.scratch_database("upgrade")
+    applied = await asyncio.gather(*(upgrade(url) for _ in range(4)))
+    assert sorted(applied) == [[], [], [], list(range(1, SCHEMA_VERSION + 1))]
+    assert await upgrade(url) == []
+    conn = await asyncpg.connect(url)
+    try:
+        versions = await conn.fetch("SELECT version FROM aq_schema_migrations")
+    finally:
+        await conn.close()
+    assert [r[0] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_a_lost_notification_delays_a_waiting_reader_by_at_most_the_poll_interval() -> None:
