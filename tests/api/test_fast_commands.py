@@ -10,7 +10,6 @@ import pytest
 
 from adventure_quest.api import fast_commands
 from tests.api.server import TOO_DEEP, bearer, create, error_code, live, settings_for
-from tests.conftest import run
 
 STEPS: list[tuple[str, dict[str, str]]] = [
     ("say", {"text": "hello"}),
@@ -51,10 +50,10 @@ async def play(data_dir: Path, suffix: str) -> list[tuple[int, object]]:
     return answers
 
 
-def test_both_lanes_answer_every_command_alike(tmp_path: Path) -> None:
-    fast = run(play(tmp_path / "fast", ""))
+async def test_both_lanes_answer_every_command_alike(tmp_path: Path) -> None:
+    fast = await play(tmp_path / "fast", "")
     # A query string keeps a request out of the fast lane: the application answers.
-    slow = run(play(tmp_path / "application", "?lane=application"))
+    slow = await play(tmp_path / "application", "?lane=application")
     assert fast == slow
     assert [status for status, _ in fast] == [200, 200, 409, 200, 200, 409, 409, 409, 200]
 
@@ -113,27 +112,22 @@ class LooseSay(msgspec.Struct, frozen=True):
     text: str
 
 
-def test_a_body_too_deep_for_the_fast_lanes_decoder_goes_to_the_application(
+async def test_a_body_too_deep_for_the_fast_lanes_decoder_goes_to_the_application(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The strict schemas refuse a nested body before recursing into it; a schema that skipped
     # unknown fields would not, and its RecursionError must not escape the lane (a bare 500).
     monkeypatch.setitem(fast_commands._DECODERS, "say", msgspec.json.Decoder(LooseSay))
 
-    async def scenario() -> None:
-        # Over a socket: in process, the application would decode the body on the client's own
-        # call stack, and the recursion limit would be reached inside the client instead.
-        settings = settings_for(tmp_path, max_body_bytes=1 << 20)
-        async with live(settings, socket=True) as client:
-            me, token, _ = await create(client, "Deep")
-            state = f"/players/{me}/state"
-            before = (await client.get(state)).json()["version"]
-            for name, deep in TOO_DEEP:
-                body = b'{"x":' + deep + b',"text":"hi"}'
-                answer = await client.post(
-                    f"/players/{me}/say", content=body, headers=bearer(token)
-                )
-                assert (answer.status_code, error_code(answer)) == (400, "malformed_json"), name
-            assert (await client.get(state)).json()["version"] == before
-
-    run(scenario())
+    # Over a socket: in process, the application would decode the body on the client's own
+    # call stack, and the recursion limit would be reached inside the client instead.
+    settings = settings_for(tmp_path, max_body_bytes=1 << 20)
+    async with live(settings, socket=True) as client:
+        me, token, _ = await create(client, "Deep")
+        state = f"/players/{me}/state"
+        before = (await client.get(state)).json()["version"]
+        for name, deep in TOO_DEEP:
+            body = b'{"x":' + deep + b',"text":"hi"}'
+            answer = await client.post(f"/players/{me}/say", content=body, headers=bearer(token))
+            assert (answer.status_code, error_code(answer)) == (400, "malformed_json"), name
+        assert (await client.get(state)).json()["version"] == before

@@ -11,28 +11,24 @@ from typing import Any
 
 from adventure_quest.api.lanes import COMMAND_PATH, COMMANDS, QUERIES
 from tests.api.server import live, settings_for
-from tests.conftest import run
 
 EXAMPLE = {"player_id": str(uuid.uuid4()), "room": "village_square"}
 
 
-def openapi(tmp_path: Path) -> dict[str, Any]:
-    async def scenario() -> dict[str, Any]:
-        async with live(settings_for(tmp_path), socket=False) as client:  # in process
-            answer = await client.get("/openapi.json")
-            assert answer.status_code == 200
-            document: dict[str, Any] = answer.json()
-            return document
-
-    return run(scenario())
+async def openapi(tmp_path: Path) -> dict[str, Any]:
+    async with live(settings_for(tmp_path), socket=False) as client:  # in process
+        answer = await client.get("/openapi.json")
+        assert answer.status_code == 200
+        document: dict[str, Any] = answer.json()
+        return document
 
 
 def example(template: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: EXAMPLE.get(m[1], "x"), template)
 
 
-def test_every_command_lane_is_a_post_route_with_that_body(tmp_path: Path) -> None:
-    paths = openapi(tmp_path)["paths"]
+async def test_every_command_lane_is_a_post_route_with_that_body(tmp_path: Path) -> None:
+    paths = (await openapi(tmp_path))["paths"]
     for verb, lane in COMMANDS.items():
         route = paths[f"/players/{{player_id}}/{verb}"]["post"]
         schema = route["requestBody"]["content"]["application/json"]["schema"]
@@ -43,8 +39,8 @@ def test_every_command_lane_is_a_post_route_with_that_body(tmp_path: Path) -> No
     assert sorted(posts) == sorted(f"/players/{{player_id}}/{verb}" for verb in COMMANDS)
 
 
-def test_every_query_lane_is_the_get_route_of_its_query(tmp_path: Path) -> None:
-    paths = openapi(tmp_path)["paths"]
+async def test_every_query_lane_is_the_get_route_of_its_query(tmp_path: Path) -> None:
+    paths = (await openapi(tmp_path))["paths"]
     gets = [p for p, ops in paths.items() if "get" in ops]
     routes = {
         "player": "/players/{player_id}",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from adventure_quest.bench import loadtest
 from tests.api.server import live, settings_for
-from tests.conftest import run
 
 REQUIRED = {
     "commands_per_s", "queries_per_s", "command_p50_ms", "command_p99_ms", "query_p50_ms",
@@ -16,14 +14,13 @@ REQUIRED = {
 }  # fmt: skip
 
 
-def test_ten_players_for_two_seconds_command_and_query_without_errors(tmp_path: Path) -> None:
-    async def scenario() -> dict[str, Any]:
-        settings = settings_for(tmp_path)
-        async with live(settings, socket=True):  # the load generator connects over TCP
-            url = f"http://{settings.host}:{settings.port}"
-            return await loadtest.run(url, players=10, duration_s=2.0, seed=7, characters=40)
-
-    result = run(scenario())
+async def test_ten_players_for_two_seconds_command_and_query_without_errors(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    async with live(settings, socket=True):  # the load generator connects over TCP
+        url = f"http://{settings.host}:{settings.port}"
+        result = await loadtest.run(url, players=10, duration_s=2.0, seed=7, characters=40)
     assert not REQUIRED - set(result), REQUIRED - set(result)
     assert result["errors"] == 0, result["error_samples"]
     assert result["players"] == 10

@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from tests.api.server import bearer, create, live, settings_for
-from tests.conftest import run
 from tests.pg_replica import ReplicaPair, replica_pair
 
 
@@ -41,54 +40,49 @@ def fallbacks(metrics: str) -> int:
     return int(line.split()[1])
 
 
-def test_reads_go_to_the_replica_and_a_token_falls_back_to_the_primary(
+async def test_reads_go_to_the_replica_and_a_token_falls_back_to_the_primary(
     pair: ReplicaPair, tmp_path: Path
 ) -> None:
     settings = settings_for(
         tmp_path, read_db_url=pair.primary_url, read_replicas=(pair.replica_url,)
     )
 
-    async def scenario() -> None:
-        async with live(settings) as client:
-            player_id, token, created = await create(client, "Rhea")
-            seen = await client.get(
-                f"/players/{player_id}", params={"consistency": created["consistency"]}
+    async with live(settings) as client:
+        player_id, token, created = await create(client, "Rhea")
+        seen = await client.get(
+            f"/players/{player_id}", params={"consistency": created["consistency"]}
+        )
+        assert seen.status_code == 200, seen.text
+        await pair.wait_caught_up()
+        await pair.pause_replay()
+        try:
+            moved = await client.post(
+                f"/players/{player_id}/move",
+                json={"direction": "north"},
+                headers=bearer(token),
             )
-            assert seen.status_code == 200, seen.text
-            await pair.wait_caught_up()
-            await pair.pause_replay()
-            try:
-                moved = await client.post(
-                    f"/players/{player_id}/move",
-                    json={"direction": "north"},
-                    headers=bearer(token),
-                )
-                consistency = moved.json()["consistency"]
-                await applied_on_primary(pair.primary_url, player_id, "market_street")
-                await pair.wait_received()
-                # Without a token the query (never asked before, so not cached) reads the
-                # replica, which has received the move but not replayed it.
-                behind = await client.get("/rooms/market_street")
-                assert player_id not in behind.json()["players"]
-                before = fallbacks((await client.get("/metrics")).text)
-                # With the token: the replica cannot get there, the primary answers.
-                fresh = await client.get(
-                    f"/players/{player_id}", params={"consistency": consistency}
-                )
-                assert fresh.status_code == 200, fresh.text
-                assert fresh.json()["room"] == "market_street"
-                assert fallbacks((await client.get("/metrics")).text) == before + 1
-            finally:
-                await pair.resume_replay()
-            await pair.wait_caught_up()
-            again = await client.post(
-                f"/players/{player_id}/move", json={"direction": "south"}, headers=bearer(token)
-            )
+            consistency = moved.json()["consistency"]
+            await applied_on_primary(pair.primary_url, player_id, "market_street")
+            await pair.wait_received()
+            # Without a token the query (never asked before, so not cached) reads the
+            # replica, which has received the move but not replayed it.
+            behind = await client.get("/rooms/market_street")
+            assert player_id not in behind.json()["players"]
             before = fallbacks((await client.get("/metrics")).text)
-            replica_answer = await client.get(
-                "/rooms/village_square", params={"consistency": again.json()["consistency"]}
-            )
-            assert player_id in replica_answer.json()["players"]
-            assert fallbacks((await client.get("/metrics")).text) == before  # the replica did
-
-    run(scenario())
+            # With the token: the replica cannot get there, the primary answers.
+            fresh = await client.get(f"/players/{player_id}", params={"consistency": consistency})
+            assert fresh.status_code == 200, fresh.text
+            assert fresh.json()["room"] == "market_street"
+            assert fallbacks((await client.get("/metrics")).text) == before + 1
+        finally:
+            await pair.resume_replay()
+        await pair.wait_caught_up()
+        again = await client.post(
+            f"/players/{player_id}/move", json={"direction": "south"}, headers=bearer(token)
+        )
+        before = fallbacks((await client.get("/metrics")).text)
+        replica_answer = await client.get(
+            "/rooms/village_square", params={"consistency": again.json()["consistency"]}
+        )
+        assert player_id in replica_answer.json()["players"]
+        assert fallbacks((await client.get("/metrics")).text) == before  # the replica did

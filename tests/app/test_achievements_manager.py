@@ -37,7 +37,6 @@ from adventure_quest.store.memory import (
     MemoryEventStore,
     MemorySnapshotStore,
 )
-from tests.conftest import run
 
 WORLD: Final = load_world()
 PARTITIONS: Final = 4
@@ -135,16 +134,13 @@ async def unlocked_keys(store: MemoryEventStore, player_id: str) -> list[str]:
 # -- unlocking through the pipeline ----------------------------------------------------------
 
 
-def test_a_first_kill_and_ten_rooms_unlock_first_blood_and_explorer_once_each(
+async def test_a_first_kill_and_ten_rooms_unlock_first_blood_and_explorer_once_each(
     tmp_path: Path,
 ) -> None:
-    async def scenario() -> list[str]:
-        store = MemoryEventStore()
-        async with Pipeline(store, tmp_path / "read.sqlite", ["achievements"]).running():
-            player_id = await hero(new_game(store))
-        return await unlocked_keys(store, player_id)
-
-    assert run(scenario()) == EARNED
+    store = MemoryEventStore()
+    async with Pipeline(store, tmp_path / "read.sqlite", ["achievements"]).running():
+        player_id = await hero(new_game(store))
+    assert await unlocked_keys(store, player_id) == EARNED
 
 
 async def test_the_achievements_read_model_lists_each_unlock_in_order_with_its_position(
@@ -192,20 +188,17 @@ async def test_an_unlock_is_caused_by_the_event_that_earned_it_and_shares_its_co
 # -- exactly once, however often events arrive ------------------------------------------------
 
 
-def test_two_managers_fed_every_event_at_the_same_time_still_unlock_each_once(
+async def test_two_managers_fed_every_event_at_the_same_time_still_unlock_each_once(
     tmp_path: Path,
 ) -> None:
     """Two consumer groups over the same partitions: every event is handled twice, racing."""
 
-    async def scenario() -> list[str]:
-        store = MemoryEventStore()
-        groups = ["achievements", "achievements-twin"]
-        async with Pipeline(store, tmp_path / "read.sqlite", groups).running() as pipeline:
-            player_id = await hero(new_game(store))
-        assert all(manager.checked > 0 for manager in pipeline.managers)
-        return await unlocked_keys(store, player_id)
-
-    assert run(scenario()) == EARNED
+    store = MemoryEventStore()
+    groups = ["achievements", "achievements-twin"]
+    async with Pipeline(store, tmp_path / "read.sqlite", groups).running() as pipeline:
+        player_id = await hero(new_game(store))
+    assert all(manager.checked > 0 for manager in pipeline.managers)
+    assert await unlocked_keys(store, player_id) == EARNED
 
 
 async def test_a_second_manager_replaying_the_whole_log_later_unlocks_nothing_more(

@@ -17,8 +17,8 @@ from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import Event, PlayerSaid
 from adventure_quest.store.envelope import ANY, Metadata
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from adventure_quest.store.ports import EventStore, Snapshot, SnapshotStore
-from tests.conftest import StoreFactory, run
+from adventure_quest.store.ports import EventStore, Snapshot
+from tests.conftest import StoreFactory
 
 WORLD = load_world()
 COMMANDS = st.lists(
@@ -173,18 +173,14 @@ def test_lru_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     assert disabled.get("a") is None
 
 
-def test_snapshots_are_written_every_n_events() -> None:
-    async def scenario() -> SnapshotStore:
-        store, snapshots = MemoryEventStore(), MemorySnapshotStore()
-        game = Game(Repository(store, snapshots, event_codec(), snapshot_every=3), WORLD)
-        player_id = player_id_for("Counter")
-        await game.create_character("Counter")
-        for n in range(7):
-            await game.say(player_id, str(n))
-        return snapshots
-
-    snapshots = run(scenario())
-    snapshot = run(snapshots.load(f"player-{player_id_for('Counter')}"))
+async def test_snapshots_are_written_every_n_events() -> None:
+    store, snapshots = MemoryEventStore(), MemorySnapshotStore()
+    game = Game(Repository(store, snapshots, event_codec(), snapshot_every=3), WORLD)
+    player_id = player_id_for("Counter")
+    await game.create_character("Counter")
+    for n in range(7):
+        await game.say(player_id, str(n))
+    snapshot = await snapshots.load(f"player-{player_id_for('Counter')}")
     assert snapshot is not None
     assert snapshot.version == 6
     state = msgspec.msgpack.decode(snapshot.state)

@@ -84,44 +84,37 @@ async def serving(settings: Settings, role: str) -> AsyncIterator[Parts]:
             await server
 
 
-def test_a_relay_opens_the_logs_the_checkpoints_and_the_queue_and_no_read_database(
+async def test_a_relay_opens_the_logs_the_checkpoints_and_the_queue_and_no_read_database(
     settings: Settings,
 ) -> None:
-    async def scenario() -> set[str]:
-        async with serving(settings, "relay") as parts:
-            assert not listening(settings.port)
-            return set(parts.opened)
-
-    assert run(scenario()) == RELAY
+    async with serving(settings, "relay") as parts:
+        assert not listening(settings.port)
+        opened = set(parts.opened)
+    assert opened == RELAY
     assert not (settings.data_dir / "read.sqlite").exists()
     assert not any(settings.data_dir.glob("read*"))
 
 
-def test_a_worker_creates_the_read_tables_and_runs_no_relay_and_no_http(
+async def test_a_worker_creates_the_read_tables_and_runs_no_relay_and_no_http(
     settings: Settings,
 ) -> None:
-    async def scenario() -> set[str]:
-        async with serving(settings, "worker") as parts:
-            assert not listening(settings.port)
-            return set(parts.opened)
-
-    assert run(scenario()) == WORKER
+    async with serving(settings, "worker") as parts:
+        assert not listening(settings.port)
+        opened = set(parts.opened)
+    assert opened == WORKER
     assert {"player_details", "room_view", "applied_positions"} <= read_tables(
         Path(settings.read_database_url.removeprefix("sqlite:///"))
     )
 
 
-def test_an_api_opens_no_queue_and_creates_no_table_and_says_how_to_create_them(
+async def test_an_api_opens_no_queue_and_creates_no_table_and_says_how_to_create_them(
     settings: Settings,
 ) -> None:
-    async def scenario() -> tuple[set[str], httpx.Response, set[str]]:
-        async with serving(settings, "api") as parts:
-            opened = set(parts.opened)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as client:
-                ready = await client.get("/readyz")
-            return opened, ready, set(parts.opened)
-
-    opened, ready, after = run(scenario())
+    async with serving(settings, "api") as parts:
+        opened = set(parts.opened)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as client:
+            ready = await client.get("/readyz")
+        after = set(parts.opened)
     assert opened == API
     assert after == API  # /readyz opened nothing more
     assert ready.status_code == 503
@@ -129,49 +122,41 @@ def test_an_api_opens_no_queue_and_creates_no_table_and_says_how_to_create_them(
     assert read_tables(Path(settings.read_database_url.removeprefix("sqlite:///"))) == set()
 
 
-def test_an_api_opens_the_checkpoints_and_the_queue_once_lag_status_is_asked_for(
+async def test_an_api_opens_the_checkpoints_and_the_queue_once_lag_status_is_asked_for(
     settings: Settings,
 ) -> None:
     async def upgrade() -> None:  # what `aq db upgrade` does to the read database
         async with Parts(settings) as parts:
             await parts.runner(create_tables=True)
 
-    async def scenario() -> tuple[set[str], int, int, set[str]]:
-        await upgrade()
-        async with serving(settings, "api") as parts:
-            before = set(parts.opened)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as client:
-                ready = (await client.get("/readyz")).status_code
-                status = await client.get("/admin/status", headers=ADMIN)
-            assert status.status_code == 200, status.text
-            assert status.json()["dead_letters"] == 0
-            return before, ready, len(status.json()["relays"]), set(parts.opened)
-
-    before, ready, relays, after = run(scenario())
+    await upgrade()
+    async with serving(settings, "api") as parts:
+        before = set(parts.opened)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as client:
+            ready = (await client.get("/readyz")).status_code
+            status = await client.get("/admin/status", headers=ADMIN)
+        assert status.status_code == 200, status.text
+        assert status.json()["dead_letters"] == 0
+        relays, after = len(status.json()["relays"]), set(parts.opened)
     assert before == API
     assert ready == 200
     assert relays == 1
     assert after == API | {CHECKPOINTS, QUEUE}  # no relay is made to read where one got to
 
 
-def test_all_in_one_process_opens_every_part_once(settings: Settings) -> None:
-    async def scenario() -> list[str]:
-        async with serving(settings, "all") as parts:
-            assert listening(settings.port)
-            return parts.opened
-
-    opened = run(scenario())
+async def test_all_in_one_process_opens_every_part_once(settings: Settings) -> None:
+    async with serving(settings, "all") as parts:
+        assert listening(settings.port)
+        opened = parts.opened
     assert sorted(opened) == sorted(API | RELAY | WORKER)  # each once
 
 
-def test_the_stream_cache_size_reaches_the_event_store(tmp_path: Path) -> None:
+async def test_the_stream_cache_size_reaches_the_event_store(tmp_path: Path) -> None:
     """``AQ_STREAM_CACHE_SIZE`` had no effect under ``aq serve`` and ``aq process``."""
     settings = settings_for(tmp_path, stream_cache_size=7)
 
-    async def scenario() -> int:
-        async with serving(settings, "all") as parts:
-            store = parts.event_store()
-            assert isinstance(store, SQLiteEventStore)
-            return store.cached_versions.capacity
-
-    assert run(scenario()) == 7
+    async with serving(settings, "all") as parts:
+        store = parts.event_store()
+        assert isinstance(store, SQLiteEventStore)
+        capacity = store.cached_versions.capacity
+    assert capacity == 7

@@ -11,7 +11,7 @@ from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.world_loader import load_world
-from adventure_quest.cli.play import HELP, QUIT, Session, enter
+from adventure_quest.cli.play import HELP, QUIT, enter
 from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import PlayerDied
 from adventure_quest.store.envelope import AppendResult, ExpectedVersion, Metadata, NewEvent
@@ -67,27 +67,22 @@ def last_answer(*lines: str) -> str:
 # -- entering the game ---------------------------------------------------------------------------
 
 
-def test_a_new_character_is_welcomed_and_sees_the_village_square() -> None:
-    async def scenario() -> str:
-        _, greeting = await enter(new_game(), "Alice")
-        return greeting
-
-    greeting = asyncio.run(scenario())
+async def test_a_new_character_is_welcomed_and_sees_the_village_square() -> None:
+    _, greeting = await enter(new_game(), "Alice")
 
     assert greeting.splitlines()[:2] == ["Welcome, Alice. Your adventure begins.", VILLAGE]
     assert "You see: torch." in greeting
 
 
-def test_entering_again_with_the_name_in_other_case_and_spacing_resumes_the_character() -> None:
-    async def scenario() -> tuple[str, str]:
-        game = new_game()
-        first, _ = await enter(game, "Alice")
-        await first.handle("take torch")
-        await first.handle("n")
-        again, greeting = await enter(game, "  ALICE ")
-        return greeting, str(await again.handle("i"))
-
-    greeting, inventory = asyncio.run(scenario())
+async def test_entering_again_with_the_name_in_other_case_and_spacing_resumes_the_character() -> (
+    None
+):
+    game = new_game()
+    first, _ = await enter(game, "Alice")
+    await first.handle("take torch")
+    await first.handle("n")
+    again, greeting = await enter(game, "  ALICE ")
+    inventory = str(await again.handle("i"))
 
     assert greeting.splitlines()[:2] == ["Welcome back, Alice.", "== Market Street =="]
     assert inventory == "You carry (1/10 items, weight 1/25): torch."
@@ -102,19 +97,16 @@ def test_entering_again_with_the_name_in_other_case_and_spacing_resumes_the_char
         ("Bob\x07Smith", "A name cannot contain control characters."),
     ],
 )
-def test_an_invalid_name_is_refused_with_a_clear_message(name: str, message: str) -> None:
+async def test_an_invalid_name_is_refused_with_a_clear_message(name: str, message: str) -> None:
     with pytest.raises(DomainError) as refused:
-        asyncio.run(enter(new_game(), name))
+        await enter(new_game(), name)
 
     assert (refused.value.code, refused.value.message) == ("invalid_name", message)
 
 
-def test_a_new_name_ending_in_a_carriage_return_is_trimmed_like_other_whitespace() -> None:
-    async def scenario() -> str:
-        _, greeting = await enter(new_game(), "Dana\r")
-        return greeting
-
-    assert asyncio.run(scenario()).startswith("Welcome, Dana.")
+async def test_a_new_name_ending_in_a_carriage_return_is_trimmed_like_other_whitespace() -> None:
+    _, greeting = await enter(new_game(), "Dana\r")
+    assert greeting.startswith("Welcome, Dana.")
 
 
 # -- verbs and their aliases ---------------------------------------------------------------------
@@ -253,22 +245,22 @@ def test_respawning_while_alive_is_refused() -> None:
     assert last_answer("respawn") == "You are alive and well."
 
 
-def test_a_dead_character_is_told_to_respawn_and_respawning_returns_them_to_the_village() -> None:
-    async def scenario() -> list[object]:
-        game = new_game()
-        session, _ = await enter(game, "Alice")
-        told = [await session.handle("s")]
-        await game.repository.update(
-            game.players,
-            game.players.stream_id(player_id_for("Alice")),
-            lambda _: [PlayerDied("village_chapel", "giant_rat")],
-            Metadata(),
-        )
-        for line in ("n", "take herb", "stats", "respawn", "respawn"):
-            told.append(await session.handle(line))
-        return told
+async def test_a_dead_character_is_told_to_respawn_and_respawning_returns_them_to_the_village() -> (
+    None
+):
+    game = new_game()
+    session, _ = await enter(game, "Alice")
+    told = [await session.handle("s")]
+    await game.repository.update(
+        game.players,
+        game.players.stream_id(player_id_for("Alice")),
+        lambda _: [PlayerDied("village_chapel", "giant_rat")],
+        Metadata(),
+    )
+    for line in ("n", "take herb", "stats", "respawn", "respawn"):
+        told.append(await session.handle(line))
 
-    _, walk, take, stats, respawned, again = asyncio.run(scenario())
+    _, walk, take, stats, respawned, again = told
 
     dead = "You are dead. Type 'respawn' to return to the village."
     assert (walk, take) == (dead, dead)
@@ -327,16 +319,14 @@ def test_an_empty_line_gets_no_answer(line: str) -> None:
     assert last_answer(line) == ""
 
 
-def test_a_command_that_keeps_losing_to_other_writers_asks_to_try_again() -> None:
+async def test_a_command_that_keeps_losing_to_other_writers_asks_to_try_again() -> None:
     store = ContestedEventStore()
     game = new_game(store)
 
-    async def scenario() -> list[object]:
-        session, _ = await enter(game, "Alice")
-        store.contested = True
-        return [await session.handle("n"), await session.handle("look")]
-
-    moved, look = asyncio.run(scenario())
+    session, _ = await enter(game, "Alice")
+    store.contested = True
+    moved = await session.handle("n")
+    look = await session.handle("look")
 
     assert moved == "The world shifted around you; try that again."
     assert str(look).startswith(VILLAGE)
@@ -354,9 +344,6 @@ def test_only_the_quit_words_return_the_quit_sentinel() -> None:
     assert all(answer is not QUIT for answer in answers("quiet", "look", "help", ""))
 
 
-def test_a_session_belongs_to_the_character_it_entered_as() -> None:
-    async def scenario() -> Session:
-        session, _ = await enter(new_game(), "Alice")
-        return session
-
-    assert asyncio.run(scenario()).player_id == player_id_for("alice")
+async def test_a_session_belongs_to_the_character_it_entered_as() -> None:
+    session, _ = await enter(new_game(), "Alice")
+    assert session.player_id == player_id_for("alice")

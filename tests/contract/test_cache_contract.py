@@ -13,7 +13,6 @@ import pytest
 
 from adventure_quest.queries.cache import CacheBackend, Entry, MemoryCache, QueryCache
 from adventure_quest.queries.redis_cache import RedisCache
-from tests.conftest import run
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 BACKENDS = ["memory", "redis"]
@@ -81,24 +80,21 @@ async def test_clear_drops_everything(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_concurrent_misses_of_one_key_share_one_load(kind: str) -> None:
-    async def scenario() -> None:
-        cache = QueryCache(backend_for(kind))
-        loads = 0
+async def test_concurrent_misses_of_one_key_share_one_load(kind: str) -> None:
+    cache = QueryCache(backend_for(kind))
+    loads = 0
 
-        async def load() -> Entry:
-            nonlocal loads
-            loads += 1
-            await asyncio.sleep(0.05)
-            return entry(b"loaded")
+    async def load() -> Entry:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.05)
+        return entry(b"loaded")
 
-        try:
-            answers = await asyncio.gather(*(cache.fetch("k", load) for _ in range(50)))
-            assert loads == 1
-            assert {a.body for a in answers} == {b"loaded"}
-            again = await cache.fetch("k", load)
-            assert (again.body, loads, cache.stats.hits) == (b"loaded", 1, 1)
-        finally:
-            await cache.backend.close()
-
-    run(scenario())
+    try:
+        answers = await asyncio.gather(*(cache.fetch("k", load) for _ in range(50)))
+        assert loads == 1
+        assert {a.body for a in answers} == {b"loaded"}
+        again = await cache.fetch("k", load)
+        assert (again.body, loads, cache.stats.hits) == (b"loaded", 1, 1)
+    finally:
+        await cache.backend.close()

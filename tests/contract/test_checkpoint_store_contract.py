@@ -3,7 +3,7 @@
 Memory, SQLite and PostgreSQL (the real server, never mocked: fresh databases from
 tests/postgres.py), each built directly, and the shard stores ``open_checkpoint_stores`` opens
 for a sharded URL (two SQLite files, two PostgreSQL databases). Every store a test opens is
-closed by ``run`` on the scenario's loop, whether the test passes or fails.
+closed on the test's own loop when it ends (tests/conftest.py), whether it passes or fails.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adventure_quest.store.ports import CheckpointStore
 from adventure_quest.store.postgres.checkpoints import PostgresCheckpointStore
 from adventure_quest.store.sqlite.checkpoints import SQLiteCheckpointStore
 from adventure_quest.store.urls import open_checkpoint_stores, sqlite_path
-from tests.conftest import _opened, run, store_url
+from tests.conftest import _opened, store_url
 
 ADAPTERS = ["memory", "sqlite", "postgres", "sqlite-sharded", "postgres-sharded"]
 # A memory store lives in its process: a new one (a restart, another process) starts empty, so
@@ -52,7 +52,7 @@ class Checkpoints:
             store = SQLiteCheckpointStore(sqlite_path(self.url))
         else:
             store = PostgresCheckpointStore(self.url)
-        _opened.append(store)  # closed by run() on the scenario's loop
+        _opened.append(store)  # closed on the test's loop when it ends (tests/conftest.py)
         return store
 
     def open_all(self) -> list[CheckpointStore]:
@@ -82,7 +82,7 @@ def sharded(request: pytest.FixtureRequest, tmp_path: Path) -> Checkpoints:
 
 
 async def closed(store: CheckpointStore) -> None:
-    """Close ``store`` now (a process stopping), and not again when the scenario ends."""
+    """Close ``store`` now (a process stopping), and not again when the test ends."""
     _opened.remove(store)
     await store.close()
 
@@ -127,23 +127,20 @@ SAVES = st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 10**12)), max_
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(saves=SAVES)
-def test_each_load_is_the_highest_position_saved_under_its_name(
+async def test_each_load_is_the_highest_position_saved_under_its_name(
     checkpoints: Checkpoints, saves: list[tuple[str, int]]
 ) -> None:
     # Every example shares the test's database: its names are its own.
     prefix = f"example-{next(_examples)}/"
     model: dict[str, int] = {}
 
-    async def scenario() -> None:
-        store = checkpoints.open()
-        for name, position in saves:
-            await store.save(prefix + name, position)
-            model[name] = max(position, model.get(name, 0))
-            assert {n: await store.load(prefix + n) for n in NAMES} == {
-                n: model.get(n, 0) for n in NAMES
-            }
-
-    run(scenario())
+    store = checkpoints.open()
+    for name, position in saves:
+        await store.save(prefix + name, position)
+        model[name] = max(position, model.get(name, 0))
+        assert {n: await store.load(prefix + n) for n in NAMES} == {
+            n: model.get(n, 0) for n in NAMES
+        }
 
 
 async def test_what_was_saved_survives_closing_and_reopening(durable: Checkpoints) -> None:

@@ -21,7 +21,7 @@ from adventure_quest.store.envelope import (
 from adventure_quest.store.errors import ConcurrencyError, InvalidAppendError, StoreClosedError
 from adventure_quest.store.ports import EventStore, GlobalLog
 from adventure_quest.store.sharding import shard_of
-from tests.conftest import StoreFactory, run
+from tests.conftest import StoreFactory
 
 FIXTURE_OK = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None, max_examples=40
@@ -65,29 +65,26 @@ async def test_first_append_to_a_new_stream_starts_at_version_one(make_store: St
     assert await total_head(store) == 2
 
 
-def test_an_appends_answer_names_the_shard_whose_log_holds_its_events(
+async def test_an_appends_answer_names_the_shard_whose_log_holds_its_events(
     make_store: StoreFactory,
 ) -> None:
     """A consistency token is computed from this answer (app/tracking.py), not by hashing the
     stream id again: the shard it names must be where the events are."""
 
-    async def scenario() -> tuple[set[int], int]:
-        store = make_store()
-        logs = store.logs()
-        shards = set()
-        for n in range(12):
-            stream = f"player-{n}"
-            result = await store.append(stream, NO_STREAM, [event(n)])
-            [recorded] = await store.read_stream(stream)
-            assert result.shard == recorded.shard == logs[result.shard].shard
-            page = await logs[result.shard].read_all(result.position - 1, 1)
-            assert [(e.stream_id, e.position) for e in page] == [(stream, result.position)]
-            again = await store.append(stream, 1, [replace(event(n), event_id=recorded.event_id)])
-            assert (again.repeat, again.shard) == (True, result.shard)
-            shards.add(result.shard)
-        return shards, len(logs)
-
-    used, count = run(scenario())
+    store = make_store()
+    logs = store.logs()
+    used = set()
+    for n in range(12):
+        stream = f"player-{n}"
+        result = await store.append(stream, NO_STREAM, [event(n)])
+        [recorded] = await store.read_stream(stream)
+        assert result.shard == recorded.shard == logs[result.shard].shard
+        page = await logs[result.shard].read_all(result.position - 1, 1)
+        assert [(e.stream_id, e.position) for e in page] == [(stream, result.position)]
+        again = await store.append(stream, 1, [replace(event(n), event_id=recorded.event_id)])
+        assert (again.repeat, again.shard) == (True, result.shard)
+        used.add(result.shard)
+    count = len(logs)
     assert used == set(range(count))  # twelve streams reach every shard
 
 
@@ -266,35 +263,32 @@ async def test_a_conflicting_append_fails_alone_while_the_rest_of_its_batch_comm
     assert await total_head(store) == 20
 
 
-def test_many_concurrent_writers_on_one_stream_leave_versions_without_holes(
+async def test_many_concurrent_writers_on_one_stream_leave_versions_without_holes(
     make_store: StoreFactory,
 ) -> None:
-    async def scenario() -> None:
-        store = make_store()
-        writers, each = 16, 10
+    store = make_store()
+    writers, each = 16, 10
 
-        async def writer(number: int) -> int:
-            conflicts = 0
-            for n in range(each):
-                while True:
-                    version = await store.stream_version("hot-1")
-                    await asyncio.sleep(0)  # let the other writers read the same version
-                    try:
-                        await store.append("hot-1", version, [event(number * 100 + n)])
-                        break
-                    except ConcurrencyError:
-                        conflicts += 1
-            return conflicts
+    async def writer(number: int) -> int:
+        conflicts = 0
+        for n in range(each):
+            while True:
+                version = await store.stream_version("hot-1")
+                await asyncio.sleep(0)  # let the other writers read the same version
+                try:
+                    await store.append("hot-1", version, [event(number * 100 + n)])
+                    break
+                except ConcurrencyError:
+                    conflicts += 1
+        return conflicts
 
-        conflicts = await asyncio.gather(*(writer(n) for n in range(writers)))
-        recorded = await store.read_stream("hot-1")
-        assert [e.version for e in recorded] == list(range(1, writers * each + 1))
-        assert sorted(e.payload for e in recorded) == sorted(
-            b'{"n":%d}' % (w * 100 + n) for w in range(writers) for n in range(each)
-        )
-        assert sum(conflicts) > 0  # the writers really did race
-
-    run(scenario())
+    conflicts = await asyncio.gather(*(writer(n) for n in range(writers)))
+    recorded = await store.read_stream("hot-1")
+    assert [e.version for e in recorded] == list(range(1, writers * each + 1))
+    assert sorted(e.payload for e in recorded) == sorted(
+        b'{"n":%d}' % (w * 100 + n) for w in range(writers) for n in range(each)
+    )
+    assert sum(conflicts) > 0  # the writers really did race
 
 
 appends = st.lists(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -75,11 +75,12 @@ class Queues:
             self._opened.append(queue)
         return queue
 
-    async def closing(self, scenario: Awaitable[T]) -> T:
-        """Run ``scenario`` within DEADLINE, then close every queue and delete its stream."""
+    @contextlib.asynccontextmanager
+    async def closing(self) -> AsyncIterator[None]:
+        """The body within DEADLINE, then every queue closed and its stream deleted."""
         try:
             async with asyncio.timeout(DEADLINE):
-                return await scenario
+                yield
         finally:
             for queue in self._opened:
                 await queue.close()
@@ -105,7 +106,14 @@ def queues(request: pytest.FixtureRequest) -> Queues:
 
 
 def play(queues: Queues, scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    return run(queues.closing(scenario()))
+    """``scenario`` on an event loop of its own, then the queues closed (for the examples of a
+    Hypothesis test inside a test that is not async itself)."""
+
+    async def closing() -> T:
+        async with queues.closing():
+            return await scenario()
+
+    return run(closing())
 
 
 def recorded(stream_ids: Sequence[str]) -> list[RecordedEvent]:
@@ -223,8 +231,8 @@ async def held(consumer: Consumer, count: int) -> None:
     raise AssertionError(f"the queue never held {count} events for partition {consumer.partition}")
 
 
-def test_each_partition_delivers_its_events_in_publish_order(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_each_partition_delivers_its_events_in_publish_order(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"])
         streams = streams_on_every_partition(PARTITIONS)
         events = recorded([streams[n % len(streams)] for n in range(3 * PARTITIONS)] * 4)
@@ -235,11 +243,9 @@ def test_each_partition_delivers_its_events_in_publish_order(queues: Queues) -> 
         for p, expected in by_partition(events, PARTITIONS).items():
             assert got["g", p] == expected
 
-    play(queues, scenario)
 
-
-def test_every_event_reaches_the_partition_partition_of_picks(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_every_event_reaches_the_partition_partition_of_picks(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"])
         events = recorded([f"room-{n}" for n in range(40)])
 
@@ -252,11 +258,9 @@ def test_every_event_reaches_the_partition_partition_of_picks(queues: Queues) ->
             assert {partition_of(e.stream_id, PARTITIONS) for e in events_of_p} == {p}
         await nothing_more(queue)
 
-    play(queues, scenario)
 
-
-def test_events_come_back_exactly_as_published(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_events_come_back_exactly_as_published(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"], partitions=1)
         events = recorded(["player-1", "player-1"])
         events.append(
@@ -278,11 +282,9 @@ def test_events_come_back_exactly_as_published(queues: Queues) -> None:
 
         assert got["g", 0] == events
 
-    play(queues, scenario)
 
-
-def test_publishing_the_same_events_concurrently_delivers_each_once(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_publishing_the_same_events_concurrently_delivers_each_once(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"])
         events = recorded([f"player-{n % 6}" for n in range(24)])
 
@@ -292,8 +294,6 @@ def test_publishing_the_same_events_concurrently_delivers_each_once(queues: Queu
             assert got["g", p] == expected
         await nothing_more(queue)
 
-    play(queues, scenario)
-
 
 @pytest.mark.parametrize(
     "adapter",
@@ -302,10 +302,10 @@ def test_publishing_the_same_events_concurrently_delivers_each_once(queues: Queu
         "nats",
     ],
 )
-def test_publishing_again_after_publish_returned_delivers_nothing_new(adapter: str) -> None:
+async def test_publishing_again_after_publish_returned_delivers_nothing_new(adapter: str) -> None:
     queues = Queues(adapter)
 
-    async def scenario() -> None:
+    async with queues.closing():
         queue = queues.open(["g"])
         events = recorded([f"player-{n % 5}" for n in range(15)])
         await deliver(queue, [events])
@@ -317,13 +317,11 @@ def test_publishing_again_after_publish_returned_delivers_nothing_new(adapter: s
         finally:
             retry.cancel()
 
-    play(queues, scenario)
 
-
-def test_fetched_but_unacknowledged_events_go_to_the_next_consumer_after_a_crash(
+async def test_fetched_but_unacknowledged_events_go_to_the_next_consumer_after_a_crash(
     queues: Queues,
 ) -> None:
-    async def scenario() -> None:
+    async with queues.closing():
         queue = queues.open(["g"], partitions=1)
         events = recorded(["player-1"] * 5 + ["player-2"] * 3)
         crashed = queue.consumer("g", 0)
@@ -340,11 +338,9 @@ def test_fetched_but_unacknowledged_events_go_to_the_next_consumer_after_a_crash
         finally:
             publisher.cancel()  # a failure above must not leave it publishing after clean-up
 
-    play(queues, scenario)
 
-
-def test_acknowledged_events_are_not_delivered_to_the_next_consumer(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_acknowledged_events_are_not_delivered_to_the_next_consumer(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"], partitions=1)
         events = recorded(["player-1"] * 6)
         first = queue.consumer("g", 0)
@@ -357,11 +353,9 @@ def test_acknowledged_events_are_not_delivered_to_the_next_consumer(queues: Queu
         assert await collect(successor, 2) == events[4:]
         await publisher
 
-    play(queues, scenario)
 
-
-def test_each_consumer_group_gets_every_event(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_each_consumer_group_gets_every_event(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["projections", "achievements"])
         events = recorded([f"player-{n % 7}" for n in range(30)])
 
@@ -371,11 +365,9 @@ def test_each_consumer_group_gets_every_event(queues: Queues) -> None:
             assert got["projections", p] == expected
             assert got["achievements", p] == expected
 
-    play(queues, scenario)
 
-
-def test_pending_counts_the_events_a_group_has_not_acknowledged(queues: Queues) -> None:
-    async def scenario() -> None:
+async def test_pending_counts_the_events_a_group_has_not_acknowledged(queues: Queues) -> None:
+    async with queues.closing():
         queue = queues.open(["g"], partitions=1)
         events = recorded(["player-1"] * 5)
         consumer = queue.consumer("g", 0)
@@ -395,13 +387,11 @@ def test_pending_counts_the_events_a_group_has_not_acknowledged(queues: Queues) 
         assert await consumer.oldest_pending() is None
         await publisher
 
-    play(queues, scenario)
 
-
-def test_asking_another_consumer_object_for_pending_leaves_the_reader_alone(
+async def test_asking_another_consumer_object_for_pending_leaves_the_reader_alone(
     queues: Queues,
 ) -> None:
-    async def scenario() -> None:
+    async with queues.closing():
         queue = queues.open(["g"], partitions=1)
         events = recorded(["player-1"] * 5)
         reader = queue.consumer("g", 0)
@@ -415,8 +405,6 @@ def test_asking_another_consumer_object_for_pending_leaves_the_reader_alone(
         assert await monitor.pending() == 2
         assert await collect(reader, 2) == events[3:]
         await publisher
-
-    play(queues, scenario)
 
 
 @dataclass(frozen=True)

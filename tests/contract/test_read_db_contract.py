@@ -45,7 +45,7 @@ class Databases:
 
     def open(self) -> ReadDatabase:
         db = open_read_database(self.url)
-        _opened.append(db)  # closed by run() on the scenario's loop
+        _opened.append(db)  # closed on the test's loop when it ends (tests/conftest.py)
         return db
 
     def xfail_on(self, adapter: str, reason: str) -> pytest.MarkDecorator | None:
@@ -359,52 +359,49 @@ async def test_create_moves_the_previous_layouts_versions_over(databases: Databa
         assert await unit.versions("rooms", ["s1", "s2"]) == {"s1": 2, "s2": 9}
 
 
-def test_select_filters_orders_and_limits(databases: Databases) -> None:
-    async def scenario() -> None:
-        db = await opened(databases)
-        await put(
-            db,
-            THINGS,
-            {
-                "a": thing("red", 3),
-                "b": thing("blue", 1),
-                "c": thing("red", 1),
-                "d": thing("red", 3),
-                "e": thing("green", 2),
-            },
-        )
+async def test_select_filters_orders_and_limits(databases: Databases) -> None:
+    db = await opened(databases)
+    await put(
+        db,
+        THINGS,
+        {
+            "a": thing("red", 3),
+            "b": thing("blue", 1),
+            "c": thing("red", 1),
+            "d": thing("red", 3),
+            "e": thing("green", 2),
+        },
+    )
 
-        async def keys(**query: Any) -> list[str]:
-            return [row["thing_id"] for row in await db.select(THINGS, **query)]
+    async def keys(**query: Any) -> list[str]:
+        return [row["thing_id"] for row in await db.select(THINGS, **query)]
 
-        assert sorted(await keys(where={"name": "red"})) == ["a", "c", "d"]
-        assert await keys(where={"name": "red", "score": 3}, order_by=[("thing_id", True)]) == [
-            "d",
-            "a",
-        ]
-        assert await keys(order_by=[("score", True), ("thing_id", False)]) == [
-            "a",
-            "d",
-            "e",
-            "b",
-            "c",
-        ]
-        assert await keys(order_by=[("name", False), ("score", False), ("thing_id", True)]) == [
-            "b",
-            "e",
-            "c",
-            "d",
-            "a",
-        ]
-        assert await keys(order_by=[("score", False), ("thing_id", False)], limit=2) == ["b", "c"]
-        assert await keys(where={"name": "red"}, limit=0) == []
-        assert await keys(where={"name": "purple"}) == []
-        rows = await db.select(THINGS, where={"thing_id": "e"})
-        assert rows == [{"thing_id": "e", **thing("green", 2)}]
-        with pytest.raises(ValueError, match="no column 'colour'"):
-            await db.select(THINGS, where={"colour": "red"})
-
-    run(scenario())
+    assert sorted(await keys(where={"name": "red"})) == ["a", "c", "d"]
+    assert await keys(where={"name": "red", "score": 3}, order_by=[("thing_id", True)]) == [
+        "d",
+        "a",
+    ]
+    assert await keys(order_by=[("score", True), ("thing_id", False)]) == [
+        "a",
+        "d",
+        "e",
+        "b",
+        "c",
+    ]
+    assert await keys(order_by=[("name", False), ("score", False), ("thing_id", True)]) == [
+        "b",
+        "e",
+        "c",
+        "d",
+        "a",
+    ]
+    assert await keys(order_by=[("score", False), ("thing_id", False)], limit=2) == ["b", "c"]
+    assert await keys(where={"name": "red"}, limit=0) == []
+    assert await keys(where={"name": "purple"}) == []
+    rows = await db.select(THINGS, where={"thing_id": "e"})
+    assert rows == [{"thing_id": "e", **thing("green", 2)}]
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        await db.select(THINGS, where={"colour": "red"})
 
 
 async def test_text_orders_by_code_point(databases: Databases) -> None:
@@ -516,34 +513,31 @@ BATCH = st.tuples(st.lists(OPERATION, max_size=6), st.booleans())  # (operations
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batches=st.lists(BATCH, max_size=6))
-def test_units_of_puts_and_deletes_equal_a_dict(
+async def test_units_of_puts_and_deletes_equal_a_dict(
     databases: Databases, batches: list[tuple[list[tuple[str, Row | None]], bool]]
 ) -> None:
     table = Table(f"prop_{next(_numbers)}", key="id", columns=THINGS.columns)
     model: dict[str, Row] = {}
 
-    async def scenario() -> None:
-        db = await opened(databases, table)
-        for operations, fails in batches:
-            final = dict(operations)  # the last operation on a key wins, as in Rows
-            puts = {key: row for key, row in final.items() if row is not None}
-            deletes = [key for key, row in final.items() if row is None]
-            if fails:
-                with pytest.raises(RuntimeError, match="batch failed"):
-                    await write(db, table, puts, deletes, fails=True)
-            else:
-                await write(db, table, puts, deletes, fails=False)
-                model.update(puts)
-                for key in deletes:
-                    model.pop(key, None)
-            stored = await everything(db, table)
-            assert {k: exactly(v) for k, v in stored.items()} == {
-                k: exactly(v) for k, v in sorted(model.items())
-            }
-        async with db.unit() as unit:
-            assert await unit.load(table, KEYS) == model
-
-    run(scenario())
+    db = await opened(databases, table)
+    for operations, fails in batches:
+        final = dict(operations)  # the last operation on a key wins, as in Rows
+        puts = {key: row for key, row in final.items() if row is not None}
+        deletes = [key for key, row in final.items() if row is None]
+        if fails:
+            with pytest.raises(RuntimeError, match="batch failed"):
+                await write(db, table, puts, deletes, fails=True)
+        else:
+            await write(db, table, puts, deletes, fails=False)
+            model.update(puts)
+            for key in deletes:
+                model.pop(key, None)
+        stored = await everything(db, table)
+        assert {k: exactly(v) for k, v in stored.items()} == {
+            k: exactly(v) for k, v in sorted(model.items())
+        }
+    async with db.unit() as unit:
+        assert await unit.load(table, KEYS) == model
 
 
 async def write(

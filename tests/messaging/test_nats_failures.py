@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +25,6 @@ from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.messaging.nats_consumer import NatsStreamMismatchError
 from adventure_quest.messaging.ports import QueueUnavailableError
 from adventure_quest.store.envelope import Metadata, RecordedEvent
-from tests.conftest import run
 from tests.contract.test_queue_contract import fetch_unacknowledged
 
 T = TypeVar("T")
@@ -106,10 +105,12 @@ def events_of(stream_id: str, count: int, start: int = 1) -> list[RecordedEvent]
     ]
 
 
-async def closing(queues: list[NatsQueue], scenario: Awaitable[T]) -> T:
+@contextlib.asynccontextmanager
+async def closing(*queues: NatsQueue) -> AsyncIterator[None]:
+    """The body bounded to 30 s; then ``queues`` closed."""
     try:
         async with asyncio.timeout(30.0):
-            return await scenario
+            yield
     finally:
         for queue in queues:
             await queue.close()
@@ -138,11 +139,12 @@ async def read_all(queue: NatsQueue, partition: int, count: int) -> list[Recorde
     return got
 
 
-def test_publishing_to_a_stopped_server_fails_fast_naming_the_server(server: NatsServer) -> None:
+async def test_publishing_to_a_stopped_server_fails_fast_naming_the_server(
+    server: NatsServer,
+) -> None:
     queue = queue_on(server)
     events = events_of("player-1", 3)
-
-    async def scenario() -> None:
+    async with closing(queue):
         await queue.publish(events)
         server.stop()
         started = time.monotonic()
@@ -152,28 +154,22 @@ def test_publishing_to_a_stopped_server_fails_fast_naming_the_server(server: Nat
         assert raised.value.code == "queue_unavailable"
         assert server.url in str(raised.value)
 
-    run(closing([queue], scenario()))
 
-
-def test_publishing_to_a_server_that_never_answered_fails_fast(server: NatsServer) -> None:
+async def test_publishing_to_a_server_that_never_answered_fails_fast(server: NatsServer) -> None:
     server.stop()
     queue = queue_on(server)
-
-    async def scenario() -> None:
+    async with closing(queue):
         started = time.monotonic()
         with pytest.raises(QueueUnavailableError, match=str(server.port)):
             await queue.publish(events_of("player-1", 1))
         assert time.monotonic() - started < FAIL_FAST
 
-    run(closing([queue], scenario()))
 
-
-def test_publishing_after_the_stream_was_deleted_fails_with_no_responders(
+async def test_publishing_after_the_stream_was_deleted_fails_with_no_responders(
     server: NatsServer,
 ) -> None:
     queue = queue_on(server)
-
-    async def scenario() -> None:
+    async with closing(queue):
         await queue.publish(events_of("player-1", 1))
         admin = await nats.connect(server.url)
         await admin.jetstream().delete_stream(queue.stream)
@@ -183,14 +179,13 @@ def test_publishing_after_the_stream_was_deleted_fails_with_no_responders(
             await queue.publish(events_of("player-1", 1, start=2))
         assert time.monotonic() - started < FAIL_FAST
 
-    run(closing([queue], scenario()))
 
-
-def test_acknowledged_events_survive_a_restart_and_publishing_resumes(server: NatsServer) -> None:
+async def test_acknowledged_events_survive_a_restart_and_publishing_resumes(
+    server: NatsServer,
+) -> None:
     queue = queue_on(server, partitions=1)
     before, after = events_of("player-1", 20), events_of("player-1", 5, start=21)
-
-    async def scenario() -> None:
+    async with closing(queue):
         await queue.publish(before)
         server.stop()
         server.start()
@@ -199,14 +194,13 @@ def test_acknowledged_events_survive_a_restart_and_publishing_resumes(server: Na
         assert await read_all(queue, 0, 25) == before + after
         assert await queue.consumer("g", 0).pending() == 0
 
-    run(closing([queue], scenario()))
 
-
-def test_acknowledged_events_survive_a_crash_of_the_server_process(server: NatsServer) -> None:
+async def test_acknowledged_events_survive_a_crash_of_the_server_process(
+    server: NatsServer,
+) -> None:
     queue = queue_on(server, partitions=1)
     events = events_of("player-1", 500)
-
-    async def scenario() -> None:
+    async with closing(queue):
         await queue.publish(events)
         server.stop(signal.SIGKILL)
         server.start()
@@ -216,14 +210,11 @@ def test_acknowledged_events_survive_a_crash_of_the_server_process(server: NatsS
         finally:
             await restarted.close()
 
-    run(closing([queue], scenario()))
 
-
-def test_a_consumers_acknowledged_position_survives_a_restart(server: NatsServer) -> None:
+async def test_a_consumers_acknowledged_position_survives_a_restart(server: NatsServer) -> None:
     queue = queue_on(server, partitions=1)
     events = events_of("player-1", 10)
-
-    async def scenario() -> None:
+    async with closing(queue):
         await queue.publish(events)
         consumer = queue.consumer("g", 0)
         # A fetch brings what arrived within a few ms of the first event: fetch until all came.
@@ -241,64 +232,57 @@ def test_a_consumers_acknowledged_position_survives_a_restart(server: NatsServer
         finally:
             await restarted.close()
 
-    run(closing([queue], scenario()))
 
-
-def test_a_stream_made_for_another_partition_count_is_refused(server: NatsServer) -> None:
+async def test_a_stream_made_for_another_partition_count_is_refused(server: NatsServer) -> None:
     queue = queue_on(server, partitions=2)
     other = queue_on(server, partitions=3)
-
-    async def scenario() -> None:
+    async with closing(queue, other):
         await queue.publish(events_of("player-1", 1))
         with pytest.raises(NatsStreamMismatchError, match="3 partitions") as raised:
             await other.publish(events_of("player-1", 1))
         assert raised.value.code == "queue_stream_mismatch"
 
-    run(closing([queue, other], scenario()))
 
-
-def test_queues_start_while_another_deployment_deletes_its_last_stream(server: NatsServer) -> None:
+async def test_queues_start_while_another_deployment_deletes_its_last_stream(
+    server: NatsServer,
+) -> None:
     """nats-server 2.9 removes the account's store directory with its last stream, and a stream
     created meanwhile fails ("error creating store for stream", 10049). Another deployment on
     the same server creates and deletes its stream in a loop, and each queue's stream is
     deleted after it published, so the account keeps running out of streams. Queues start until
     the race was run into three times: every one of them must get its stream."""
+    other = await nats.connect(server.url)
+    js = other.jetstream()
+    stop = asyncio.Event()
 
-    async def scenario() -> tuple[int, int, int]:
-        other = await nats.connect(server.url)
-        js = other.jetstream()
-        stop = asyncio.Event()
+    async def churn() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(nats.js.errors.APIError):  # it loses races too
+                await js.add_stream(name="OTHER", subjects=["other.x"])
+                await js.delete_stream("OTHER")
 
-        async def churn() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(nats.js.errors.APIError):  # it loses races too
-                    await js.add_stream(name="OTHER", subjects=["other.x"])
-                    await js.delete_stream("OTHER")
-
-        churning = asyncio.create_task(churn())
-        started = races = 0
-        try:
-            async with asyncio.timeout(60):
-                while races < 3 and started < 2_000:
-                    queue = NatsQueue(
-                        server.url,
-                        stream=f"AQ_RACE_{started}",
-                        subject_prefix=f"race{started}",
-                        partitions=1,
-                        timeout=5.0,
-                    )
-                    try:
-                        await queue.publish(events_of("player-race", 1))
-                    finally:
-                        await queue.close()
-                    await js.delete_stream(queue.stream)
-                    started, races = started + 1, races + queue.store_races
-        finally:
-            stop.set()
-            await churning
-            await other.close()
-        return started, races, len(list((server.store / "jetstream").rglob("AQ_RACE_*")))
-
-    started, races, left = run(scenario())
+    churning = asyncio.create_task(churn())
+    started = races = 0
+    try:
+        async with asyncio.timeout(60):
+            while races < 3 and started < 2_000:
+                queue = NatsQueue(
+                    server.url,
+                    stream=f"AQ_RACE_{started}",
+                    subject_prefix=f"race{started}",
+                    partitions=1,
+                    timeout=5.0,
+                )
+                try:
+                    await queue.publish(events_of("player-race", 1))
+                finally:
+                    await queue.close()
+                await js.delete_stream(queue.stream)
+                started, races = started + 1, races + queue.store_races
+    finally:
+        stop.set()
+        await churning
+        await other.close()
+    left = len(list((server.store / "jetstream").rglob("AQ_RACE_*")))
     assert races >= 3, f"{started} queues started without running into the race"
     assert left == 0  # every stream made was deleted again: none was half made

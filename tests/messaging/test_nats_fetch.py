@@ -50,34 +50,30 @@ async def delivered_unasked(consumer: NatsConsumer, count: int) -> None:
     raise AssertionError(f"the server delivered {sub._sub._pending_queue.qsize()} of {count}")
 
 
-def test_a_fetch_returns_no_more_than_asked_and_keeps_the_rest_in_order() -> None:
+async def test_a_fetch_returns_no_more_than_asked_and_keeps_the_rest_in_order() -> None:
     stream = f"AQFETCH{uuid.uuid4().hex[:8].upper()}"
     sent = events(8)
-
-    async def scenario() -> None:
+    queue = NatsQueue(NATS_URL, stream=stream, partitions=1, subject_prefix=stream.lower())
+    try:
+        await queue.publish(sent)
+        consumer = queue.consumer("g", 0)
+        assert await consumer.fetch(1, 5.0) == sent[:1]
+        await delivered_unasked(consumer, 6)  # events 2..7 wait in nats.py's queue
+        assert await consumer.fetch(3, 5.0) == sent[1:4]
+        await consumer.ack()  # acknowledges up to event 4, not the surplus
+        rest = await consumer.fetch(10, 5.0)  # the surplus (the last may have come too)
+        assert len(rest) >= 3
+        assert rest == sent[4 : 4 + len(rest)]
+        # Whoever takes the partition over next gets everything after the acknowledged.
+        await queue.close()
         queue = NatsQueue(NATS_URL, stream=stream, partitions=1, subject_prefix=stream.lower())
-        try:
-            await queue.publish(sent)
-            consumer = queue.consumer("g", 0)
-            assert await consumer.fetch(1, 5.0) == sent[:1]
-            await delivered_unasked(consumer, 6)  # events 2..7 wait in nats.py's queue
-            assert await consumer.fetch(3, 5.0) == sent[1:4]
-            await consumer.ack()  # acknowledges up to event 4, not the surplus
-            rest = await consumer.fetch(10, 5.0)  # the surplus (the last may have come too)
-            assert len(rest) >= 3
-            assert rest == sent[4 : 4 + len(rest)]
-            # Whoever takes the partition over next gets everything after the acknowledged.
-            await queue.close()
-            queue = NatsQueue(NATS_URL, stream=stream, partitions=1, subject_prefix=stream.lower())
-            successor = queue.consumer("g", 0)
-            got: list[RecordedEvent] = []
-            while len(got) < 4:
-                batch = await successor.fetch(4 - len(got), 5.0)
-                assert batch, f"only {len(got)} of 4 came"
-                got.extend(batch)
-            assert got == sent[4:]
-        finally:
-            await queue.close()
-            await delete_stream(stream)
-
-    asyncio.run(scenario())
+        successor = queue.consumer("g", 0)
+        got: list[RecordedEvent] = []
+        while len(got) < 4:
+            batch = await successor.fetch(4 - len(got), 5.0)
+            assert batch, f"only {len(got)} of 4 came"
+            got.extend(batch)
+        assert got == sent[4:]
+    finally:
+        await queue.close()
+        await delete_stream(stream)

@@ -15,7 +15,6 @@ from adventure_quest.config import load_settings
 from adventure_quest.processing.auto_assign import AutoWorker
 from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.envelope import ANY, NewEvent
-from tests.conftest import run
 
 WORLD = load_world()
 TTL = 1.2
@@ -50,7 +49,7 @@ async def delete_stream_and_bucket(stream: str) -> None:
         await client.close()
 
 
-def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies(
+async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies(
     tmp_path: Path,
 ) -> None:
     stream = f"AQAUTO{uuid.uuid4().hex[:8].upper()}"
@@ -62,13 +61,8 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
         partitions=8,
     )
 
-    async def scenario() -> None:
-        # A hang here once stalled a CI run; a bound turns it into a failure naming the step.
-        async with asyncio.timeout(90):
-            await play(stream)
-        await delete_stream_and_bucket(stream)
-
-    async def play(stream: str) -> None:
+    # A hang here once stalled a CI run; a bound turns it into a failure naming the step.
+    async with asyncio.timeout(90):
         async with (
             Processing.open(config, WORLD) as first,
             Processing.open(config, WORLD) as second,
@@ -104,5 +98,4 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies
             stop_a.set()
             stop_relay.set()
             await asyncio.gather(task_a, relay)
-
-    run(scenario())
+    await delete_stream_and_bucket(stream)

@@ -23,20 +23,21 @@ from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.memory import MemoryCheckpointStore, MemorySnapshotStore
 from adventure_quest.store.sqlite.events import SQLiteEventStore
-from tests.conftest import run
 from tests.messaging.test_nats_failures import NatsServer
 from tests.processing.test_faults import rebuild_equals_live
 
 WORLD = load_world()
 
 
-def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing(tmp_path: Path) -> None:
+async def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
     server = NatsServer(tmp_path / "nats")
     (tmp_path / "nats").mkdir()
     server.start()
     store_path, read_path = tmp_path / "events.sqlite", tmp_path / "read.sqlite"
 
-    async def scenario() -> tuple[dict[str, int], dict[str, int], int]:
+    try:
         store = SQLiteEventStore(str(store_path))
         game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
         queue = NatsQueue(server.url, stream="AQ_RESTART", partitions=4, timeout=1.0)
@@ -77,17 +78,13 @@ def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing(tmp_p
             await asyncio.sleep(0.05)
         stop.set()
         await asyncio.gather(*tasks)
-        failures = relay.failures
+        relay_failures = relay.failures
         await queue.close()
         await db.close()
         await store.close()
-        return versions, tally, failures
-
-    try:
-        versions, tally, relay_failures = run(scenario())
     finally:
         server.stop(signal.SIGKILL)
     assert relay_failures > 0, "the relay never saw the broker down: the test tested nothing"
     assert tally == versions  # every stream: applied exactly as many events as it has
     assert sum(versions.values()) > 100
-    assert run(rebuild_equals_live(store_path, read_path, tmp_path / "rebuilt.sqlite", 4)) == []
+    assert await rebuild_equals_live(store_path, read_path, tmp_path / "rebuilt.sqlite", 4) == []

@@ -31,7 +31,6 @@ from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from tests.conftest import run
 from tests.projections.test_pipeline import play
 
 WORLD = load_world()
@@ -66,46 +65,43 @@ def test_every_read_model_but_two_applies_whole_batches() -> None:
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(1, 120), min_size=1, max_size=8))
-def test_whole_batches_leave_every_row_as_one_event_at_a_time(
+async def test_whole_batches_leave_every_row_as_one_event_at_a_time(
     tmp_path_factory: pytest.TempPathFactory, seed: int, cuts: list[int]
 ) -> None:
     folder = tmp_path_factory.mktemp("bulk")
 
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        rolls = random.Random(seed)
-        game = Game(
-            Repository(store, MemorySnapshotStore(), event_codec()),
-            WORLD,
-            roll=lambda: rolls.randint(1, 6),
-        )
-        await play(game, ["Ann", "Bob", "Cid", "Dee"], 25, seed)
-        log = await store.read_all(0, 100_000)
-        reference = ProjectionRunner(
-            SQLiteReadDatabase(str(folder / "one.sqlite")),
-            [OneByOne(p) for p in projections(WORLD)],
-            store,
-            event_codec(),
-            cache_rows=0,  # and every row read from the database
-        )
-        batched = ProjectionRunner(
-            SQLiteReadDatabase(str(folder / "bulk.sqlite")),
-            projections(WORLD),
-            store,
-            event_codec(),
-        )
-        for each in (reference, batched):
-            await each.setup()
-        for event in log:
-            await reference.apply([event])
-        start, n = 0, 0
-        while start < len(log):  # batches of the drawn sizes, in turn
-            size = cuts[n % len(cuts)]
-            await batched.apply(log[start : start + size])
-            start, n = start + size, n + 1
-        assert batched.totals.applied == reference.totals.applied == len(log) * 5
-        assert await tables(batched) == await tables(reference)
-        for each in (reference, batched):
-            await each.db.close()
-
-    run(scenario())
+    store = MemoryEventStore()
+    rolls = random.Random(seed)
+    game = Game(
+        Repository(store, MemorySnapshotStore(), event_codec()),
+        WORLD,
+        roll=lambda: rolls.randint(1, 6),
+    )
+    await play(game, ["Ann", "Bob", "Cid", "Dee"], 25, seed)
+    log = await store.read_all(0, 100_000)
+    reference = ProjectionRunner(
+        SQLiteReadDatabase(str(folder / "one.sqlite")),
+        [OneByOne(p) for p in projections(WORLD)],
+        store,
+        event_codec(),
+        cache_rows=0,  # and every row read from the database
+    )
+    batched = ProjectionRunner(
+        SQLiteReadDatabase(str(folder / "bulk.sqlite")),
+        projections(WORLD),
+        store,
+        event_codec(),
+    )
+    for each in (reference, batched):
+        await each.setup()
+    for event in log:
+        await reference.apply([event])
+    start, n = 0, 0
+    while start < len(log):  # batches of the drawn sizes, in turn
+        size = cuts[n % len(cuts)]
+        await batched.apply(log[start : start + size])
+        start, n = start + size, n + 1
+    assert batched.totals.applied == reference.totals.applied == len(log) * 5
+    assert await tables(batched) == await tables(reference)
+    for each in (reference, batched):
+        await each.db.close()

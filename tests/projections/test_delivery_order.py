@@ -19,7 +19,6 @@ from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
-from tests.conftest import run
 from tests.projections.test_pipeline import play
 
 WORLD = load_world()
@@ -33,39 +32,36 @@ async def tables(runner: ProjectionRunner) -> dict[str, list[Row]]:
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 10_000), repeats=st.floats(0, 0.6), batch=st.integers(1, 40))
-def test_shuffled_and_repeated_delivery_applies_each_event_exactly_once(
+async def test_shuffled_and_repeated_delivery_applies_each_event_exactly_once(
     tmp_path_factory: pytest.TempPathFactory, seed: int, repeats: float, batch: int
 ) -> None:
     folder = tmp_path_factory.mktemp("order")
 
-    async def scenario() -> None:
-        store = MemoryEventStore()
-        game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD, roll=lambda: 2)
-        await play(game, ["Ann", "Bob", "Cid"], 20, seed)
-        log = await store.read_all(0, 100_000)
-        rng = random.Random(seed)
-        # At least once, in any order, across and within streams, some of it twice or more.
-        deliveries: list[RecordedEvent] = list(log)
-        while rng.random() < repeats:
-            deliveries += rng.sample(log, k=max(1, len(log) // 5))
-        rng.shuffle(deliveries)
+    store = MemoryEventStore()
+    game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD, roll=lambda: 2)
+    await play(game, ["Ann", "Bob", "Cid"], 20, seed)
+    log = await store.read_all(0, 100_000)
+    rng = random.Random(seed)
+    # At least once, in any order, across and within streams, some of it twice or more.
+    deliveries: list[RecordedEvent] = list(log)
+    while rng.random() < repeats:
+        deliveries += rng.sample(log, k=max(1, len(log) // 5))
+    rng.shuffle(deliveries)
 
-        def runner(name: str) -> ProjectionRunner:
-            db = SQLiteReadDatabase(str(folder / f"{name}.sqlite"))
-            return ProjectionRunner(db, projections(WORLD), store, event_codec())
+    def runner(name: str) -> ProjectionRunner:
+        db = SQLiteReadDatabase(str(folder / f"{name}.sqlite"))
+        return ProjectionRunner(db, projections(WORLD), store, event_codec())
 
-        chaotic, orderly = runner("chaos"), runner("order")
-        for each in (chaotic, orderly):
-            await each.setup()
-        for start in range(0, len(deliveries), batch):
-            await chaotic.apply(deliveries[start : start + batch])
-        for start in range(0, len(log), 50):
-            await orderly.apply(log[start : start + 50])
-        versions = {event.stream_id: event.version for event in log}
-        tally = {r["stream_id"]: r["events"] for r in await chaotic.db.select(STREAM_TALLY)}
-        assert tally == versions  # every event applied once: none lost, none twice
-        assert await tables(chaotic) == await tables(orderly)
-        for each in (chaotic, orderly):
-            await each.db.close()
-
-    run(scenario())
+    chaotic, orderly = runner("chaos"), runner("order")
+    for each in (chaotic, orderly):
+        await each.setup()
+    for start in range(0, len(deliveries), batch):
+        await chaotic.apply(deliveries[start : start + batch])
+    for start in range(0, len(log), 50):
+        await orderly.apply(log[start : start + 50])
+    versions = {event.stream_id: event.version for event in log}
+    tally = {r["stream_id"]: r["events"] for r in await chaotic.db.select(STREAM_TALLY)}
+    assert tally == versions  # every event applied once: none lost, none twice
+    assert await tables(chaotic) == await tables(orderly)
+    for each in (chaotic, orderly):
+        await each.db.close()

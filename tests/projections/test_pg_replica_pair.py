@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from tests.conftest import run
 from tests.pg_replica import ReplicaPair, replica_pair
 
 
@@ -29,41 +28,36 @@ async def connected(url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-def test_a_table_written_on_the_primary_appears_on_the_replica(pair: ReplicaPair) -> None:
-    async def scenario() -> list[str]:
-        async with connected(pair.primary_url) as primary:
-            await primary.execute("CREATE TABLE copied (name text)")
-            await primary.execute("INSERT INTO copied VALUES ('torch'), ('rope')")
-        await pair.wait_caught_up()
-        async with connected(pair.replica_url) as replica:
-            return [row["name"] for row in await replica.fetch("SELECT name FROM copied")]
-
-    assert sorted(run(scenario())) == ["rope", "torch"]
+async def test_a_table_written_on_the_primary_appears_on_the_replica(pair: ReplicaPair) -> None:
+    async with connected(pair.primary_url) as primary:
+        await primary.execute("CREATE TABLE copied (name text)")
+        await primary.execute("INSERT INTO copied VALUES ('torch'), ('rope')")
+    await pair.wait_caught_up()
+    async with connected(pair.replica_url) as replica:
+        names = [row["name"] for row in await replica.fetch("SELECT name FROM copied")]
+    assert sorted(names) == ["rope", "torch"]
 
 
-def test_a_row_written_while_replay_is_paused_appears_only_once_resumed(
+async def test_a_row_written_while_replay_is_paused_appears_only_once_resumed(
     pair: ReplicaPair,
 ) -> None:
     count = "SELECT count(*) FROM held_back"
 
-    async def scenario() -> None:
-        async with connected(pair.primary_url) as primary, connected(pair.replica_url) as replica:
-            await primary.execute("CREATE TABLE held_back (n integer)")
-            await pair.wait_caught_up()
-            await pair.pause_replay()
-            try:
-                await primary.execute("INSERT INTO held_back VALUES (1)")
-                await pair.wait_received()  # the row's WAL is on the replica, just not applied
-                assert await primary.fetchval(count) == 1
-                assert await replica.fetchval(count) == 0
-                with pytest.raises(TimeoutError, match="paused"):
-                    await pair.wait_caught_up(timeout=0.2)
-            finally:
-                await pair.resume_replay()
-            await pair.wait_caught_up()
-            assert await replica.fetchval(count) == 1
-
-    run(scenario())
+    async with connected(pair.primary_url) as primary, connected(pair.replica_url) as replica:
+        await primary.execute("CREATE TABLE held_back (n integer)")
+        await pair.wait_caught_up()
+        await pair.pause_replay()
+        try:
+            await primary.execute("INSERT INTO held_back VALUES (1)")
+            await pair.wait_received()  # the row's WAL is on the replica, just not applied
+            assert await primary.fetchval(count) == 1
+            assert await replica.fetchval(count) == 0
+            with pytest.raises(TimeoutError, match="paused"):
+                await pair.wait_caught_up(timeout=0.2)
+        finally:
+            await pair.resume_replay()
+        await pair.wait_caught_up()
+        assert await replica.fetchval(count) == 1
 
 
 async def test_the_replica_refuses_writes(pair: ReplicaPair) -> None:

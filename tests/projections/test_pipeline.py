@@ -32,7 +32,7 @@ from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.memory import MemoryCheckpointStore, MemorySnapshotStore
 from adventure_quest.store.ports import EventStore
-from tests.conftest import StoreFactory, run
+from tests.conftest import StoreFactory
 
 WORLD = load_world()
 TABLES = (PLAYER_DETAILS, LEADERBOARD, ROOM_VIEW, ROOM_VIEW_PLAYERS)
@@ -94,7 +94,7 @@ async def rebuild(store: EventStore, path: Path) -> dict[str, list[Row]]:
 @given(
     seed=st.integers(0, 10_000), players=st.integers(1, 4), partitions=st.sampled_from([1, 4, 16])
 )
-def test_live_read_models_equal_a_rebuild_from_the_log(
+async def test_live_read_models_equal_a_rebuild_from_the_log(
     make_store: StoreFactory,
     tmp_path_factory: pytest.TempPathFactory,
     seed: int,
@@ -104,40 +104,33 @@ def test_live_read_models_equal_a_rebuild_from_the_log(
     """Invariant 5, through the relay, the in-process queue and two workers."""
     folder = Path(str(tmp_path_factory.mktemp("rm")))
 
-    async def scenario() -> tuple[dict[str, list[Row]], dict[str, list[Row]]]:
-        store = make_store()
-        game = Game(
-            Repository(store, MemorySnapshotStore(), event_codec()), WORLD, roll=lambda: seed
-        )
-        queue = MemoryQueue(["projections"], partitions)
-        db = SQLiteReadDatabase(str(folder / "live.sqlite"))
-        runner = ProjectionRunner(db, projections(), store, event_codec())
-        await runner.setup()
-        stop = asyncio.Event()
-        half = partitions // 2 or 1
-        workers = (
-            [
-                ProjectionWorker(runner, queue, range(half), fetch_timeout_s=0.05),
-                ProjectionWorker(runner, queue, range(half, partitions), fetch_timeout_s=0.05),
-            ]
-            if partitions > 1
-            else [ProjectionWorker(runner, queue, [0], fetch_timeout_s=0.05)]
-        )
-        relays = [
-            Relay(log, queue, MemoryCheckpointStore(), idle_wait_s=0.05) for log in store.logs()
+    store = make_store()
+    game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD, roll=lambda: seed)
+    queue = MemoryQueue(["projections"], partitions)
+    db = SQLiteReadDatabase(str(folder / "live.sqlite"))
+    runner = ProjectionRunner(db, projections(), store, event_codec())
+    await runner.setup()
+    stop = asyncio.Event()
+    half = partitions // 2 or 1
+    workers = (
+        [
+            ProjectionWorker(runner, queue, range(half), fetch_timeout_s=0.05),
+            ProjectionWorker(runner, queue, range(half, partitions), fetch_timeout_s=0.05),
         ]
-        tasks = [asyncio.create_task(w.run(stop)) for w in workers]
-        tasks += [asyncio.create_task(r.run(stop)) for r in relays]
-        await play(game, [f"Hero{n}" for n in range(players)], 25, seed)
-        for relay in relays:  # publish returns once the workers applied and acknowledged
-            while await relay.lag():
-                await asyncio.sleep(0.02)
-        stop.set()
-        await asyncio.gather(*tasks)
-        live_tables = await dump(db)
-        await db.close()
-        return live_tables, await rebuild(store, folder / "rebuilt.sqlite")
-
-    live_tables, rebuilt = run(scenario())
+        if partitions > 1
+        else [ProjectionWorker(runner, queue, [0], fetch_timeout_s=0.05)]
+    )
+    relays = [Relay(log, queue, MemoryCheckpointStore(), idle_wait_s=0.05) for log in store.logs()]
+    tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+    tasks += [asyncio.create_task(r.run(stop)) for r in relays]
+    await play(game, [f"Hero{n}" for n in range(players)], 25, seed)
+    for relay in relays:  # publish returns once the workers applied and acknowledged
+        while await relay.lag():
+            await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.gather(*tasks)
+    live_tables = await dump(db)
+    await db.close()
+    rebuilt = await rebuild(store, folder / "rebuilt.sqlite")
     assert live_tables == rebuilt
     assert len(live_tables["player_details"]) == players

@@ -9,23 +9,19 @@ import asyncio
 from collections.abc import Callable
 
 from adventure_quest.queries.cache import Entry, MemoryCache, QueryCache
-from tests.conftest import run
 
 
-def test_an_entry_older_than_asked_is_loaded_again() -> None:
-    async def scenario() -> None:
-        cache = QueryCache(MemoryCache(30))
-        bodies = iter([b"first", b"second"])
+async def test_an_entry_older_than_asked_is_loaded_again() -> None:
+    cache = QueryCache(MemoryCache(30))
+    bodies = iter([b"first", b"second"])
 
-        async def load() -> Entry:
-            return Entry(next(bodies), "0.0:5")
+    async def load() -> Entry:
+        return Entry(next(bodies), "0.0:5")
 
-        first = await cache.fetch("k", load)
-        newer_only: Callable[[Entry], bool] = lambda e: e.body != b"first"  # noqa: E731
-        second = await cache.fetch("k", load, newer_only)
-        assert (first.body, second.body) == (b"first", b"second")
-
-    run(scenario())
+    first = await cache.fetch("k", load)
+    newer_only: Callable[[Entry], bool] = lambda e: e.body != b"first"  # noqa: E731
+    second = await cache.fetch("k", load, newer_only)
+    assert (first.body, second.body) == (b"first", b"second")
 
 
 async def test_a_failed_load_is_not_cached_and_every_waiter_sees_the_error() -> None:

@@ -181,41 +181,40 @@ class Progress:
         return cast(ReadDatabase, self)
 
 
-def within(seconds: float, coroutine: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(seconds):
-            return await coroutine
-
-    return asyncio.run(bounded())
+async def within(seconds: float, coroutine: Any) -> Any:
+    async with asyncio.timeout(seconds):
+        return await coroutine
 
 
-def test_progress_is_read_from_the_applied_positions_table() -> None:
+async def test_progress_is_read_from_the_applied_positions_table() -> None:
     table = Progress({(0, 1): 4, (1, 0): 2})
-    assert asyncio.run(progress_of(table.db)) == {(0, 1): 4, (1, 0): 2}
+    assert await progress_of(table.db) == {(0, 1): 4, (1, 0): 2}
 
 
-def test_a_token_already_reached_is_answered_with_the_progress_at_once() -> None:
+async def test_a_token_already_reached_is_answered_with_the_progress_at_once() -> None:
     table = Progress({(0, 1): 5, (0, 2): 1})
-    have = within(1, Watch(poll_s=10).until(table.db, {(0, 1): 5}, time.monotonic() + 10))
+    have = await within(1, Watch(poll_s=10).until(table.db, {(0, 1): 5}, time.monotonic() + 10))
     assert have == {(0, 1): 5, (0, 2): 1}
     assert table.reads == 1
 
 
-def test_a_token_not_reached_by_the_deadline_is_none_and_the_wait_ends_at_the_deadline() -> None:
+async def test_a_token_not_reached_by_the_deadline_is_none_and_the_wait_ends_at_the_deadline() -> (
+    None
+):
     table = Progress({(0, 1): 4})
     started = time.monotonic()
-    assert within(2, Watch(poll_s=10).until(table.db, {(0, 1): 5}, started + 0.1)) is None
+    assert await within(2, Watch(poll_s=10).until(table.db, {(0, 1): 5}, started + 0.1)) is None
     assert 0.1 <= time.monotonic() - started < 1
     past = Progress({(0, 1): 4})
-    assert within(1, Watch(poll_s=10).until(past.db, {(0, 1): 5}, time.monotonic())) is None
+    assert await within(1, Watch(poll_s=10).until(past.db, {(0, 1): 5}, time.monotonic())) is None
     assert past.reads == 1
 
 
-def test_a_batch_committed_in_this_process_wakes_the_waiter_without_polling() -> None:
+async def test_a_batch_committed_in_this_process_wakes_the_waiter_without_polling() -> None:
     table = Progress({(0, 1): 4})
     watch = Watch(poll_s=10)
 
-    async def scenario() -> Marks | None:
+    async def waiter() -> Marks | None:
         waiting = asyncio.create_task(watch.until(table.db, {(0, 1): 5}, time.monotonic() + 10))
         await asyncio.sleep(0.01)
         watch.notify()  # a batch that does not reach the token: the waiter reads and waits on
@@ -225,28 +224,29 @@ def test_a_batch_committed_in_this_process_wakes_the_waiter_without_polling() ->
         watch.notify()
         return await waiting
 
-    assert within(2, scenario()) == {(0, 1): 5}
+    assert await within(2, waiter()) == {(0, 1): 5}
     assert table.reads == 3
 
 
-def test_a_batch_committed_by_another_process_is_seen_by_polling_soon() -> None:
+async def test_a_batch_committed_by_another_process_is_seen_by_polling_soon() -> None:
     table = Progress({(0, 1): 4})
 
-    async def scenario() -> Marks | None:
+    async def waiter() -> Marks | None:
         waiting = asyncio.create_task(Watch().until(table.db, {(0, 1): 5}, time.monotonic() + 10))
         await asyncio.sleep(0.02)
         table.set({(0, 1): 7})  # no notify: another process applied it
         return await waiting
 
     started = time.monotonic()
-    assert within(2, scenario()) == {(0, 1): 7}
+    assert await within(2, waiter()) == {(0, 1): 7}
     assert time.monotonic() - started < 0.5
 
 
-def test_polling_backs_off_from_the_first_interval_to_fifty_milliseconds() -> None:
+async def test_polling_backs_off_from_the_first_interval_to_fifty_milliseconds() -> None:
     table = Progress({(0, 1): 4})
     assert (
-        within(3, Watch(poll_s=0.01).until(table.db, {(0, 1): 5}, time.monotonic() + 0.5)) is None
+        await within(3, Watch(poll_s=0.01).until(table.db, {(0, 1): 5}, time.monotonic() + 0.5))
+        is None
     )
     # Waits of 10, 20, 40, then 50 ms, up to the deadline: about a dozen reads (not 50, nor 5).
     assert 8 <= table.reads <= 16

@@ -7,11 +7,10 @@ import pytest
 from adventure_quest.app.aggregates import event_codec, player_type
 from adventure_quest.app.repository import Repository
 from adventure_quest.domain.events import PlayerCreated
-from adventure_quest.domain.player import PlayerState
 from adventure_quest.store.codec import UnknownEventError
 from adventure_quest.store.envelope import NO_STREAM, Metadata, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemorySnapshotStore
-from tests.conftest import StoreFactory, run
+from tests.conftest import StoreFactory
 
 V1_PAYLOAD = b'{"player_id":"p1","name":"Old Timer","room":"village_square"}'
 
@@ -27,14 +26,11 @@ def test_a_v1_player_created_is_upcast_to_the_current_shape() -> None:
     assert event == PlayerCreated("p1", "Old Timer", "village_square", 100, 100)
 
 
-def test_a_stored_v1_event_loads_as_a_full_character(make_store: StoreFactory) -> None:
-    async def scenario() -> PlayerState:
-        store = make_store()
-        await store.append("player-p1", NO_STREAM, [NewEvent("PlayerCreated", V1_PAYLOAD, 1)])
-        repository = Repository(store, MemorySnapshotStore(), event_codec())
-        return (await repository.load(player_type(), "player-p1")).state
-
-    state = run(scenario())
+async def test_a_stored_v1_event_loads_as_a_full_character(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.append("player-p1", NO_STREAM, [NewEvent("PlayerCreated", V1_PAYLOAD, 1)])
+    repository = Repository(store, MemorySnapshotStore(), event_codec())
+    state = (await repository.load(player_type(), "player-p1")).state
     assert (state.name, state.health, state.max_health) == ("Old Timer", 100, 100)
 
 
