@@ -37,14 +37,15 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def live(
-    settings: Settings, role: str = "all", *, socket: bool = True
+    settings: Settings, role: str = "all", *, socket: bool = False
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``settings`` until the block ends; yields a client of the server.
 
-    uvicorn listens on ``settings.port`` and the client connects to it; with ``socket=False``
-    the client talks to the application in process instead (httpx's ASGI transport). Not every
-    test can: a streamed answer (the feed) is waited for whole, and a body nested past the
-    recursion limit is decoded on the client's own call stack.
+    By default the client talks to the application in process (httpx's ASGI transport: the
+    fast lanes and the Litestar application, no socket). ``socket=True``: uvicorn listens on
+    ``settings.port`` and the client connects to it, for the tests that need that: a streamed
+    answer (the feed) is waited for whole in process, a body nested past the recursion limit is
+    decoded on the client's own call stack, and the load generator and ``aq`` connect over TCP.
     """
     started, stop = asyncio.Event(), asyncio.Event()
     apps: list[Any] = []

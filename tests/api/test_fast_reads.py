@@ -15,7 +15,10 @@ def hits(metrics: str) -> int:
 async def test_a_cached_answer_is_the_same_through_either_lane_and_counts_as_a_hit(
     tmp_path: Path,
 ) -> None:
-    async with live(settings_for(tmp_path)) as client:
+    # Over a socket: in process the reads come so soon after the command that the invalidation
+    # of its batch, which runs after the batch committed, can still drop an entry the full path
+    # has just cached (3 hits, not 4).
+    async with live(settings_for(tmp_path), socket=True) as client:
         player_id, token, created = await create(client, "Quill")
         token_query = {"consistency": created["consistency"]}
         paths = [

@@ -17,7 +17,9 @@ them, so tests/bootstrap/test_what_each_role_opens.py checks each role against t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.pipeline import Processing
@@ -25,6 +27,8 @@ from adventure_quest.processing.auto_assign import AutoWorker
 from adventure_quest.processing.projection_worker import parse_partitions
 
 Job = Callable[[asyncio.Event], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 ROLES = ("all", "api", "relay", "worker")
 
 
@@ -49,3 +53,43 @@ async def processing_jobs(
         jobs.append(processing.clock().run)
     shown = "auto" if automatic else chosen if workers else []
     return jobs, f"{len(parts.relays()) if relays else 0} relay(s), partitions {shown}"
+
+
+#: How long a job may take to finish its step once stop is set, before it is cancelled (seconds).
+STOP_GRACE_S = 3.0
+
+
+async def run_together(
+    jobs: Sequence[Job], stop: asyncio.Event, grace_s: float = STOP_GRACE_S
+) -> None:
+    """Run every job until ``stop``; when one fails, stop the others, then raise its error.
+
+    Once ``stop`` is set each job has ``grace_s`` to finish its step; one still running then is
+    cancelled. A job can wait on another that has already stopped: the relay's publish to the
+    in-process queue waits until every consumer group has taken the events, and the projection
+    workers stop taking (seen in tests: ``aq serve`` in one process never returned). Cancelling
+    it is a crash of that step and no more: what it had not checkpointed is published again
+    after a restart, and every consumer drops what it already has (invariant 4).
+    """
+    tasks = [asyncio.ensure_future(job(stop)) for job in jobs]
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending and not stop.is_set():
+            done, pending = await asyncio.wait(
+                pending | {stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(stopping)
+            if any(not t.cancelled() and t.exception() for t in done if t is not stopping):
+                break
+        stop.set()
+        _, late = await asyncio.wait(tasks, timeout=grace_s)
+        for task in late:
+            log.warning("a job did not stop within %.1f s and was cancelled: %s", grace_s, task)
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        stopping.cancel()
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, BaseException) and task not in late:
+            raise result

@@ -14,7 +14,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +22,7 @@ import msgspec
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
-from adventure_quest.bootstrap.roles import Job, processing_jobs
+from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
@@ -137,14 +137,3 @@ async def serve(
         shown = ", ".join(described)
         print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
         await run_together(jobs, stop)
-
-
-async def run_together(jobs: Sequence[Job], stop: asyncio.Event) -> None:
-    """Run every job until ``stop``; when one fails, stop the others, then raise its error."""
-    tasks = [asyncio.ensure_future(job(stop)) for job in jobs]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    stop.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from adventure_quest.bootstrap.parts import READ_TABLES, RELAYS, Parts
-from adventure_quest.bootstrap.roles import processing_jobs
+from adventure_quest.bootstrap.roles import processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
@@ -53,13 +53,13 @@ SettingsOf = Callable[..., Settings]
 
 
 async def until_stopped(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run jobs until SIGINT or SIGTERM, then let each finish its current step."""
+    """Run jobs until SIGINT or SIGTERM, then let each finish its current step (run_together)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    await asyncio.gather(*(job(stop) for job in jobs))
+    await run_together(jobs, stop)
 
 
 async def report(parts: Parts, stop: asyncio.Event, every_s: float = 5.0) -> None:
