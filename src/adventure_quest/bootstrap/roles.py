@@ -84,9 +84,11 @@ async def run_together(
                 break
         stop.set()
         _, late = await asyncio.wait(tasks, timeout=grace_s)
-        for task in late:
-            log.warning("a job did not stop within %.1f s and was cancelled: %s", grace_s, task)
-            task.cancel()
+        for job, task in zip(jobs, tasks, strict=True):
+            if task in late:
+                name = getattr(job, "__qualname__", repr(job))
+                log.warning("%s did not stop within %.1f s: cancelled", name, grace_s)
+                task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         stopping.cancel()
