@@ -19,6 +19,7 @@ from adventure_quest.api import auth, schemas
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import ApiError, outcome_of
 from adventure_quest.api.lanes import COMMAND_PATH, COMMANDS
+from adventure_quest.store.errors import StoreUnavailableError
 
 _encode = msgspec.json.Encoder().encode
 _DECODERS = {verb: msgspec.json.Decoder(lane.body) for verb, lane in COMMANDS.items()}
@@ -62,8 +63,8 @@ class FastCommands:
             return None
         try:
             await auth.require_player(self.context.game, token, player_id)
-        except ApiError:
-            return None
+        except (ApiError, StoreUnavailableError):
+            return None  # the application answers, in the one error shape
         return decoded
 
     async def _run(self, player_id: str, verb: str, decoded: Any, send: Any) -> None:

@@ -5,7 +5,9 @@ itself. This ASGI wrapper answers ``GET /rooms/{room}``, ``/players/{id}``,
 ``/players/{id}/achievements`` and ``/world`` straight from the cache when the request has no
 query string and no consistency header, and the answer is cached; everything else (a miss, a
 token, any other route) goes to the application unchanged. The bytes are the ones the full path
-cached, so both lanes answer the same (tests/api/test_fast_reads.py).
+cached, so both lanes answer the same (tests/api/test_fast_reads.py). A cache that cannot be
+reached is a miss here: the application answers, in the one error shape (503 ``unavailable``;
+tests/api/test_service_outages.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.lanes import QUERIES
+from adventure_quest.store.errors import StoreUnavailableError
 
 Scope = dict[str, Any]
 _HEADERS = [(b"content-type", b"application/json")]
@@ -44,7 +47,10 @@ class FastReads:
             if named is not None and not any(k == b"aq-consistency" for k, _ in scope["headers"]):
                 began = time.perf_counter()
                 read = self.context.read
-                entry = await read.cache.backend.get(named[1])
+                try:
+                    entry = await read.cache.backend.get(named[1])
+                except StoreUnavailableError:
+                    entry = None  # the application answers, in the error shape
                 if entry is not None:
                     read.cache.stats.hits += 1
                     body = entry.body
