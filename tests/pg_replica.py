@@ -353,3 +353,19 @@ def _run_aside(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run set-up on its own loop in a thread: callers may be inside a running loop."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+@contextlib.contextmanager
+def lone_server(base_dir: Path | None = None) -> Iterator[_Server]:
+    """A fresh PostgreSQL server alone (its ``postgres`` database) for a test that stops it;
+    stopped and removed after the block, even if it raised."""
+    root = Path(tempfile.mkdtemp(prefix="aq-lone-", dir=base_dir))
+    server = _Server(_bindir(), root, "lone")
+    try:
+        _hand_over(root)
+        server.initdb()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

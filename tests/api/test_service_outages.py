@@ -2,7 +2,8 @@
 
 Seen (issue 12): with Redis unreachable, ``GET /rooms/village_square`` (the fast read lane)
 answered a plain-text 500 with a traceback, while every other route answered the documented
-``503 unavailable`` JSON. The test runs a Redis server of its own on a spare port and stops it.
+``503 unavailable`` JSON; a store outage inside the fast command lane's token check did the same.
+The tests run a Redis server and a PostgreSQL server of their own on spare ports and stop them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from adventure_quest.store.migrate import upgrade_store
 from tests.api.server import create, error_code, free_port, live, settings_for
+from tests.pg_replica import lone_server
 
 
 @pytest.fixture
@@ -65,3 +68,24 @@ async def test_the_fast_read_lane_answers_503_json_when_redis_is_unreachable(
             assert fast.status_code == 503, (path, fast.text)
             assert fast.headers["content-type"].startswith("application/json"), path
             assert error_code(fast) == "unavailable", path
+
+
+async def test_the_fast_command_lane_answers_503_json_when_the_store_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    with lone_server() as server:
+        url = server.url("postgres")
+        settings = settings_for(tmp_path, store_url=url, aggregate_cache_size=0)
+        await upgrade_store(url)
+        async with live(settings, socket=True) as client:
+            me, token, _ = await create(client, "Outage")
+            headers = {"Authorization": f"Bearer {token}"}
+            said = await client.post(f"/players/{me}/say", json={"text": "hi"}, headers=headers)
+            assert said.status_code == 200, said.text
+
+            await asyncio.to_thread(server.stop)
+            # The fast lane checks the token against the store first: it is gone.
+            said = await client.post(f"/players/{me}/say", json={"text": "hi"}, headers=headers)
+            assert said.status_code == 503, said.text
+            assert said.headers["content-type"].startswith("application/json")
+            assert error_code(said) == "unavailable"
