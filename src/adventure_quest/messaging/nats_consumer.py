@@ -85,7 +85,8 @@ class NatsConsumer:
             raise self._queue.unavailable(f"fetching from {self.name} failed", error) from error
         if not messages:  # a fetch can end with status messages only
             return []
-        messages, self._surplus = messages[:max_events], messages[max_events:]
+        if len(messages) > max_events:  # rare: no copies on the usual path
+            messages, self._surplus = messages[:max_events], messages[max_events:]
         self._last = messages[-1]
         return [_decoder.decode(message.data) for message in messages]
 

@@ -91,7 +91,8 @@ class MemoryEventStore:
         return len(self._streams.get(stream_id, ()))
 
     async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
-        found = (self._log[i] for i in {self._ids.get(id) for id in event_ids} if i is not None)
+        indexes = {self._ids.get(event_id) for event_id in event_ids}
+        found = [self._log[i] for i in indexes if i is not None]
         return sorted((e for e in found if e.stream_id == stream_id), key=lambda e: e.version)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:

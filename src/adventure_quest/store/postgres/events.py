@@ -199,7 +199,7 @@ class PostgresEventStore:
         return stream_events(stream_id, rows, self.shard)
 
     async def read_by_ids(self, stream_id: str, event_ids: Sequence[str]) -> list[RecordedEvent]:
-        ids = [id for id in dict.fromkeys(event_ids) if _is_uuid(id)]  # the column is a uuid
+        ids = [i for i in dict.fromkeys(event_ids) if _is_uuid(i)]  # the column is a uuid
         if not ids:
             return []
         async with self._connection() as conn:
