@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
+from collections.abc import Iterable
 
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -42,6 +45,28 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+#: A client's request id is kept when it is this tame (it goes into logs and headers).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``x-request-id`` when it is tame, else a new random one."""
+    for key, value in headers:
+        if key == b"x-request-id":
+            given = value.decode("latin-1")
+            if _CLIENT_ID.fullmatch(given):
+                return given
+            break
+    return uuid.uuid4().hex
+
+
+def internal(method: str, path: str, rid: str, error: BaseException) -> ErrorBody:
+    """Log an unexpected error under ``rid``; the body that answers it (500 ``internal``)."""
+    log.error("%s %s failed [request %s]", method, path, rid, exc_info=error)
+    message = f"internal error (request {rid}); the server logged it"
+    return ErrorBody(ErrorDetail("internal", message, rid))
 
 
 def error_response(
@@ -89,12 +114,11 @@ def handle(request: AnyRequest, error: Exception) -> Response[ErrorBody]:
             code = _HTTP_CODES.get(error.status_code, "bad_request")
             if error.status_code == 400:  # the body could not be decoded
                 code = "malformed_json"
-            if error.status_code >= 500:
-                log.error("%s %s: %r", request.method, request.url.path, error)
-                return error_response(500, "internal", "internal error")
-            return error_response(error.status_code, code, error.detail, error.headers)
-    log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    return error_response(500, "internal", "internal error")
+            if error.status_code < 500:
+                return error_response(error.status_code, code, error.detail, error.headers)
+    rid = request_id(request.scope["headers"])
+    body = internal(request.method, request.url.path, rid, error)
+    return Response(body, status_code=500, headers={"x-request-id": rid})
 
 
 def _invalid(error: ValidationException) -> Response[ErrorBody]:

@@ -54,9 +54,11 @@ class Say(Strict, frozen=True):
 REQUEST_BODIES = ("CreateCharacter", "Move", "Take", "Drop", "Use", "Attack", "Say")
 
 
-class ErrorDetail(msgspec.Struct, frozen=True):
+class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
     code: str
     message: str
+    #: Only on a 500 (``internal``): the id the server logged the error under (api/shield.py).
+    request_id: str | None = None
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

@@ -16,6 +16,7 @@ from adventure_quest.api.app import create_app
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.fast_commands import FastCommands
 from adventure_quest.api.fast_reads import FastReads
+from adventure_quest.api.shield import Shield
 from adventure_quest.config import SettingsError
 
 
@@ -26,8 +27,9 @@ class CannotListenError(SettingsError):
 
 
 def asgi_app(context: ApiContext) -> Any:
-    """The API as one ASGI application: the fast lanes in front of the Litestar application."""
-    return FastCommands(FastReads(create_app(context), context), context)
+    """The API as one ASGI application: the fast lanes in front of the Litestar application,
+    all behind the shield that answers whatever escapes them in the error shape."""
+    return Shield(FastCommands(FastReads(create_app(context), context), context))
 
 
 async def serve_http(
