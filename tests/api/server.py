@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,13 +14,7 @@ import msgspec
 
 from adventure_quest.bootstrap.serve import serve
 from adventure_quest.config import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.services import free_port
 
 
 def settings_for(data_dir: Path, **overrides: Any) -> Settings:

@@ -42,10 +42,11 @@ from adventure_quest.processing.groups import GROUP, HANDOVERS, MANAGERS, RESPAW
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.sharding import shard_of
 from adventure_quest.store.urls import open_event_store
-from tests.api.server import bearer, free_port
+from tests.api.server import bearer
 from tests.api.test_roles import aq, drop_stream, part, ready
 from tests.conftest import run
 from tests.postgres import scratch_database
+from tests.services import free_port
 
 CYCLES = 150
 PARTITIONS = 4

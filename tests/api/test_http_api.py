@@ -222,7 +222,12 @@ async def test_metrics_health_and_the_openapi_document(tmp_path: Path) -> None:
         assert (await client.get("/healthz")).json()["status"] == "ok"
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"event_store": "ok", "read_database": "ok"}
+        assert ready.json()["checks"] == {
+            "event_store": "ok",
+            "read_database": "ok",
+            "cache": "ok",
+            "queue": "ok",
+        }
         document = (await client.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
         assert "/players/{player_id}/move" in document["paths"]

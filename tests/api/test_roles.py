@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import nats
 
-from tests.api.server import free_port
 from tests.conftest import run
 from tests.postgres import scratch_database
+from tests.services import free_port
 
 
 def aq() -> str:

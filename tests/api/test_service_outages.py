@@ -9,51 +9,27 @@ The tests run a Redis server and a PostgreSQL server of their own on spare ports
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from adventure_quest.store.migrate import upgrade_store
-from tests.api.server import create, error_code, free_port, live, settings_for
+from tests.api.server import create, error_code, live, settings_for
 from tests.pg_replica import lone_server
+from tests.services import RedisServer, private_redis
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server on a spare port, without persistence; killed at the end, whatever happens."""
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    server = subprocess.Popen(
-        [*args, "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
-    )
-    server.port = port  # type: ignore[attr-defined]
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        client.close()
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with private_redis(tmp_path) as server:
         yield server
-    finally:
-        server.kill()
-        server.wait()
 
 
 async def test_the_fast_read_lane_answers_503_json_when_redis_is_unreachable(
-    tmp_path: Path, private_redis: subprocess.Popen[bytes]
+    tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    port = private_redis.port  # type: ignore[attr-defined]
-    settings = settings_for(tmp_path, cache_url=f"redis://127.0.0.1:{port}/0")
+    settings = settings_for(tmp_path, cache_url=redis_server.url)
     async with live(settings, socket=True) as client:  # what a client sees over the wire
         me, _, created = await create(client, "Outage")
         token = {"consistency": created["consistency"]}
@@ -61,8 +37,7 @@ async def test_the_fast_read_lane_answers_503_json_when_redis_is_unreachable(
         assert full.status_code == 200
         assert (await client.get("/rooms/village_square")).content == full.content  # cached
 
-        private_redis.kill()
-        await asyncio.to_thread(private_redis.wait)
+        await asyncio.to_thread(redis_server.kill)
         for path in ("/rooms/village_square", f"/players/{me}", "/world"):
             fast = await client.get(path)  # no query: the fast lane's path
             assert fast.status_code == 503, (path, fast.text)

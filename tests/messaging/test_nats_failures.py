@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,52 +24,12 @@ from adventure_quest.messaging.nats_consumer import NatsStreamMismatchError
 from adventure_quest.messaging.ports import QueueUnavailableError
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 from tests.contract.test_queue_contract import fetch_unacknowledged
+from tests.services import NatsServer
 
 T = TypeVar("T")
 
-NATS_SERVER = "/usr/sbin/nats-server"
 #: Publishing to a stopped server must fail within this many seconds.
 FAIL_FAST = 5.0
-
-
-class NatsServer:
-    """A nats-server with JetStream of our own, that a test can stop, kill and start again."""
-
-    def __init__(self, store: Path) -> None:
-        self.store = store
-        self.port = _free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)]
-        command += ["-js", "-sd", str(self.store), "-l", str(self.store / "server.log")]
-        self._process = subprocess.Popen(command)
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {(self.store / 'server.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                time.sleep(0.02)
-            else:
-                return
-        raise RuntimeError(f"nats-server did not listen on port {self.port} within 10 s")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Stop the server (SIGTERM: a clean shutdown; SIGKILL: a crash of the process)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(sig)
-            self._process.wait(timeout=10)
-        self._process = None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

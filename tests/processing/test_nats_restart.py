@@ -23,8 +23,8 @@ from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.memory import MemoryCheckpointStore, MemorySnapshotStore
 from adventure_quest.store.sqlite.events import SQLiteEventStore
-from tests.messaging.test_nats_failures import NatsServer
 from tests.processing.test_faults import rebuild_equals_live
+from tests.services import NatsServer
 
 WORLD = load_world()
 

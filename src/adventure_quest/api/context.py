@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -27,7 +27,8 @@ from adventure_quest.store.ports import GlobalLog
 
 class ApiContext:
     """What the API's handlers work with: the game (write side), the read side, the room feed,
-    the projections' administration (dead letters, rebuilds), lag status, metrics, settings.
+    the projections' administration (dead letters, rebuilds), lag status, readiness checks,
+    metrics, settings.
 
     Built by the composition root (bootstrap/serve.py) from the parts the API role opens.
     """
@@ -44,6 +45,7 @@ class ApiContext:
         projections: ProjectionRunner,
         dead_letters: DeadLetterAdmin,
         status: Callable[[], Awaitable[dict[str, Any]]],
+        readiness: Mapping[str, Callable[[], Awaitable[object]]],
     ) -> None:
         self.settings = settings
         self.game = game
@@ -58,6 +60,8 @@ class ApiContext:
         self.projections = projections
         self.dead_letters = dead_letters
         self.status = status
+        #: What /readyz checks, by name: each backing service this process's role uses.
+        self.readiness = dict(readiness)
         self.metrics = ApiMetrics()
         self.started = time.time()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import resource
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -16,7 +18,6 @@ from adventure_quest.api import docs_page, schemas
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.types import AnyRequest
 from adventure_quest.processing.status import prometheus
-from adventure_quest.queries.consistency import progress_of
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
@@ -59,24 +60,14 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         },
     )
     async def readyz() -> Response[schemas.Health]:
-        """The event store and read database answer (503 otherwise)."""
-        checks: dict[str, str] = {}
-        try:
-            for log in context.logs:
-                await log.head()
-            checks["event_store"] = "ok"
-        except Exception as error:
-            checks["event_store"] = f"failed: {error}"
-        try:
-            await progress_of(context.read.primary)
-            checks["read_database"] = "ok"
-        except Exception as error:
-            checks["read_database"] = f"failed: {error}"
-        ready = all(v == "ok" for v in checks.values())
-        return Response(
-            schemas.Health("ok" if ready else "unavailable", checks),
-            status_code=200 if ready else 503,
-        )
+        """Every backing service this process uses answers (503 naming the failing ones)."""
+        names = list(context.readiness)
+        results = await asyncio.gather(*(_check(context.readiness[n]) for n in names))
+        checks = dict(zip(names, results, strict=True))
+        failing = [name for name, result in checks.items() if result != "ok"]
+        if not failing:
+            return Response(schemas.Health("ok", checks))
+        return Response(schemas.Health("unavailable", checks, failing=failing), status_code=503)
 
     @get("/openapi.json", include_in_schema=False)
     async def openapi(request: AnyRequest) -> Response[bytes]:
@@ -87,6 +78,22 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         return docs_page.render(json.loads(_document(request)))
 
     return [metrics, healthz, readyz, openapi, docs]
+
+
+#: The longest a readiness check may take before it counts as failed.
+CHECK_TIMEOUT_S = 2.0
+
+
+async def _check(probe: Callable[[], Awaitable[object]]) -> str:
+    """ "ok", or why the service failed (a probe that hangs fails after CHECK_TIMEOUT_S)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await probe()
+    except TimeoutError:
+        return f"failed: no answer within {CHECK_TIMEOUT_S:g} s"
+    except Exception as error:
+        return f"failed: {error}"
+    return "ok"
 
 
 def _document(request: AnyRequest) -> bytes:

@@ -134,6 +134,9 @@ class PastState(msgspec.Struct, frozen=True):
     state: Player
 
 
-class Health(msgspec.Struct, frozen=True):
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     status: str
+    #: /readyz: each backing service checked, "ok" or "failed: <why>".
     checks: dict[str, str] = {}
+    #: /readyz, when not ready: the names of the checks that failed.
+    failing: list[str] = []

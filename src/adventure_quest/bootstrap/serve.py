@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
 from adventure_quest.processing.status import read_status, relayed_logs
 from adventure_quest.queries.cache import QueryCache
-from adventure_quest.queries.consistency import Watch
+from adventure_quest.queries.consistency import Watch, progress_of
 from adventure_quest.queries.feed import RoomFeed
 from adventure_quest.queries.invalidation import invalidator
 from adventure_quest.queries.read_side import ReadSide
@@ -47,11 +48,39 @@ def admin_token(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, admin_token=path.read_text().strip())
 
 
-async def api_context(parts: Parts) -> ApiContext:
+def readiness(parts: Parts, *, queue: bool) -> dict[str, Callable[[], Awaitable[object]]]:
+    """What /readyz checks: every backing service the role uses, by name.
+
+    ``queue``: the process also relays or projects (role ``all``), so the queue is one of them;
+    an API alone uses it only for lag status, which is not what it serves.
+    """
+    logs, db, cache = parts.event_store().logs(), parts.read_database(), parts.cache()
+
+    async def event_store() -> None:
+        await asyncio.gather(*(log.head() for log in logs))
+
+    checks: dict[str, Callable[[], Awaitable[object]]] = {
+        "event_store": event_store,
+        "read_database": lambda: progress_of(db),
+    }
+    for number, replica in enumerate(parts.replicas()):
+        checks[f"read_replica_{number}"] = functools.partial(progress_of, replica)
+    checks["cache"] = lambda: cache.generation(READY_KEY)
+    if queue:
+        checks["queue"] = parts.queue().ready
+    return checks
+
+
+#: The cache key /readyz reads (nothing is ever stored under it).
+READY_KEY = "aq:readyz"
+
+
+async def api_context(parts: Parts, *, queue: bool = False) -> ApiContext:
     """The API's handlers' world: the write side, the read side, the feed, admin and status.
 
     Lag status needs the checkpoint stores and the queue: they are opened the first time it is
-    asked for (``/admin/status``, ``/metrics``), not when the API starts.
+    asked for (``/admin/status``, ``/metrics``), not when the API starts (unless the process
+    relays or projects too: ``queue``, and /readyz checks it).
     """
     write = parts.write_side()
     read = ReadSide(
@@ -76,6 +105,7 @@ async def api_context(parts: Parts) -> ApiContext:
         projections=runner,
         dead_letters=letters,
         status=status,
+        readiness=readiness(parts, queue=queue),
     )
 
 
@@ -116,7 +146,7 @@ async def serve(
             described.append(text)
         context = None
         if role in ("all", "api"):
-            context = await api_context(parts)
+            context = await api_context(parts, queue=role == "all")
             http_context = context
             if in_process is None:
                 jobs.append(lambda stop: serve_http(http_context, stop, started))

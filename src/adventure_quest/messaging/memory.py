@@ -122,5 +122,8 @@ class MemoryQueue:
             raise ValueError(f"consumer group {group!r} was not declared (have {self.groups})")
         return MemoryConsumer(partition, self._parts[partition], group)
 
+    async def ready(self) -> None:
+        return None  # in this process: it answers while the process does
+
     async def close(self) -> None:
         return None

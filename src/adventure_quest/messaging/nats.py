@@ -143,6 +143,13 @@ class NatsQueue:
             raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
         return NatsConsumer(self, group, partition)
 
+    async def ready(self) -> None:
+        js = await self.jetstream()
+        try:
+            await js.stream_info(self.stream)
+        except _TRANSPORT_ERRORS as error:
+            raise self.unavailable(f"looking up stream {self.stream} failed", error) from error
+
     async def close(self) -> None:
         # close(), not drain(): nothing is in flight that draining would save, since publish
         # awaits every ack and ack() waits for the server's confirmation.

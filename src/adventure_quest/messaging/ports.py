@@ -70,6 +70,10 @@ class MessageQueue(Protocol):
         """The durable consumer of ``partition`` for consumer group ``group``."""
         ...
 
+    async def ready(self) -> None:
+        """Return when the queue answers (its stream exists); raise QueueUnavailableError."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
