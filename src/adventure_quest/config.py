@@ -16,6 +16,30 @@ class SettingsError(ValueError):
     code = "invalid_setting"
 
 
+class DataDirError(SettingsError):
+    """The data directory cannot hold the embedded files (a file, or not writable)."""
+
+    code = "invalid_data_dir"
+
+
+def check_data_dir(path: Path) -> None:
+    """Refuse a data directory that cannot be made or written, before anything opens in it.
+
+    Creates nothing: a command that only reads must not leave an empty directory behind.
+    """
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"the data directory {path} is a file; give --data-dir a directory")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataDirError(f"cannot make the data directory {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        why = "it is on a read-only file system" if read_only else "permission denied"
+        raise DataDirError(f"cannot write in the data directory {path}: {why}")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything configurable; see docs/configuration.md for each setting."""
 
@@ -66,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def read_database_url(self) -> str:
         return self.read_db_url or f"sqlite:///{self.data_dir / 'read.sqlite'}"
+
+    @property
+    def uses_data_dir(self) -> bool:
+        """Whether the embedded files (event store, read models) live in ``data_dir``."""
+        return not self.store_url or not self.read_db_url
 
     def check(self) -> Settings:
         """Refuse values that cannot work, naming the setting."""

@@ -19,17 +19,18 @@ from adventure_quest.bootstrap.write import Services
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
 from adventure_quest.messaging.ports import MessageQueue
-from adventure_quest.messaging.urls import open_queue
+from adventure_quest.messaging.urls import check_queue_url, open_queue
 from adventure_quest.processing.groups import ALL_GROUPS
 from adventure_quest.processing.relay import Relay
 from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.runner import ProjectionRunner
-from adventure_quest.projections.urls import open_read_database
-from adventure_quest.queries.cache import CacheBackend, open_cache
+from adventure_quest.projections.urls import check_read_database_url, open_read_database
+from adventure_quest.queries.cache import CacheBackend, check_cache_url, open_cache
 from adventure_quest.store.ports import CheckpointStore, EventStore, SnapshotStore
 from adventure_quest.store.urls import (
+    check_store_url,
     open_checkpoint_stores,
     open_event_store,
     open_snapshot_store,
@@ -45,6 +46,16 @@ READ_TABLES: Final = "read-model tables"
 REPLICAS: Final = "read replicas"
 CACHE: Final = "cache"
 RELAYS: Final = "relays"
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse every URL that no part could open, before any part opens (and writes) anything."""
+    check_store_url(settings.event_store_url)
+    check_queue_url(settings.queue_url)
+    check_read_database_url(settings.read_database_url)
+    for url in settings.read_replicas:
+        check_read_database_url(url)
+    check_cache_url(settings.cache_url)
 
 
 class _Closable(Protocol):

@@ -15,11 +15,12 @@ from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.bootstrap import runtime
-from adventure_quest.bootstrap.parts import Parts
+from adventure_quest.bootstrap.parts import Parts, check_settings
 from adventure_quest.cli.play import QUIT, Playable, enter
 from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
-from adventure_quest.config import Settings, SettingsError, load_settings
+from adventure_quest.config import Settings, SettingsError, check_data_dir, load_settings
 from adventure_quest.domain.errors import DomainError
+from adventure_quest.processing.projection_worker import PartitionsError
 from adventure_quest.store.envelope import stream_key_of
 from adventure_quest.store.errors import StoreError
 from adventure_quest.store.migrate import SCHEMA_VERSION_OF, upgrade_store
@@ -55,7 +56,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning configuration and store errors into clear messages."""
     try:
         return runtime.run(coroutine)
-    except (SettingsError, StoreError, DomainError, ServerError) as error:
+    except (SettingsError, StoreError, DomainError, ServerError, PartitionsError) as error:
         raise fail(str(error), error.code) from None
 
 
@@ -64,11 +65,16 @@ def settings_from(data_dir: Path | None, store: str | None) -> Settings:
 
 
 def settings_with(config_file: Path | None = None, **flags: object | None) -> Settings:
-    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error."""
+    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error
+    (a data directory that cannot hold the embedded files included)."""
     try:
-        return load_settings(None, config_file, **flags)
-    except SettingsError as error:
+        settings = load_settings(None, config_file, **flags)
+        check_settings(settings)
+        if settings.uses_data_dir:
+            check_data_dir(settings.data_dir)
+    except (SettingsError, StoreError) as error:
         raise fail(str(error), error.code) from None
+    return settings
 
 
 @app.command()
@@ -256,8 +262,13 @@ async def _create_read_tables(settings: Settings) -> int:
         return len(runner.tables)
 
 
-def main() -> None:
-    """Console-script entry point."""
+_registered: list[typer.Typer] = []
+
+
+def cli() -> typer.Typer:
+    """The whole ``aq`` command line, its commands from other modules attached once."""
+    if _registered:
+        return _registered[0]
     from adventure_quest.cli import bench, items, loadtest, serve, workers
 
     bench.register(bench_app)
@@ -266,4 +277,10 @@ def main() -> None:
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
     workers.register(app, settings_with, run)
     serve.register(app, settings_with, run)
-    app()
+    _registered.append(app)
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()()

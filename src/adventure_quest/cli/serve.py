@@ -11,6 +11,8 @@ import typer
 from adventure_quest.bootstrap.roles import ROLES
 from adventure_quest.bootstrap.serve import admin_token, serve
 from adventure_quest.cli.workers import DataDir, Partitions, Queue, ReadDb, SettingsOf, Store
+from adventure_quest.config import SettingsError, check_data_dir
+from adventure_quest.processing.projection_worker import PartitionsError, parse_partitions
 
 
 def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., object]) -> None:
@@ -56,6 +58,14 @@ def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., objec
                 err=True,
             )
             raise typer.Exit(2)
+        try:  # refuse what would fail once running, before the admin token is written
+            if partitions != "auto":
+                parse_partitions(partitions, settings.partitions)
+            if role in ("all", "api") and not settings.admin_token:
+                check_data_dir(settings.data_dir)  # the admin token is kept there
+        except (SettingsError, PartitionsError) as error:
+            typer.echo(f"error [{error.code}]: {error}", err=True)
+            raise typer.Exit(2) from None
         if role in ("all", "api"):
             configured = bool(settings.admin_token)
             settings = admin_token(settings)

@@ -102,18 +102,32 @@ class ProjectionWorker:
                     applied.set_result(None)
 
 
+class PartitionsError(ValueError):
+    """A ``--partitions`` value that names no partitions of this queue."""
+
+    code = "invalid_partitions"
+
+
 def parse_partitions(spec: str, partitions: int) -> list[int]:
     """``"0-7"``, ``"1,3,5"`` or ``"all"`` as partition numbers, checked against the count."""
     if spec == "all":
         return list(range(partitions))
+    usage = "use a range (0-7), a list (1,3,5), all, or auto"
+    if not spec.strip():
+        raise PartitionsError(f"--partitions is empty: {usage}")
     chosen: list[int] = []
     for part in spec.split(","):
         low, _, high = part.strip().partition("-")
         try:
             first, last = int(low), int(high or low)
         except ValueError:
-            raise ValueError(f"cannot read partitions {spec!r}: use 0-7, 1,3,5 or all") from None
+            raise PartitionsError(f"cannot read partitions {spec!r}: {usage}") from None
+        if first > last:
+            raise PartitionsError(f"partitions {part!r}: a range goes up ({last}-{first})")
         if not 0 <= first <= last < partitions:
-            raise ValueError(f"partitions {part!r} outside 0-{partitions - 1}")
+            raise PartitionsError(
+                f"partitions {part!r} outside 0-{partitions - 1}: the queue has {partitions}"
+                " partitions (AQ_PARTITIONS), numbered from 0"
+            )
         chosen += range(first, last + 1)
     return sorted(set(chosen))

@@ -10,8 +10,8 @@ from adventure_quest.store.urls import sqlite_path
 SUPPORTED = "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
 
 
-def open_read_database(url: str) -> ReadDatabase:
-    """The read database a URL names; raises StoreUrlError naming the supported forms."""
+def check_read_database_url(url: str) -> str:
+    """The scheme of a read database URL, checked without opening anything."""
     scheme = parse_url(url).scheme
     if "," in url:
         raise StoreUrlError(
@@ -19,10 +19,18 @@ def open_read_database(url: str) -> ReadDatabase:
             f" a read database is one: {SUPPORTED}"
         )
     if scheme == "sqlite":
-        return SQLiteReadDatabase(sqlite_path(url))
-    if scheme in ("postgresql", "postgres"):
-        # Imported here: asyncpg is needed only by those who use PostgreSQL.
-        from adventure_quest.projections.postgres import PostgresReadDatabase
+        sqlite_path(url)
+    elif scheme not in ("postgresql", "postgres"):
+        raise StoreUrlError(f"unsupported read database URL {url!r}; supported: {SUPPORTED}")
+    return scheme
 
-        return PostgresReadDatabase(url)
-    raise StoreUrlError(f"unsupported read database URL {url!r}; supported: {SUPPORTED}")
+
+def open_read_database(url: str) -> ReadDatabase:
+    """The read database a URL names; raises StoreUrlError naming the supported forms."""
+    scheme = check_read_database_url(url)
+    if scheme == "sqlite":
+        return SQLiteReadDatabase(sqlite_path(url))
+    # Imported here: asyncpg is needed only by those who use PostgreSQL.
+    from adventure_quest.projections.postgres import PostgresReadDatabase
+
+    return PostgresReadDatabase(url)

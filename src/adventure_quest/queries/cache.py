@@ -16,6 +16,8 @@ from typing import Protocol
 
 import msgspec
 
+from adventure_quest.store.errors import StoreUrlError
+
 
 class Entry(msgspec.Struct, frozen=True):
     """A cached answer: the encoded body and the read model's progress when it was read."""
@@ -155,12 +157,19 @@ class QueryCache:
         return entry
 
 
+def check_cache_url(url: str) -> None:
+    """Refuse a cache URL ``open_cache`` would refuse (without connecting)."""
+    if url not in ("", "memory://") and not url.startswith(("redis://", "rediss://")):
+        raise StoreUrlError(
+            f"unsupported cache URL {url!r}; supported: memory://, redis://HOST:PORT[/DB]"
+        )
+
+
 def open_cache(url: str, ttl_s: float, prefix: str = "aq:cache:") -> CacheBackend:
     """``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared; keys under ``prefix``)."""
+    check_cache_url(url)
     if url in ("", "memory://"):
         return MemoryCache(ttl_s)
-    if url.startswith(("redis://", "rediss://")):
-        from adventure_quest.queries.redis_cache import RedisCache
+    from adventure_quest.queries.redis_cache import RedisCache
 
-        return RedisCache(url, ttl_s, prefix)
-    raise ValueError(f"cache URL {url!r}: use memory:// or redis://HOST:PORT[/DB]")
+    return RedisCache(url, ttl_s, prefix)

@@ -44,6 +44,18 @@ def _scheme(url: str) -> str:
     return scheme
 
 
+def check_store_url(url: str) -> None:
+    """Refuse a store URL ``open_event_store`` would refuse, without opening anything."""
+    for one in split_urls(url):
+        scheme = _scheme(one)
+        if scheme == "sqlite":
+            sqlite_path(one)
+        elif scheme != "memory":
+            from adventure_quest.store.postgres.connect import check_url
+
+            check_url(one)
+
+
 def _open_one(url: str, shard: int, stream_cache_size: int) -> EventStore:
     scheme = _scheme(url)
     if scheme == "memory":
