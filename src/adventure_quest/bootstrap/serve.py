@@ -62,9 +62,7 @@ async def api_context(parts: Parts) -> ApiContext:
 
     async def status() -> dict[str, Any]:
         relayed = relayed_logs(parts.event_store().logs(), parts.checkpoints())
-        return await read_status(
-            relayed, parts.queue(), letters.dead_letters, group=GROUP, interval_s=0
-        )
+        return await read_status(relayed, parts.queue(), letters.count, group=GROUP, interval_s=0)
 
     return ApiContext(
         parts.settings,

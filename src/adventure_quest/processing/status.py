@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence, Sized
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -51,12 +51,15 @@ def relayed_logs(
 async def read_status(
     relays: Sequence[Relayed],
     queue: MessageQueue,
-    dead_letters: Callable[[], Awaitable[Sized]],
+    dead_letters: Callable[[], Awaitable[int]],
     *,
     group: str,
     interval_s: float = 1.0,
 ) -> dict[str, Any]:
-    """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
+    """Relay and projection lag (events, seconds, state) and dead letters, looked at twice.
+
+    ``dead_letters``: how many events are parked (a count, so that a status never reads them).
+    """
     first = [await relay.checkpoints.load(relay.name) for relay in relays]
     consumers = [queue.consumer(group, p) for p in range(queue.partitions)]
     waiting_before = [await c.oldest_pending() for c in consumers]
@@ -93,7 +96,6 @@ async def read_status(
             }
         )
     states = {p["state"] for p in partitions}
-    letters = await dead_letters()
     return {
         "relays": relay_lag,
         "projections": {
@@ -102,7 +104,7 @@ async def read_status(
             "state": next((s for s in ("stalled", "lagging") if s in states), "ok"),
             "partitions": partitions,
         },
-        "dead_letters": len(letters),
+        "dead_letters": await dead_letters(),
     }
 
 
