@@ -15,7 +15,7 @@ from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
 from adventure_quest.messaging.memory import MemoryQueue
 from adventure_quest.processing.groups import GROUP
-from adventure_quest.processing.status import read_status
+from adventure_quest.processing.status import prometheus, read_status
 from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
 from adventure_quest.projections.dead_letters import DEAD_LETTERS
 from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table
@@ -28,6 +28,7 @@ from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
 from tests import postgres
+from tests.prometheus_text import sample
 
 WORLD = load_world()
 
@@ -240,6 +241,7 @@ async def test_status_counts_the_dead_letters_without_reading_them(
             [], MemoryQueue([GROUP], 2), admin.count, group=GROUP, interval_s=0
         )
         assert status["dead_letters"] == 7
+        assert sample(prometheus(status), "aq_dead_letters") == 7
         with pytest.raises(AssertionError, match="read, not counted"):
             await admin.dead_letters()  # the tripwire is armed
     finally:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from adventure_quest.api import schemas
 from adventure_quest.api.metrics import ApiMetrics
@@ -29,7 +30,8 @@ class ApiContext:
     """What the API's handlers work with: the game (write side), the read side, the room feed,
     the projections' administration (dead letters, rebuilds), lag status, metrics, settings.
 
-    Built by the composition root (bootstrap/serve.py) from the parts the API role opens.
+    Built by the composition root (bootstrap/serve.py) from the parts the API role opens, with
+    the process's metrics registry (api/metrics.py ``process_registry``).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class ApiContext:
         projections: ProjectionRunner,
         dead_letters: DeadLetterAdmin,
         status: Callable[[], Awaitable[dict[str, Any]]],
+        registry: CollectorRegistry,
     ) -> None:
         self.settings = settings
         self.game = game
@@ -58,7 +61,7 @@ class ApiContext:
         self.projections = projections
         self.dead_letters = dead_letters
         self.status = status
-        self.metrics = ApiMetrics()
+        self.metrics = ApiMetrics(registry, read, feed)
         self.started = time.time()
 
     async def command(

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.metrics import process_registry
 from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
@@ -74,6 +75,7 @@ async def api_context(parts: Parts) -> ApiContext:
         projections=runner,
         dead_letters=letters,
         status=status,
+        registry=process_registry(),
     )
 
 
