@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.api.server import bearer, create, live, settings_for
+from tests.prometheus_text import sample
 
 
-def hits(metrics: str) -> int:
-    line = next(x for x in metrics.splitlines() if x.startswith("aq_cache_hits_total"))
-    return int(line.split()[1])
+def hits(metrics: str) -> float:
+    return sample(metrics, "aq_cache_hits_total")
 
 
 async def test_a_cached_answer_is_the_same_through_either_lane_and_counts_as_a_hit(

@@ -11,6 +11,7 @@ from adventure_quest.api.server import CannotListenError
 from adventure_quest.bootstrap.serve import serve
 from adventure_quest.store.urls import open_event_store
 from tests.api.server import TOO_DEEP, bearer, create, error_code, live, settings_for
+from tests.prometheus_text import sample
 
 
 async def head_of(settings_dir: Path) -> int:
@@ -217,8 +218,9 @@ async def test_metrics_health_and_the_openapi_document(tmp_path: Path) -> None:
             "aq_feed_subscribers 0",
         ):
             assert name in metrics, name
-        rss = next(x for x in metrics.splitlines() if x.startswith("process_resident_memory"))
-        assert 10_000_000 < int(rss.split()[1]) < 2_000_000_000
+        rss = sample(metrics, "process_resident_memory_bytes")
+        assert 10_000_000 < rss < 2_000_000_000
+        assert sample(metrics, "aq_process_peak_resident_memory_bytes") >= rss
         assert (await client.get("/healthz")).json()["status"] == "ok"
         ready = await client.get("/readyz")
         assert ready.status_code == 200

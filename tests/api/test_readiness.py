@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from tests.api.server import live, settings_for
+from tests.prometheus_text import families, sample
 from tests.services import private_nats, private_redis
 
 
@@ -45,6 +46,7 @@ async def test_readyz_names_the_queue_when_nats_is_gone(tmp_path: Path) -> None:
             ready = await client.get("/readyz")
             assert ready.status_code == 200, ready.text
             assert ready.json()["checks"]["queue"] == "ok"
+            assert sample((await client.get("/metrics")).text, "aq_status_up") == 1
             await asyncio.to_thread(nats_server.stop)
             ready = await client.get("/readyz")
             assert ready.status_code == 503, ready.text
@@ -52,3 +54,10 @@ async def test_readyz_names_the_queue_when_nats_is_gone(tmp_path: Path) -> None:
             assert body["failing"] == ["queue"]
             assert "NATS at" in body["checks"]["queue"]
             assert body["checks"]["cache"] == "ok"
+            # The metrics are served all the same, saying the lag status could not be read.
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200, metrics.text
+            assert sample(metrics.text, "aq_status_up") == 0
+            assert {"aq_query_seconds", "aq_command_seconds", "process_cpu_seconds"} <= families(
+                metrics.text
+            )

@@ -12,6 +12,7 @@ import pytest
 
 from tests.api.server import bearer, create, live, settings_for
 from tests.pg_replica import ReplicaPair, replica_pair
+from tests.prometheus_text import sample
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,8 @@ async def applied_on_primary(url: str, player_id: str, room: str) -> None:
     raise AssertionError(f"the projections never moved {player_id} to {room}")
 
 
-def fallbacks(metrics: str) -> int:
-    line = next(x for x in metrics.splitlines() if x.startswith("aq_replica_fallbacks_total"))
-    return int(line.split()[1])
+def fallbacks(metrics: str) -> float:
+    return sample(metrics, "aq_replica_fallbacks_total")
 
 
 async def test_reads_go_to_the_replica_and_a_token_falls_back_to_the_primary(

@@ -404,6 +404,33 @@ async def test_select_filters_orders_and_limits(databases: Databases) -> None:
         await db.select(THINGS, where={"colour": "red"})
 
 
+async def test_count_is_how_many_committed_rows_match(databases: Databases) -> None:
+    db = await opened(databases)
+    assert await db.count(THINGS) == 0
+    await put(db, THINGS, {f"k{n}": thing("blue" if n % 3 == 0 else "red", n) for n in range(7)})
+    await put(db, OTHERS, {"o": {"label": "not a thing"}})
+    assert await db.count(THINGS) == 7
+    assert await db.count(THINGS, where={}) == 7
+    assert await db.count(THINGS, where={"name": "blue"}) == 3  # k0, k3, k6
+    assert await db.count(THINGS, where={"name": "red", "score": 4}) == 1
+    assert await db.count(THINGS, where={"name": "red", "score": 3}) == 0
+    assert await db.count(THINGS, where={"thing_id": "k2"}) == 1
+    assert await db.count(OTHERS) == 1
+    async with db.unit() as unit:
+        await unit.write(THINGS, {"k9": thing("blue")}, ["k0", "k1"])
+        assert await db.count(THINGS) == 7  # not committed yet
+    assert await db.count(THINGS) == 6
+    assert await db.count(THINGS, where={"name": "blue"}) == 3  # k0 went, k9 came
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        await db.count(THINGS, where={"colour": "red"})
+
+
+async def test_counting_a_table_never_created_is_a_schema_error(databases: Databases) -> None:
+    db = databases.open()
+    with pytest.raises(StoreSchemaError, match="create the tables"):
+        await db.count(THINGS)
+
+
 async def test_text_orders_by_code_point(databases: Databases) -> None:
     db = await opened(databases)
     names = ["b", "B", "a", "A", "_", "é", "e", "Z", "10", "9", " "]

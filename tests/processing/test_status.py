@@ -14,6 +14,7 @@ from adventure_quest.config import load_settings
 from adventure_quest.messaging.ports import partition_of
 from adventure_quest.processing.status import prometheus
 from adventure_quest.store.envelope import ANY, Metadata, NewEvent
+from tests.prometheus_text import sample
 
 WORLD = load_world()
 
@@ -67,9 +68,14 @@ async def test_a_caught_up_pipeline_is_ok_and_a_neglected_one_is_stalled(tmp_pat
         assert not publishing.done()
         assert (stuck["relays"][0]["position"], stuck["relays"][0]["lag_events"]) == (0, 2)
         text = prometheus(stuck)
-        assert 'aq_projection_lag_events{partition="' in text
-        assert "aq_relay_lag_seconds" in text
-        assert "aq_dead_letters 0" in text
+        for n in range(2):
+            assert sample(text, "aq_projection_lag_events", partition=str(n)) == (
+                2 if n == waiting else 0
+            )
+        assert sample(text, "aq_projection_lag_seconds", partition=str(waiting)) >= 119
+        assert sample(text, "aq_relay_lag_events", shard="0") == 2
+        assert sample(text, "aq_relay_lag_seconds", shard="0") == stuck["relays"][0]["lag_seconds"]
+        assert sample(text, "aq_dead_letters") == 0
         stop = asyncio.Event()
         everyone: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
             processing.worker([0, 1]).run,

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from adventure_quest.app.aggregates import event_codec, player_id_for
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import Repository
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.domain.events import Event, PlayerMoved, PlayerSaid
+from adventure_quest.messaging.memory import MemoryQueue
+from adventure_quest.processing.groups import GROUP
+from adventure_quest.processing.status import prometheus, read_status
 from adventure_quest.projections.dead_letter_admin import DeadLetterAdmin
-from adventure_quest.projections.model import Decoded, Memo, RowKey, Rows
+from adventure_quest.projections.dead_letters import DEAD_LETTERS
+from adventure_quest.projections.model import Decoded, Memo, Row, RowKey, Rows, Table
 from adventure_quest.projections.players import PLAYER_DETAILS, PlayerDetails
+from adventure_quest.projections.ports import ReadDatabase
+from adventure_quest.projections.postgres import PostgresReadDatabase
 from adventure_quest.projections.rooms import ROOM_VIEW, RoomView
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import ANY, NewEvent, RecordedEvent
 from adventure_quest.store.memory import MemoryEventStore, MemorySnapshotStore
+from tests import postgres
+from tests.prometheus_text import sample
 
 WORLD = load_world()
 
@@ -177,3 +188,62 @@ async def test_an_event_that_cannot_be_decoded_parks_its_stream_and_the_batch_go
     assert bob_row is not None
     assert bob_row["room"] == "market_street"
     await db.close()
+
+
+class SQLiteLettersUnread(SQLiteReadDatabase):
+    """A real SQLite read database that refuses to hand out its dead letters' rows."""
+
+    async def select(self, table: Table, **options: Any) -> list[Row]:
+        assert table != DEAD_LETTERS, "the dead letters were read, not counted"
+        return await super().select(table, **options)
+
+
+class PostgresLettersUnread(PostgresReadDatabase):
+    """A real PostgreSQL read database that refuses to hand out its dead letters' rows."""
+
+    async def select(self, table: Table, **options: Any) -> list[Row]:
+        assert table != DEAD_LETTERS, "the dead letters were read, not counted"
+        return await super().select(table, **options)
+
+
+@pytest.mark.parametrize("adapter", ["sqlite", "postgres"])
+async def test_status_counts_the_dead_letters_without_reading_them(
+    tmp_path: Path, adapter: str
+) -> None:
+    store, game, (ann, bob, cy) = await characters("Ann", "Bob", "Cy")
+    await game.say(ann, "hello")
+    await game.say(ann, "boom")  # parked by both projections, and Ann's move behind it
+    await game.move(ann, "north")
+    await game.move(bob, "north")  # parked by the rooms only
+    await game.say(cy, "boom")  # parked by both
+    url = await postgres.scratch_database("letters_unread") if adapter == "postgres" else ""
+    db: ReadDatabase
+    if adapter == "sqlite":
+        db = SQLiteLettersUnread(str(tmp_path / "read.sqlite"))
+        listing: ReadDatabase = SQLiteReadDatabase(str(tmp_path / "read.sqlite"))
+    else:
+        db, listing = PostgresLettersUnread(url), PostgresReadDatabase(url)
+    try:
+        runner = ProjectionRunner(db, [Fragile(), FragileRooms(WORLD)], store, event_codec())
+        await runner.setup()
+        assert (await runner.apply(await all_events(store))).parked == 7
+        admin = DeadLetterAdmin.of(runner)
+        assert await admin.count() == 7
+        assert await admin.count("player_details") == 3
+        assert await admin.count("room_view") == 4
+        assert await admin.count("leaderboard") == 0
+        # The same as listing them through a handle that may read them.
+        letters = await DeadLetterAdmin(
+            listing, runner.projections, store, event_codec()
+        ).dead_letters()
+        assert len(letters) == 7
+        status = await read_status(
+            [], MemoryQueue([GROUP], 2), admin.count, group=GROUP, interval_s=0
+        )
+        assert status["dead_letters"] == 7
+        assert sample(prometheus(status), "aq_dead_letters") == 7
+        with pytest.raises(AssertionError, match="read, not counted"):
+            await admin.dead_letters()  # the tripwire is armed
+    finally:
+        await db.close()
+        await listing.close()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from adventure_quest.api import schemas
 from adventure_quest.api.metrics import ApiMetrics
@@ -30,7 +31,8 @@ class ApiContext:
     the projections' administration (dead letters, rebuilds), lag status, readiness checks,
     metrics, settings.
 
-    Built by the composition root (bootstrap/serve.py) from the parts the API role opens.
+    Built by the composition root (bootstrap/serve.py) from the parts the API role opens, with
+    the process's metrics registry (api/metrics.py ``process_registry``).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class ApiContext:
         dead_letters: DeadLetterAdmin,
         status: Callable[[], Awaitable[dict[str, Any]]],
         readiness: Mapping[str, Callable[[], Awaitable[object]]],
+        registry: CollectorRegistry,
     ) -> None:
         self.settings = settings
         self.game = game
@@ -62,7 +65,7 @@ class ApiContext:
         self.status = status
         #: What /readyz checks, by name: each backing service this process's role uses.
         self.readiness = dict(readiness)
-        self.metrics = ApiMetrics()
+        self.metrics = ApiMetrics(registry, read, feed)
         self.started = time.time()
 
     async def command(

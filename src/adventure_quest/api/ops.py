@@ -3,49 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import resource
+import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adventure_quest.api import docs_page, schemas
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.types import AnyRequest
-from adventure_quest.processing.status import prometheus
+from adventure_quest.store.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
-    @get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
-    async def metrics() -> str:
+    @get("/metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response[bytes]:
         """Prometheus text: command and query latency, appends, lag, cache, dead letters."""
-        status = await context.status()
-        stats = context.read.cache.stats
-        lines = [
-            *context.metrics.lines(),
-            "# HELP aq_cache_hits_total Query answers served from the cache.",
-            "# TYPE aq_cache_hits_total counter",
-            f"aq_cache_hits_total {stats.hits}",
-            "# HELP aq_cache_misses_total Query answers not in the cache (or too old).",
-            "# TYPE aq_cache_misses_total counter",
-            f"aq_cache_misses_total {stats.misses}",
-            "# HELP aq_cache_hit_ratio Hits over lookups since start.",
-            "# TYPE aq_cache_hit_ratio gauge",
-            f"aq_cache_hit_ratio {stats.hit_ratio:.4f}",
-            "# HELP aq_replica_fallbacks_total Token queries a replica could not serve in time.",
-            "# TYPE aq_replica_fallbacks_total counter",
-            f"aq_replica_fallbacks_total {context.read.fallbacks}",
-            "# HELP aq_feed_subscribers Open room feeds.",
-            "# TYPE aq_feed_subscribers gauge",
-            f"aq_feed_subscribers {context.feed.subscribers}",
-            *memory_lines(),
-        ]
-        return "\n".join(lines) + "\n" + prometheus(status)
+        try:
+            status: dict[str, Any] | None = await context.status()
+        except StoreError as error:  # the API's own figures are served all the same
+            log.warning("/metrics: no lag status: %s", error)
+            status = None
+        context.metrics.lag.status = status
+        # Rendered with no await since the status was set: a concurrent scrape cannot swap it.
+        body = generate_latest(context.metrics.registry)
+        # The header whole: given as a media type, Litestar would add a second charset to it.
+        return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
 
     @get("/healthz", tags=["operations"])
     async def healthz() -> schemas.Health:
@@ -114,23 +104,3 @@ def _document(request: AnyRequest) -> bytes:
                 if integer and "minimum" not in schema:
                     schema["minimum"] = 0
     return msgspec.json.encode(document)
-
-
-def memory_lines() -> list[str]:
-    """Resident memory now and at its peak (Linux /proc; elsewhere the peak only)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    now = 0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                now = int(line.split()[1]) * 1024
-            elif line.startswith("VmHWM:"):  # the same count as VmRSS, so peak >= now
-                peak = int(line.split()[1]) * 1024
-    return [
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        f"process_resident_memory_bytes {now}",
-        "# HELP aq_process_peak_resident_memory_bytes Peak resident memory size in bytes.",
-        "# TYPE aq_process_peak_resident_memory_bytes gauge",
-        f"aq_process_peak_resident_memory_bytes {peak}",
-    ]

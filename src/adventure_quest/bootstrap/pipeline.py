@@ -100,7 +100,7 @@ class Processing:
 
     async def status(self, interval_s: float = 1.0) -> dict[str, Any]:
         """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
-        letters = DeadLetterAdmin.of(self.runner).dead_letters
+        letters = DeadLetterAdmin.of(self.runner).count
         return await read_status(
             self.relays, self.queue, letters, group=GROUP, interval_s=interval_s
         )

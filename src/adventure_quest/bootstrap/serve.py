@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.metrics import process_registry
 from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
@@ -91,9 +92,7 @@ async def api_context(parts: Parts, *, queue: bool = False) -> ApiContext:
 
     async def status() -> dict[str, Any]:
         relayed = relayed_logs(parts.event_store().logs(), parts.checkpoints())
-        return await read_status(
-            relayed, parts.queue(), letters.dead_letters, group=GROUP, interval_s=0
-        )
+        return await read_status(relayed, parts.queue(), letters.count, group=GROUP, interval_s=0)
 
     return ApiContext(
         parts.settings,
@@ -106,6 +105,7 @@ async def api_context(parts: Parts, *, queue: bool = False) -> ApiContext:
         dead_letters=letters,
         status=status,
         readiness=readiness(parts, queue=queue),
+        registry=process_registry(),
     )
 
 

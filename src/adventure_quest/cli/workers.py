@@ -255,7 +255,7 @@ async def _status(settings: Settings, json_out: bool, prom: bool) -> None:
     async with Parts(settings) as parts:
         letters = await parts.dead_letters()
         relayed = relayed_logs(parts.event_store().logs(), parts.checkpoints())
-        status = await read_status(relayed, parts.queue(), letters.dead_letters, group=GROUP)
+        status = await read_status(relayed, parts.queue(), letters.count, group=GROUP)
     if prom:
         typer.echo(prometheus(status), nl=False)
     elif json_out:

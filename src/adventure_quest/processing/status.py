@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence, Sized
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.processing.relay import relay_name
@@ -51,12 +54,15 @@ def relayed_logs(
 async def read_status(
     relays: Sequence[Relayed],
     queue: MessageQueue,
-    dead_letters: Callable[[], Awaitable[Sized]],
+    dead_letters: Callable[[], Awaitable[int]],
     *,
     group: str,
     interval_s: float = 1.0,
 ) -> dict[str, Any]:
-    """Relay and projection lag (events, seconds, state) and dead letters, looked at twice."""
+    """Relay and projection lag (events, seconds, state) and dead letters, looked at twice.
+
+    ``dead_letters``: how many events are parked (a count, so that a status never reads them).
+    """
     first = [await relay.checkpoints.load(relay.name) for relay in relays]
     consumers = [queue.consumer(group, p) for p in range(queue.partitions)]
     waiting_before = [await c.oldest_pending() for c in consumers]
@@ -93,7 +99,6 @@ async def read_status(
             }
         )
     states = {p["state"] for p in partitions}
-    letters = await dead_letters()
     return {
         "relays": relay_lag,
         "projections": {
@@ -102,7 +107,7 @@ async def read_status(
             "state": next((s for s in ("stalled", "lagging") if s in states), "ok"),
             "partitions": partitions,
         },
-        "dead_letters": len(letters),
+        "dead_letters": await dead_letters(),
     }
 
 
@@ -115,42 +120,72 @@ def lag_state(behind: int, progressed: bool, seconds: float) -> str:
     return "stalled"
 
 
-def _gauge(name: str, description: str, samples: list[tuple[str, object]]) -> list[str]:
-    """One Prometheus gauge: its HELP and TYPE lines and one line per (labels, value)."""
-    head = [f"# HELP {name} {description}", f"# TYPE {name} gauge"]
-    return head + [f"{name}{labels} {value}" for labels, value in samples]
+class StatusCollector(Collector):
+    """A status's figures (``read_status``) as Prometheus gauges, for a registry to collect.
+
+    Reading a status is asynchronous and collecting is not: whoever serves the metrics reads
+    the status, sets ``status``, and renders the registry. Until then the gauges have no samples.
+    """
+
+    def __init__(self, status: dict[str, Any] | None = None) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        return _gauges(self.status)
+
+    def describe(self) -> Iterator[Metric]:
+        """The gauges' names, so that a registry refuses another collector of the same."""
+        return _gauges(None)
+
+
+def _gauges(status: dict[str, Any] | None) -> Iterator[Metric]:
+    relays = status["relays"] if status else []
+    partitions = status["projections"]["partitions"] if status else []
+    yield _each(
+        "aq_relay_lag_events", "Events in a shard's log not yet published to the queue.", relays
+    )
+    yield _each("aq_relay_lag_seconds", "Age of the oldest event not yet published.", relays)
+    yield _each(
+        "aq_projection_lag_events",
+        "Events of a partition not yet applied to the read models.",
+        partitions,
+    )
+    yield _each(
+        "aq_projection_lag_seconds",
+        "Age of a partition's oldest event not yet applied.",
+        partitions,
+    )
+    letters = GaugeMetricFamily(
+        "aq_dead_letters", "Events parked because a projection failed on them."
+    )
+    if status:
+        letters.add_metric([], status["dead_letters"])
+    yield letters
+    up = GaugeMetricFamily(
+        "aq_status_up", "1 when the lag status could be read at this scrape, 0 when it failed."
+    )
+    up.add_metric([], 1 if status else 0)
+    yield up
+
+
+def _each(name: str, help_text: str, rows: list[dict[str, Any]]) -> GaugeMetricFamily:
+    """One sample per relay (labelled ``shard``) or partition (``partition``).
+
+    The figure is the one the name ends with: ``lag_events`` or ``lag_seconds``.
+    """
+    label = "shard" if name.startswith("aq_relay_") else "partition"
+    figure = name.removeprefix("aq_relay_").removeprefix("aq_projection_")
+    gauge = GaugeMetricFamily(name, help_text, labels=[label])
+    for row in rows:
+        gauge.add_metric([str(row[label])], row[figure])
+    return gauge
 
 
 def prometheus(status: dict[str, Any]) -> str:
-    """The status as Prometheus text exposition."""
-    relays = [(f'{{shard="{r["shard"]}"}}', r) for r in status["relays"]]
-    parts = [(f'{{partition="{p["partition"]}"}}', p) for p in status["projections"]["partitions"]]
-    lines = _gauge(
-        "aq_relay_lag_events",
-        "Events in a shard's log not yet published to the queue.",
-        [(labels, r["lag_events"]) for labels, r in relays],
-    )
-    lines += _gauge(
-        "aq_relay_lag_seconds",
-        "Age of the oldest event not yet published.",
-        [(labels, r["lag_seconds"]) for labels, r in relays],
-    )
-    lines += _gauge(
-        "aq_projection_lag_events",
-        "Events of a partition not yet applied to the read models.",
-        [(labels, p["lag_events"]) for labels, p in parts],
-    )
-    lines += _gauge(
-        "aq_projection_lag_seconds",
-        "Age of a partition's oldest event not yet applied.",
-        [(labels, p["lag_seconds"]) for labels, p in parts],
-    )
-    lines += _gauge(
-        "aq_dead_letters",
-        "Events parked because a projection failed on them.",
-        [("", status["dead_letters"])],
-    )
-    return "\n".join(lines) + "\n"
+    """The status as Prometheus text exposition (``aq status --prometheus``)."""
+    registry = CollectorRegistry()
+    registry.register(StatusCollector(status))
+    return generate_latest(registry).decode()
 
 
 def as_json(status: dict[str, Any]) -> str:

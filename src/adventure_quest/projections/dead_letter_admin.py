@@ -49,6 +49,11 @@ class DeadLetterAdmin:
         letters = await self.db.select(dead_letters.DEAD_LETTERS, where=where)
         return sorted(letters, key=lambda r: (r["projection"], r["stream_id"], r["version"]))
 
+    async def count(self, projection: str | None = None) -> int:
+        """How many events are parked, counted by the read database without reading them."""
+        where = {} if projection is None else {"projection": projection}
+        return await self.db.count(dead_letters.DEAD_LETTERS, where=where)
+
     async def retry(self, name: str, stream_id: str | None = None) -> tuple[int, int]:
         """Apply a projection's parked events again, in order; (applied, still parked)."""
         projection = self.projection(name)

@@ -35,6 +35,10 @@ class ReadDatabase(Protocol):
         """Rows matching ``where`` (equality), ordered by (column, descending) pairs."""
         ...
 
+    async def count(self, table: Table, *, where: dict[str, Any] | None = None) -> int:
+        """How many rows match ``where`` (equality), counted by the database, none fetched."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

@@ -236,6 +236,12 @@ class PostgresReadDatabase:
             for key, row in sql.to_rows(table, map(_record, records)).items()
         ]
 
+    async def count(self, table: Table, *, where: dict[str, Any] | None = None) -> int:
+        query, params = sql.count(table, where or {}, _mark)
+        pool = await self._connection_pool()
+        async with _translated(self.dsn):
+            return int(await pool.fetchval(query, *params))
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None

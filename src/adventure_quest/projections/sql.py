@@ -155,18 +155,34 @@ def select(
     mark: Placeholder,
 ) -> tuple[str, list[Any]]:
     names = [table.key, *table.columns]
-    for column in [*where, *(c for c, _ in order_by)]:
-        if column not in names:
-            raise ValueError(f"{table.name} has no column {column!r}")
-    sql = f"SELECT {', '.join(names)} FROM {table.name}"
+    clause = _where(table, where, mark)
+    _check_columns(table, [c for c, _ in order_by])
+    sql = f"SELECT {', '.join(names)} FROM {table.name}{clause}"
     params = list(where.values())
-    if where:
-        sql += " WHERE " + " AND ".join(f"{c} = {mark(n + 1)}" for n, c in enumerate(where))
     if order_by:
         sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order_by)
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return sql, params
+
+
+def count(table: Table, where: dict[str, Any], mark: Placeholder) -> tuple[str, list[Any]]:
+    """How many rows match ``where``, counted by the database: no row is fetched."""
+    return f"SELECT COUNT(*) FROM {table.name}" + _where(table, where, mark), list(where.values())
+
+
+def _where(table: Table, where: dict[str, Any], mark: Placeholder) -> str:
+    _check_columns(table, list(where))
+    if not where:
+        return ""
+    return " WHERE " + " AND ".join(f"{c} = {mark(n + 1)}" for n, c in enumerate(where))
+
+
+def _check_columns(table: Table, columns: Sequence[str]) -> None:
+    """Column names go into the SQL text: only the table's own are let through."""
+    for column in columns:
+        if column != table.key and column not in table.columns:
+            raise ValueError(f"{table.name} has no column {column!r}")
 
 
 Encoded = dict[int, tuple[Any, str]]

@@ -186,6 +186,12 @@ class SQLiteReadDatabase:
             records = self._reader.execute(query, params).fetchall()
         return [{table.key: key, **row} for key, row in sql.to_rows(table, records).items()]
 
+    async def count(self, table: Table, *, where: dict[str, Any] | None = None) -> int:
+        query, params = sql.count(table, where or {}, _mark)
+        with _missing_tables(self.path):
+            (found,) = self._reader.execute(query, params).fetchone()
+        return int(found)
+
     async def close(self) -> None:
         self._reader.close()
         self._conn.close()
