@@ -20,7 +20,13 @@ from adventure_quest.queries.consistency import progress_of
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
-    @get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
+    @get(
+        "/metrics",
+        tags=["operations"],
+        media_type="text/plain; version=0.0.4",
+        operation_id="getMetrics",
+        summary="Prometheus metrics",
+    )
     async def metrics() -> str:
         """Prometheus text: command and query latency, appends, lag, cache, dead letters."""
         status = await context.status()
@@ -46,7 +52,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         ]
         return "\n".join(lines) + "\n" + prometheus(status)
 
-    @get("/healthz", tags=["operations"])
+    @get("/healthz", tags=["operations"], operation_id="getHealth", summary="Liveness")
     async def healthz() -> schemas.Health:
         """The process is up."""
         return schemas.Health("ok")
@@ -54,6 +60,8 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     @get(
         "/readyz",
         tags=["operations"],
+        operation_id="getReadiness",
+        summary="Readiness",
         responses={
             503: ResponseSpec(schemas.Health, description="Not ready: a backing service failed.")
         },
