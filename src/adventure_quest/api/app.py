@@ -9,8 +9,9 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import YamlRenderPlugin
 
-from adventure_quest.api import admin, commands, errors, notify, ops, reads, security
+from adventure_quest.api import admin, commands, docs_page, errors, notify, ops, reads, security
 from adventure_quest.api.context import ApiContext
 
 DESCRIPTION = """\
@@ -47,6 +48,7 @@ def create_app(context: ApiContext) -> Litestar:
             *notify.routes(context),
             *admin.routes(context),
             *ops.routes(context),
+            *docs_page.routes(),
         ],
         exception_handlers={Exception: errors.handle},
         request_class=ApiRequest,
@@ -56,7 +58,7 @@ def create_app(context: ApiContext) -> Litestar:
             description=DESCRIPTION,
             components=security.COMPONENTS,
             path="/schema",
-            render_plugins=[],
+            render_plugins=[docs_page.SchemaPage(), YamlRenderPlugin()],
             create_examples=False,
         ),
         request_max_body_size=context.settings.max_body_bytes,
