@@ -14,6 +14,7 @@ from litestar.params import Parameter
 from adventure_quest.api import auth
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import ApiError, responses
+from adventure_quest.api.security import ADMIN
 from adventure_quest.api.types import AnyRequest
 from adventure_quest.projections.rebuild import rebuild
 
@@ -49,13 +50,27 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         except ValueError as error:
             raise ApiError(404, "projection_not_found", str(error)) from None
 
-    @get("/admin/status", responses=admin, tags=["admin"])
+    @get(
+        "/admin/status",
+        responses=admin,
+        tags=["admin"],
+        operation_id="getStatus",
+        summary="Relay and projection lag",
+        security=ADMIN,
+    )
     async def status(request: AnyRequest) -> dict[str, Any]:
         """Relay and projection lag (events, seconds, state) and dead letters."""
         check(request)
         return await context.status()
 
-    @get("/admin/dead-letters", responses=admin, tags=["admin"])
+    @get(
+        "/admin/dead-letters",
+        responses=admin,
+        tags=["admin"],
+        operation_id="listDeadLetters",
+        summary="Parked events",
+        security=ADMIN,
+    )
     async def dead_letters(
         request: AnyRequest, projection: StreamFilter = None
     ) -> list[dict[str, Any]]:
@@ -68,6 +83,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         responses=responses(401, 403, 404),
         tags=["admin"],
         status_code=200,
+        operation_id="retryDeadLetters",
+        summary="Apply parked events again",
+        security=ADMIN,
     )
     async def retry(
         request: AnyRequest, projection: ProjectionName, stream_id: StreamFilter = None
@@ -84,6 +102,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         responses=responses(401, 403, 404),
         tags=["admin"],
         status_code=200,
+        operation_id="skipDeadLetters",
+        summary="Drop parked events",
+        security=ADMIN,
     )
     async def skip(
         request: AnyRequest, projection: ProjectionName, stream_id: StreamFilter = None
@@ -98,6 +119,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         responses=responses(401, 403, 404, 409),
         tags=["admin"],
         status_code=202,
+        operation_id="rebuildProjection",
+        summary="Rebuild a read model",
+        security=ADMIN,
     )
     async def start_rebuild(request: AnyRequest, projection: ProjectionName) -> Rebuild:
         """Rebuild a read model from the log into a shadow table and swap it in (no downtime)."""
@@ -130,6 +154,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         "/admin/rebuilds/{projection:str}",
         responses=responses(401, 403, 404),
         tags=["admin"],
+        operation_id="getRebuild",
+        summary="How far a rebuild got",
+        security=ADMIN,
     )
     async def rebuild_progress(request: AnyRequest, projection: ProjectionName) -> Rebuild:
         """How far the last rebuild of a read model got."""

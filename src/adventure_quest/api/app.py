@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import YamlRenderPlugin
 
-from adventure_quest.api import admin, commands, errors, notify, ops, reads
+from adventure_quest.api import admin, commands, docs_page, errors, notify, ops, reads, security
 from adventure_quest.api.context import ApiContext
 
 DESCRIPTION = """\
-Adventure Quest over HTTP. Create a character (POST /players) and keep the token it returns:
-every command for that character needs `Authorization: Bearer <token>`. Commands answer with a
+Adventure Quest over HTTP. Create a character (`POST /players`) and keep the token it returns:
+every command for that character needs `Authorization: Bearer <token>` (the `player` scheme;
+the admin endpoints take the admin token, the `admin` scheme). Commands answer with a
 consistency token; pass it to a query (`?consistency=` or the `AQ-Consistency` header) to read
 your own write. Errors are always `{"error": {"code": "...", "message": "..."}}`.
 """
@@ -45,15 +48,17 @@ def create_app(context: ApiContext) -> Litestar:
             *notify.routes(context),
             *admin.routes(context),
             *ops.routes(context),
+            *docs_page.routes(),
         ],
         exception_handlers={Exception: errors.handle},
         request_class=ApiRequest,
         openapi_config=OpenAPIConfig(
             title="Adventure Quest",
-            version="1.0.0",
+            version=version("adventure-quest"),
             description=DESCRIPTION,
+            components=security.COMPONENTS,
             path="/schema",
-            render_plugins=[],
+            render_plugins=[docs_page.SchemaPage(), YamlRenderPlugin()],
             create_examples=False,
         ),
         request_max_body_size=context.settings.max_body_bytes,

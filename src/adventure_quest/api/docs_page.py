@@ -1,82 +1,98 @@
-"""The API's docs page: rendered on the server from the OpenAPI document, no scripts to fetch."""
+"""The API explorer at /docs: Swagger UI over /openapi.json, every file served by this server.
+
+Swagger UI's files come from the ``swagger-ui-bundle-v2`` package (a runtime dependency, so the
+wheel serves them as the checkout does) under ``/docs/assets``; the page loads nothing from the
+network. Swagger UI would otherwise send the document's URL to validator.swagger.io for its
+validity badge: ``validatorUrl`` is off.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-h2{border-bottom:1px solid #ccc;margin-top:2rem}
-.op{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}
-.m{font-weight:bold;display:inline-block;width:4.5rem}
-.get{color:#0a6}.post{color:#06c}
-code,pre{background:#f5f5f5;padding:.1rem .3rem}pre{padding:.5rem;overflow:auto}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}
-"""
+from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import Parameter
+from litestar.response import File
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from adventure_quest.api.errors import ApiError
 
-def _schema_name(schema: dict[str, Any] | None) -> str:
-    if not schema:
-        return ""
-    if "$ref" in schema:
-        name = str(schema["$ref"]).rsplit("/", 1)[-1]
-        return f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>'
-    return html.escape(str(schema.get("type", json.dumps(schema)[:60])))
+ASSETS = "/docs/assets"
+#: The files the page needs (and their source maps, for a browser's developer tools): nothing
+#: else of the bundle is served, its sample index.html loads a demo API from the network.
+_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "swagger-ui.css.map": "application/json",
+    "swagger-ui-bundle.js.map": "application/json",
+}
+_DIRECTORY = Path(str(swagger_ui_path))
 
-
-def _operation(path: str, method: str, op: dict[str, Any]) -> str:
-    out = [
-        f'<div class="op"><span class="m {method}">{method.upper()}</span>'
-        f"<code>{html.escape(path)}</code> {html.escape(op.get('summary', ''))}",
-    ]
-    if op.get("description"):
-        out.append(f"<p>{html.escape(op['description'])}</p>")
-    params = op.get("parameters", [])
-    if params:
-        out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th>required</th></tr>")
-        for p in params:
-            out.append(
-                f"<tr><td>{html.escape(p['name'])}</td><td>{html.escape(p['in'])}</td>"
-                f"<td>{_schema_name(p.get('schema'))}</td><td>{p.get('required', False)}</td></tr>"
-            )
-        out.append("</table>")
-    body = op.get("requestBody", {}).get("content", {}).get("application/json")
-    if body:
-        out.append(f"<p>Body: {_schema_name(body.get('schema'))}</p>")
-    answers = []
-    for status, answer in op.get("responses", {}).items():
-        content = answer.get("content", {}).get("application/json", {})
-        answers.append(f"<li>{status}: {_schema_name(content.get('schema'))}</li>")
-    out.append(f"<ul>{''.join(answers)}</ul></div>")
-    return "".join(out)
+#: Swagger UI's options (https://swagger.io/docs/open-source-tools/swagger-ui/usage/configuration/).
+_OPTIONS: dict[str, Any] = {
+    "url": "/openapi.json",
+    "dom_id": "#explorer",
+    "deepLinking": True,
+    "docExpansion": "list",
+    "displayOperationId": True,
+    "displayRequestDuration": True,
+    "filter": True,
+    "showExtensions": True,
+    "validatorUrl": None,
+}
 
 
 def render(document: dict[str, Any]) -> str:
-    """The whole page for an OpenAPI document (as a dict)."""
+    """The explorer's page, titled after the OpenAPI document (as a dict) it shows."""
     info = document.get("info", {})
-    title = html.escape(info.get("title", "API"))
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}"
-        f"</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(info.get('title', 'API'))} {html.escape(info.get('version', ''))}</h1>",
-        f"<p>{html.escape(info.get('description', ''))}</p>",
-        '<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI '
-        f"{html.escape(document.get('openapi', ''))}).</p>",
-    ]
-    by_tag: dict[str, list[str]] = {}
-    for path, methods in document.get("paths", {}).items():
-        for method, op in methods.items():
-            tag = (op.get("tags") or ["other"])[0]
-            by_tag.setdefault(tag, []).append(_operation(path, method, op))
-    for tag, operations in by_tag.items():
-        parts.append(f"<h2>{html.escape(tag)}</h2>{''.join(operations)}")
-    parts.append("<h2>Schemas</h2>")
-    for name, schema in document.get("components", {}).get("schemas", {}).items():
-        parts.append(
-            f'<h3 id="schema-{html.escape(name)}">{html.escape(name)}</h3>'
-            f"<pre>{html.escape(json.dumps(schema, indent=2))}</pre>"
-        )
-    parts.append("</body></html>")
-    return "".join(parts)
+    title = html.escape(f"{info.get('title', '')} API {info.get('version', '')}".strip())
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" type="image/png" href="{ASSETS}/favicon-32x32.png">
+<link rel="stylesheet" href="{ASSETS}/swagger-ui.css">
+<style>body {{ margin: 0 }}</style>
+</head>
+<body>
+<div id="explorer"><noscript>The explorer needs JavaScript. The API's description is
+<a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</noscript></div>
+<script src="{ASSETS}/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({json.dumps(_OPTIONS)});</script>
+</body>
+</html>
+"""
+
+
+def routes() -> list[HTTPRouteHandler]:
+    @get(f"{ASSETS}/{{name:str}}", include_in_schema=False)
+    async def asset(name: Annotated[str, Parameter(max_length=64)]) -> File:
+        media_type = _ASSETS.get(name)
+        if media_type is None:
+            raise ApiError(404, "not_found", f"the explorer has no file {name!r}")
+        return File(_DIRECTORY / name, media_type=media_type, content_disposition_type="inline")
+
+    return [asset]
+
+
+class SchemaPage(OpenAPIRenderPlugin):
+    """The same explorer at /schema and /schema/swagger, where Litestar's pages used to be.
+
+    Litestar serves its own pages there when given no render plugin, each loading its scripts
+    from a CDN; with this plugin (and ``YamlRenderPlugin``) /schema serves this explorer, and
+    /schema/openapi.json and /schema/openapi.yaml (.yml) the document as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(path=["/", "/swagger"])
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return render(openapi_schema).encode()

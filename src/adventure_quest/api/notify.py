@@ -14,6 +14,7 @@ from adventure_quest.api import auth
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.errors import responses
 from adventure_quest.api.params import PlayerId
+from adventure_quest.api.security import PLAYER
 from adventure_quest.api.types import AnyRequest
 from adventure_quest.queries.feed import Subscription
 
@@ -55,6 +56,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         responses=responses(401, 403, 404),
         tags=["notifications"],
         media_type="text/event-stream",
+        operation_id="streamRoomFeed",
+        summary="What happens in the character's room, live",
+        security=PLAYER,
     )
     async def room_feed(request: AnyRequest, player_id: PlayerId) -> ServerSentEvent:
         """Arrivals, departures, fights, speech and items in the character's room, live.

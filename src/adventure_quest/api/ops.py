@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def routes(context: ApiContext) -> list[HTTPRouteHandler]:
-    @get("/metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
+    @get(
+        "/metrics",
+        tags=["operations"],
+        media_type=CONTENT_TYPE_LATEST,
+        operation_id="getMetrics",
+        summary="Prometheus metrics",
+    )
     async def metrics() -> Response[bytes]:
         """Prometheus text: command and query latency, appends, lag, cache, dead letters."""
         try:
@@ -37,7 +43,7 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         # The header whole: given as a media type, Litestar would add a second charset to it.
         return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
 
-    @get("/healthz", tags=["operations"])
+    @get("/healthz", tags=["operations"], operation_id="getHealth", summary="Liveness")
     async def healthz() -> schemas.Health:
         """The process is up."""
         return schemas.Health("ok")
@@ -45,6 +51,8 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     @get(
         "/readyz",
         tags=["operations"],
+        operation_id="getReadiness",
+        summary="Readiness",
         responses={
             503: ResponseSpec(schemas.Health, description="Not ready: a backing service failed.")
         },

@@ -59,6 +59,8 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         "/players/{player_id:str}",
         responses=_documented(views.PlayerDetails, 404),
         tags=["queries"],
+        operation_id="getPlayer",
+        summary="A character's details",
     )
     async def player(
         player_id: PlayerId,
@@ -75,7 +77,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/rooms/{room:str}", responses=_documented(views.RoomView, 404), tags=["queries"])
+    @get(
+        "/rooms/{room:str}",
+        responses=_documented(views.RoomView, 404),
+        tags=["queries"],
+        operation_id="getRoom",
+        summary="A room and everyone in it",
+    )
     async def room(
         room: RoomKey,
         consistency: ConsistencyQuery = "",
@@ -93,7 +101,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/leaderboard", responses=_documented(views.Leaderboard), tags=["queries"])
+    @get(
+        "/leaderboard",
+        responses=_documented(views.Leaderboard),
+        tags=["queries"],
+        operation_id="getLeaderboard",
+        summary="The top characters",
+    )
     async def leaderboard(
         limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
         consistency: ConsistencyQuery = "",
@@ -116,6 +130,8 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         "/players/{player_id:str}/achievements",
         responses=_documented(views.Achievements, 404),
         tags=["queries"],
+        operation_id="getAchievements",
+        summary="A character's achievements",
     )
     async def achievements(
         player_id: PlayerId,
@@ -132,7 +148,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             wait_ms,
         )
 
-    @get("/world", responses=_documented(views.WorldStats), tags=["queries"])
+    @get(
+        "/world",
+        responses=_documented(views.WorldStats),
+        tags=["queries"],
+        operation_id="getWorldStats",
+        summary="Characters per room, events per minute",
+    )
     async def world(
         consistency: ConsistencyQuery = "",
         aq_consistency: ConsistencyHeader = "",
@@ -143,7 +165,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
             "world", "", read_side.world_stats, consistency or aq_consistency, wait_ms
         )
 
-    @get("/players/{player_id:str}/events", responses=responses(404), tags=["history"])
+    @get(
+        "/players/{player_id:str}/events",
+        responses=responses(404),
+        tags=["history"],
+        operation_id="listPlayerEvents",
+        summary="A character's events",
+    )
     async def history(
         player_id: PlayerId,
         after: Annotated[
@@ -172,7 +200,13 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         more = len(events) == limit and events[-1].version
         return schemas.History(player_id, page, more or None)
 
-    @get("/players/{player_id:str}/state", responses=responses(404), tags=["history"])
+    @get(
+        "/players/{player_id:str}/state",
+        responses=responses(404),
+        tags=["history"],
+        operation_id="getPlayerState",
+        summary="A character as it was (time travel)",
+    )
     async def past_state(
         player_id: PlayerId,
         version: Annotated[int | None, Parameter(ge=0, le=MAX_VERSION)] = None,
