@@ -110,6 +110,14 @@ class Game:
             raise refuse("player_not_found", "There is no such character.")
         return loaded.state
 
+    async def current_player(self, player_id: str) -> PlayerState:
+        """A character's state as the store has it now, whichever process moved it last (the
+        cached state plus the events after it); refuses an unknown id."""
+        loaded = await self.repository.refresh(self.players, self.players.stream_id(player_id))
+        if not loaded.state.exists:
+            raise refuse("player_not_found", "There is no such character.")
+        return loaded.state
+
     async def room(self, room_key: str) -> RoomState:
         """A room's current state (refuses an unknown room)."""
         if room_key not in self.world.rooms:

@@ -17,6 +17,7 @@ import msgspec
 
 from adventure_quest.app.game import Game
 from adventure_quest.app.text import witness
+from adventure_quest.domain.errors import DomainError
 from adventure_quest.domain.events import (
     Event,
     ItemPickedUp,
@@ -82,7 +83,9 @@ class RoomFeed:
         return sum(len(subs) for subs in self._rooms.values())
 
     async def subscribe(self, player_id: str) -> Subscription:
-        state = await self.game.player(player_id)
+        # The write side's state now, not this process's cached one: another API process may
+        # have moved the character since (issue 12).
+        state = await self.game.current_player(player_id)
         subscription = Subscription(player_id, state.room)
         self._rooms.setdefault(state.room, set()).add(subscription)
         self._players.setdefault(player_id, set()).add(subscription)
@@ -121,6 +124,10 @@ class RoomFeed:
                         async with asyncio.timeout(0.5):
                             await self._listening.wait()
                     position = await shard_log.head()
+                    if self._listening.is_set():
+                        # Someone subscribed while nobody listened: what moved them before this
+                        # head is in their state, what moves them after it the tail will see.
+                        await self._resync()
                     continue
                 head = await shard_log.wait_for(position, 0.5)
                 if head <= position:
@@ -176,6 +183,14 @@ class RoomFeed:
             )
             name = self._names[player_id] = loaded.state.name or "someone"
         return name
+
+    async def _resync(self) -> None:
+        for player_id in list(self._players):
+            try:
+                state = await self.game.current_player(player_id)
+            except DomainError:
+                continue
+            self._follow(player_id, state.room)
 
     def _follow(self, player_id: str, room: str) -> None:
         for subscription in self._players.get(player_id, ()):
