@@ -356,14 +356,18 @@ def _run_aside(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.contextmanager
-def lone_server(base_dir: Path | None = None) -> Iterator[_Server]:
+def lone_server(base_dir: Path | None = None, *, conf: str = "") -> Iterator[_Server]:
     """A fresh PostgreSQL server alone (its ``postgres`` database) for a test that stops it;
-    stopped and removed after the block, even if it raised."""
+    stopped and removed after the block, even if it raised. ``conf``: more postgresql.conf
+    lines (``max_connections = 12``, say)."""
     root = Path(tempfile.mkdtemp(prefix="aq-lone-", dir=base_dir))
     server = _Server(_bindir(), root, "lone")
     try:
         _hand_over(root)
         server.initdb()
+        if conf:
+            with (server.data / "postgresql.conf").open("a") as settings:
+                settings.write(conf + "\n")
         server.start()
         yield server
     finally:

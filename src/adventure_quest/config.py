@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 16_384
     #: The longest a query with a consistency token waits for the read models (ms).
     max_wait_ms: int = 5_000
+    #: Connections of each PostgreSQL event store shard's pool (this process; snapshots get
+    #: half as many, at least one).
+    store_pool_size: int = 8
+    #: Connections of the PostgreSQL read database's pool, and of each replica's (this process).
+    read_pool_size: int = 4
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -113,6 +118,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"max_body_bytes must be 256..64 MiB, got {self.max_body_bytes}")
         if not 0 <= self.max_wait_ms <= 60_000:
             raise SettingsError(f"max_wait_ms must be 0..60000, got {self.max_wait_ms}")
+        for name in ("store_pool_size", "read_pool_size"):
+            if not 1 <= getattr(self, name) <= 1_000:
+                raise SettingsError(f"{name} must be 1..1000, got {getattr(self, name)}")
         if not 0 <= self.port <= 65_535:
             raise SettingsError(f"port must be 0..65535, got {self.port}")
         return self
@@ -137,6 +145,8 @@ _ENV = {
     "AQ_ADMIN_TOKEN": "admin_token",
     "AQ_MAX_BODY_BYTES": "max_body_bytes",
     "AQ_MAX_WAIT_MS": "max_wait_ms",
+    "AQ_STORE_POOL_SIZE": "store_pool_size",
+    "AQ_READ_POOL_SIZE": "read_pool_size",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
 }

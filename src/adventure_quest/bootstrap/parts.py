@@ -99,8 +99,11 @@ class Parts:
         """Every shard's event store (the stream cache sized by ``stream_cache_size``)."""
         found: EventStore | None = self._parts.get(EVENT_STORE)
         if found is None:
+            s = self.settings
             store = open_event_store(
-                self.settings.event_store_url, stream_cache_size=self.settings.stream_cache_size
+                s.event_store_url,
+                stream_cache_size=s.stream_cache_size,
+                pool_size=s.store_pool_size,
             )
             found = self._keep(EVENT_STORE, store)
         return found
@@ -108,7 +111,11 @@ class Parts:
     def snapshots(self) -> SnapshotStore:
         found: SnapshotStore | None = self._parts.get(SNAPSHOTS)
         if found is None:
-            found = self._keep(SNAPSHOTS, open_snapshot_store(self.settings.event_store_url))
+            s = self.settings
+            snapshots = open_snapshot_store(
+                s.event_store_url, pool_size=max(1, s.store_pool_size // 2)
+            )
+            found = self._keep(SNAPSHOTS, snapshots)
         return found
 
     def write_side(self) -> Services:
@@ -160,7 +167,8 @@ class Parts:
         """The read database's primary (its tables are not created here: see ``runner``)."""
         found: ReadDatabase | None = self._parts.get(READ_DATABASE)
         if found is None:
-            db = open_read_database(self.settings.read_database_url)
+            s = self.settings
+            db = open_read_database(s.read_database_url, pool_size=s.read_pool_size)
             found = self._keep(READ_DATABASE, db)
         return found
 
@@ -190,7 +198,7 @@ class Parts:
         if found is None:
             found = []
             for url in self.settings.read_replicas:
-                replica = open_read_database(url)
+                replica = open_read_database(url, pool_size=self.settings.read_pool_size)
                 self._stack.push_async_callback(replica.close)
                 found.append(replica)
             self._parts[REPLICAS] = found

@@ -25,12 +25,15 @@ def check_read_database_url(url: str) -> str:
     return scheme
 
 
-def open_read_database(url: str) -> ReadDatabase:
-    """The read database a URL names; raises StoreUrlError naming the supported forms."""
+def open_read_database(url: str, *, pool_size: int = 4) -> ReadDatabase:
+    """The read database a URL names; raises StoreUrlError naming the supported forms.
+
+    ``pool_size``: connections of a PostgreSQL database's pool (SQLite has no pool).
+    """
     scheme = check_read_database_url(url)
     if scheme == "sqlite":
         return SQLiteReadDatabase(sqlite_path(url))
     # Imported here: asyncpg is needed only by those who use PostgreSQL.
     from adventure_quest.projections.postgres import PostgresReadDatabase
 
-    return PostgresReadDatabase(url)
+    return PostgresReadDatabase(url, pool_size=pool_size)

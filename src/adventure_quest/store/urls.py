@@ -18,6 +18,9 @@ from adventure_quest.store.sqlite.checkpoints import SQLiteCheckpointStore
 from adventure_quest.store.sqlite.events import SQLiteEventStore
 from adventure_quest.store.sqlite.snapshots import SQLiteSnapshotStore
 
+#: Connections of a PostgreSQL shard's event store pool unless configured (store_pool_size).
+DEFAULT_POOL_SIZE = 8
+
 SUPPORTED = "memory://, sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or several joined by commas"
 
 
@@ -56,7 +59,7 @@ def check_store_url(url: str) -> None:
             check_url(one)
 
 
-def _open_one(url: str, shard: int, stream_cache_size: int) -> EventStore:
+def _open_one(url: str, shard: int, stream_cache_size: int, pool_size: int) -> EventStore:
     scheme = _scheme(url)
     if scheme == "memory":
         return MemoryEventStore(shard=shard)
@@ -65,10 +68,10 @@ def _open_one(url: str, shard: int, stream_cache_size: int) -> EventStore:
     from adventure_quest.store.postgres.connect import check_url
     from adventure_quest.store.postgres.events import PostgresEventStore
 
-    return PostgresEventStore(check_url(url), shard=shard)
+    return PostgresEventStore(check_url(url), shard=shard, pool_size=pool_size)
 
 
-def _open_snapshots(url: str) -> SnapshotStore:
+def _open_snapshots(url: str, pool_size: int) -> SnapshotStore:
     scheme = _scheme(url)
     if scheme == "memory":
         return MemorySnapshotStore()
@@ -77,7 +80,7 @@ def _open_snapshots(url: str) -> SnapshotStore:
     from adventure_quest.store.postgres.connect import check_url
     from adventure_quest.store.postgres.snapshots import PostgresSnapshotStore
 
-    return PostgresSnapshotStore(check_url(url))
+    return PostgresSnapshotStore(check_url(url), pool_size=pool_size)
 
 
 def _open_checkpoints(url: str) -> CheckpointStore:
@@ -97,17 +100,24 @@ def open_checkpoint_stores(url: str) -> list[CheckpointStore]:
     return [_open_checkpoints(u) for u in split_urls(url)]
 
 
-def open_event_store(url: str, *, stream_cache_size: int = 100_000) -> EventStore:
-    """The event store a URL names; raises StoreUrlError naming the supported forms."""
+def open_event_store(
+    url: str, *, stream_cache_size: int = 100_000, pool_size: int = DEFAULT_POOL_SIZE
+) -> EventStore:
+    """The event store a URL names; raises StoreUrlError naming the supported forms.
+
+    ``pool_size``: connections of each PostgreSQL shard's pool for appends and reads.
+    """
     urls = split_urls(url)
     if len(urls) == 1:
-        return _open_one(urls[0], 0, stream_cache_size)
-    return ShardedEventStore([_open_one(u, n, stream_cache_size) for n, u in enumerate(urls)])
+        return _open_one(urls[0], 0, stream_cache_size, pool_size)
+    return ShardedEventStore(
+        [_open_one(u, n, stream_cache_size, pool_size) for n, u in enumerate(urls)]
+    )
 
 
-def open_snapshot_store(url: str) -> SnapshotStore:
+def open_snapshot_store(url: str, *, pool_size: int = DEFAULT_POOL_SIZE // 2) -> SnapshotStore:
     """The snapshot store kept beside the event store a URL names (on each shard)."""
     urls = split_urls(url)
     if len(urls) == 1:
-        return _open_snapshots(urls[0])
-    return ShardedSnapshotStore([_open_snapshots(u) for u in urls])
+        return _open_snapshots(urls[0], pool_size)
+    return ShardedSnapshotStore([_open_snapshots(u, pool_size) for u in urls])

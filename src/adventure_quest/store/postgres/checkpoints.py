@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from adventure_quest.store.postgres.connect import connect_pool, translated
@@ -13,10 +15,14 @@ class PostgresCheckpointStore:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
     async def _connection_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._pool = await connect_pool(self.dsn, 2)
+        # Under a lock: two first uses at once (the world clock and a command, at start) made
+        # two pools, and the one overwritten was never closed.
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await connect_pool(self.dsn, 2)
         return self._pool
 
     async def load(self, name: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from adventure_quest.store.ports import Snapshot
@@ -24,10 +26,14 @@ class PostgresSnapshotStore:
         self.dsn = dsn
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
     async def _connection_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._pool = await connect_pool(self.dsn, self._pool_size)
+        # Under a lock: two first uses at once (the world clock and a command, at start) made
+        # two pools, and the one overwritten was never closed.
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await connect_pool(self.dsn, self._pool_size)
         return self._pool
 
     async def save(self, snapshot: Snapshot) -> None:
