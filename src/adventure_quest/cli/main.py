@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Coroutine
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +35,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text read as Markdown, not Rich markup: Rich took "[env AQ_DATA_DIR]" for a style
+    # tag and dropped it from every option's help.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Event store schema: create and migrate (idempotent).")
 app.add_typer(db_app, name="db")
@@ -43,6 +49,24 @@ DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Embedded data directory [env AQ_DATA_DIR].")
 ]
 StoreUrl = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"aq {version('adventure-quest')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    _: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """The options of every command: the version."""
 
 
 def fail(message: str, code: str) -> typer.Exit:
@@ -256,8 +280,9 @@ async def _create_read_tables(settings: Settings) -> int:
         return len(runner.tables)
 
 
-def main() -> None:
-    """Console-script entry point."""
+@functools.cache
+def every_command() -> typer.Typer:
+    """The app with the commands of the other modules attached (once, however often asked)."""
     from adventure_quest.cli import bench, items, loadtest, serve, workers
 
     bench.register(bench_app)
@@ -266,4 +291,9 @@ def main() -> None:
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
     workers.register(app, settings_with, run)
     serve.register(app, settings_with, run)
-    app()
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    every_command()()
