@@ -16,6 +16,24 @@ class SettingsError(ValueError):
     code = "invalid_setting"
 
 
+class InvalidLogLevelError(SettingsError):
+    """``log_level`` is not one of ``LOG_LEVELS``."""
+
+    code = "invalid_log_level"
+
+
+class InvalidLogFormatError(SettingsError):
+    """``log_format`` is not one of ``LOG_FORMATS``."""
+
+    code = "invalid_log_format"
+
+
+#: The levels ``log_level`` takes (any case), those of the standard ``logging`` module.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: ``text``: one line a record for people; ``json``: one JSON object a line for collectors.
+LOG_FORMATS = ("text", "json")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything configurable; see docs/configuration.md for each setting."""
 
@@ -58,6 +76,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: The least level logged by the project's loggers (bootstrap/logs.py).
+    log_level: str = "info"
+    #: ``text`` or ``json`` (JSON lines).
+    log_format: str = "text"
+    #: Whether the API logs every request (``adventure_quest.access``, at INFO).
+    access_log: bool = True
 
     @property
     def event_store_url(self) -> str:
@@ -86,6 +110,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"max_wait_ms must be 0..60000, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65_535:
             raise SettingsError(f"port must be 0..65535, got {self.port}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise InvalidLogLevelError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidLogFormatError(
+                f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
+            )
         return self
 
 
@@ -110,6 +142,9 @@ _ENV = {
     "AQ_MAX_WAIT_MS": "max_wait_ms",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
+    "AQ_LOG_LEVEL": "log_level",
+    "AQ_LOG_FORMAT": "log_format",
+    "AQ_ACCESS_LOG": "access_log",
 }
 #: Settings given as a comma-separated list in the environment.
 _LISTS = {"read_replicas"}

@@ -16,7 +16,7 @@ import typer
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
 from adventure_quest.app.world_loader import load_world
-from adventure_quest.bootstrap import runtime
+from adventure_quest.bootstrap import logs, runtime
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.cli.play import QUIT, Playable, enter
 from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
@@ -51,6 +51,10 @@ DataDir = Annotated[
 StoreUrl = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
 
 
+#: The global options of this invocation (the callback's flags), for ``settings_with``.
+_given: dict[str, object | None] = {}
+
+
 def _version(shown: bool) -> None:
     if shown:
         typer.echo(f"aq {version('adventure-quest')}")
@@ -59,6 +63,25 @@ def _version(shown: bool) -> None:
 
 @app.callback()
 def options(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="debug, info, warning, error or critical (default: info) [env AQ_LOG_LEVEL]."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text, or json: one JSON object a line [env AQ_LOG_FORMAT]."),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every HTTP request aq serve answers (default: on) [env AQ_ACCESS_LOG].",
+            show_default=False,
+        ),
+    ] = None,
     _: Annotated[
         bool,
         typer.Option(
@@ -66,7 +89,15 @@ def options(
         ),
     ] = False,
 ) -> None:
-    """The options of every command: the version."""
+    """The options of every command: how it logs, and the version."""
+    given = {"log_level": log_level, "log_format": log_format, "access_log": access_log}
+    try:
+        load_settings({}, None, **given)  # a bad flag is refused whatever the command
+    except SettingsError as error:
+        raise fail(str(error), error.code) from None
+    _given.update(given)
+    ctx.call_on_close(_given.clear)
+    ctx.call_on_close(logs.reset)
 
 
 def fail(message: str, code: str) -> typer.Exit:
@@ -88,11 +119,17 @@ def settings_from(data_dir: Path | None, store: str | None) -> Settings:
 
 
 def settings_with(config_file: Path | None = None, **flags: object | None) -> Settings:
-    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error."""
+    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error.
+
+    Logging is configured from them (bootstrap/logs.py): every command that runs a part reads
+    its settings first, and so every source of settings, a config file too, sets the logs.
+    """
     try:
-        return load_settings(None, config_file, **flags)
+        settings = load_settings(None, config_file, **{**_given, **flags})
     except SettingsError as error:
         raise fail(str(error), error.code) from None
+    logs.configure(settings)
+    return settings
 
 
 @app.command()
