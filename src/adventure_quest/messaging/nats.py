@@ -199,7 +199,10 @@ class NatsQueue:
 
         async def report(error: Exception) -> None:
             if not first_error.done():
+                # Raised to the caller, which reports it (and retries): logged here as well,
+                # each refused connection made two lines (tests/cli/test_logs_nats_down.py).
                 first_error.set_result(error)
+                return
             _log.warning("NATS at %s: %s %s", _redacted(self.url), type(error).__name__, error)
 
         async def disconnected() -> None:
