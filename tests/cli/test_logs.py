@@ -81,6 +81,14 @@ def test_a_json_line_is_one_object_with_time_level_logger_message_and_the_traceb
     assert "ZeroDivisionError: division by zero" in failed["exc_info"]
 
 
+def test_another_loggers_extra_fields_stay_out_of_the_json_line(configured: Any) -> None:
+    buffer = configured(log_format="json")
+    logging.getLogger("some.library").warning("opened", extra={"path": Path("/x"), "status": 3})
+    [line] = (json.loads(text) for text in buffer.getvalue().splitlines())
+    assert set(line) == {"time", "level", "logger", "message"}
+    assert line["message"] == "opened"
+
+
 def messages(buffer: io.StringIO) -> list[str]:
     return [TEXT_LINE.match(line)[4] for line in buffer.getvalue().splitlines()]  # type: ignore[index]
 

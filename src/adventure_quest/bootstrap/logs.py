@@ -130,9 +130,9 @@ class JsonFormatter(logging.Formatter):
         rid = access_log.request_id.get()
         if rid is not None:
             line["request_id"] = rid
-        for field in access_log.FIELDS:
-            if field in record.__dict__:
-                line[field] = record.__dict__[field]
+        if record.name == ACCESS:  # only there: another logger's "path" could be any object
+            for field in access_log.FIELDS:
+                line[field] = record.__dict__.get(field)
         if "repeated" in record.__dict__:
             line["repeated"] = record.__dict__["repeated"]
         if record.exc_info:
