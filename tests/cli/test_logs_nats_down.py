@@ -1,4 +1,5 @@
-"""A worker whose NATS server is down logs each failure once, and a few lines, not a flood.
+"""A worker whose NATS server is down logs each failure once, and a few lines, not a flood;
+and what the NATS client logs later is not put down to the request that opened the queue.
 
 Seen before: about 1,000 lines in 15 s, each failed connection twice (the NATS client's error
 callback logged it, and so did the job it was raised to), 64 jobs retrying at once.
@@ -6,6 +7,8 @@ callback logged it, and so did the job it was raised to), 64 jobs retrying at on
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import signal
@@ -14,7 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from adventure_quest.api.access_log import request_id
+from adventure_quest.bootstrap import logs
+from adventure_quest.config import Settings
 from tests.api.server import free_port
+from tests.messaging.test_nats_failures import NatsServer, closing, queue_on
 
 AQ = str(Path(sys.executable).with_name("aq"))
 RUN_S = 5.0
@@ -52,3 +59,27 @@ def test_a_worker_with_nats_down_logs_each_failure_once_and_a_bounded_number_of_
     assert not [one for one in logged if one["logger"] == "adventure_quest.messaging.nats"]
     said = [(one["logger"], one["message"]) for one in logged]
     assert len(said) == len(set(said)), "\n".join(lines)
+
+
+async def test_the_nats_client_logs_a_lost_connection_under_no_request_id(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    logs.configure(Settings(log_format="json"), buffer)
+    server = NatsServer(tmp_path)
+    server.start()
+    queue = queue_on(server)
+    try:
+        async with closing(queue):
+            opened_by = request_id.set("req-1")  # as while the API handles a request
+            try:
+                await queue.jetstream()
+            finally:
+                request_id.reset(opened_by)
+            server.stop(signal.SIGKILL)
+            while "adventure_quest.messaging.nats" not in buffer.getvalue():
+                await asyncio.sleep(0.05)
+    finally:
+        server.stop(signal.SIGKILL)
+        logs.reset()
+    [lost] = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert lost["logger"] == "adventure_quest.messaging.nats"
+    assert "request_id" not in lost

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -212,7 +213,9 @@ class NatsQueue:
                 if not ack.done():
                     ack.set_exception(ConnectionError("the connection to the server was lost"))
 
-        connecting = asyncio.ensure_future(
+        # In a context of its own: the client's tasks (reading, pinging, reconnecting) outlive
+        # whoever opened the queue, an HTTP request perhaps, and would log under its request id.
+        connecting = asyncio.get_running_loop().create_task(
             client.connect(
                 self.url,
                 error_cb=report,
@@ -220,7 +223,8 @@ class NatsQueue:
                 connect_timeout=max(1, round(self.timeout)),
                 reconnect_time_wait=_RECONNECT_WAIT,
                 max_reconnect_attempts=-1,
-            )
+            ),
+            context=contextvars.Context(),
         )
         either: set[asyncio.Future[Any]] = {connecting, first_error}
         try:
