@@ -40,6 +40,24 @@ def check_data_dir(path: Path) -> None:
         raise DataDirError(f"cannot write in the data directory {path}: {why}")
 
 
+class InvalidLogLevelError(SettingsError):
+    """``log_level`` is not one of ``LOG_LEVELS``."""
+
+    code = "invalid_log_level"
+
+
+class InvalidLogFormatError(SettingsError):
+    """``log_format`` is not one of ``LOG_FORMATS``."""
+
+    code = "invalid_log_format"
+
+
+#: The levels ``log_level`` takes (any case), those of the standard ``logging`` module.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: ``text``: one line a record for people; ``json``: one JSON object a line for collectors.
+LOG_FORMATS = ("text", "json")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything configurable; see docs/configuration.md for each setting."""
 
@@ -87,6 +105,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: The least level logged by the project's loggers (bootstrap/logs.py).
+    log_level: str = "info"
+    #: ``text`` or ``json`` (JSON lines).
+    log_format: str = "text"
+    #: Whether the API logs every request (``adventure_quest.access``, at INFO).
+    access_log: bool = True
 
     @property
     def event_store_url(self) -> str:
@@ -123,6 +147,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{name} must be 1..1000, got {getattr(self, name)}")
         if not 0 <= self.port <= 65_535:
             raise SettingsError(f"port must be 0..65535, got {self.port}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise InvalidLogLevelError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidLogFormatError(
+                f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
+            )
         return self
 
 
@@ -149,6 +181,9 @@ _ENV = {
     "AQ_READ_POOL_SIZE": "read_pool_size",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
+    "AQ_LOG_LEVEL": "log_level",
+    "AQ_LOG_FORMAT": "log_format",
+    "AQ_ACCESS_LOG": "access_log",
 }
 #: Settings given as a comma-separated list in the environment.
 _LISTS = {"read_replicas"}

@@ -39,7 +39,7 @@ def test_the_pool_sizes_come_from_the_environment_and_are_checked() -> None:
     assert (settings.store_pool_size, settings.read_pool_size) == (3, 2)
     assert (Settings().store_pool_size, Settings().read_pool_size) == (8, 4)
     for bad in ("0", "1001"):
-        with pytest.raises(SettingsError, match="read_pool_size must be 1..1000"):
+        with pytest.raises(SettingsError, match=r"read_pool_size must be 1\.\.1000"):
             load_settings({"AQ_READ_POOL_SIZE": bad})
 
 

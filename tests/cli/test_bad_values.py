@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from adventure_quest.cli.main import cli
+from adventure_quest.cli.main import every_command
 
 NATS = "nats://127.0.0.1:4222/AQBADVALUES"
 SHARED = ("--queue", NATS)
@@ -69,7 +69,7 @@ def aq(*args: str, cwd: Path) -> Result:
     """The command line in process, in ``cwd``, away from the caller's AQ_* settings."""
     cleared: dict[str, str | None] = {key: None for key in os.environ if key.startswith("AQ_")}
     with contextlib.chdir(cwd):
-        return CliRunner().invoke(cli(), list(args), input="", env=cleared)
+        return CliRunner().invoke(every_command(), list(args), input="", env=cleared)
 
 
 def assert_refused(result: Result, code: str) -> None:

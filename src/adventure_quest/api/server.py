@@ -1,7 +1,9 @@
 """The HTTP server: the API application under uvicorn, on a socket this process binds.
 
-The fast lanes (api/fast_commands.py, api/fast_reads.py) wrap the Litestar application; what
-else a process runs beside the API is the composition root's business (bootstrap/serve.py).
+The fast lanes (api/fast_commands.py, api/fast_reads.py) wrap the Litestar application, and the
+access log (api/access_log.py) wraps them all; what else a process runs beside the API is the
+composition root's business (bootstrap/serve.py). uvicorn logs through the process's logging
+configuration (bootstrap/logs.py), not one of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from adventure_quest.api.access_log import AccessLog
 from adventure_quest.api.app import create_app
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.fast_commands import FastCommands
@@ -28,8 +31,9 @@ class CannotListenError(SettingsError):
 
 def asgi_app(context: ApiContext) -> Any:
     """The API as one ASGI application: the fast lanes in front of the Litestar application,
-    all behind the shield that answers whatever escapes them in the error shape."""
-    return Shield(FastCommands(FastReads(create_app(context), context), context))
+    the shield that answers whatever escapes them in the error shape, and the access log in front
+    of everything (it sees every request, whichever lane answers, a shielded 500 too)."""
+    return AccessLog(Shield(FastCommands(FastReads(create_app(context), context), context)))
 
 
 async def serve_http(
@@ -42,7 +46,9 @@ async def serve_http(
         host=settings.host,
         port=settings.port,
         lifespan="off",
-        log_level="warning",
+        # No handlers, formats or levels of uvicorn's own: its records go through the root
+        # logger like every other (bootstrap/logs.py); requests are logged by api/access_log.py.
+        log_config=None,
         access_log=False,
         proxy_headers=False,
         server_header=False,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Coroutine
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,7 +16,7 @@ import typer
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.app.repository import Loaded
 from adventure_quest.app.world_loader import load_world
-from adventure_quest.bootstrap import runtime
+from adventure_quest.bootstrap import logs, runtime
 from adventure_quest.bootstrap.parts import Parts, check_settings
 from adventure_quest.cli.play import QUIT, Playable, enter
 from adventure_quest.cli.remote import DEFAULT_TOKENS, RemoteGame, ServerError, TokenFile
@@ -34,6 +36,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text read as Markdown, not Rich markup: Rich took "[env AQ_DATA_DIR]" for a style
+    # tag and dropped it from every option's help.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Event store schema: create and migrate (idempotent).")
 app.add_typer(db_app, name="db")
@@ -44,6 +50,55 @@ DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Embedded data directory [env AQ_DATA_DIR].")
 ]
 StoreUrl = Annotated[str | None, typer.Option("--store", help="Event store URL [env AQ_STORE].")]
+
+
+#: The global options of this invocation (the callback's flags), for ``settings_with``.
+_given: dict[str, object | None] = {}
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"aq {version('adventure-quest')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="debug, info, warning, error or critical (default: info) [env AQ_LOG_LEVEL]."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text, or json: one JSON object a line [env AQ_LOG_FORMAT]."),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every HTTP request aq serve answers (default: on) [env AQ_ACCESS_LOG].",
+            show_default=False,
+        ),
+    ] = None,
+    _: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """The options of every command: how it logs, and the version."""
+    given = {"log_level": log_level, "log_format": log_format, "access_log": access_log}
+    try:
+        load_settings({}, None, **given)  # a bad flag is refused whatever the command
+    except SettingsError as error:
+        raise fail(str(error), error.code) from None
+    _given.update(given)
+    ctx.call_on_close(_given.clear)
+    ctx.call_on_close(logs.reset)
 
 
 def fail(message: str, code: str) -> typer.Exit:
@@ -65,15 +120,20 @@ def settings_from(data_dir: Path | None, store: str | None) -> Settings:
 
 
 def settings_with(config_file: Path | None = None, **flags: object | None) -> Settings:
-    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error
-    (a data directory that cannot hold the embedded files included)."""
+    """Settings from a config file, AQ_* variables and flags; a bad value is a clear error (a
+    URL no part could open, or a data directory that cannot hold the embedded files, included).
+
+    Logging is configured from them (bootstrap/logs.py): every command that runs a part reads
+    its settings first, and so every source of settings, a config file too, sets the logs.
+    """
     try:
-        settings = load_settings(None, config_file, **flags)
+        settings = load_settings(None, config_file, **{**_given, **flags})
         check_settings(settings)
         if settings.uses_data_dir:
             check_data_dir(settings.data_dir)
     except (SettingsError, StoreError) as error:
         raise fail(str(error), error.code) from None
+    logs.configure(settings)
     return settings
 
 
@@ -262,13 +322,9 @@ async def _create_read_tables(settings: Settings) -> int:
         return len(runner.tables)
 
 
-_registered: list[typer.Typer] = []
-
-
-def cli() -> typer.Typer:
-    """The whole ``aq`` command line, its commands from other modules attached once."""
-    if _registered:
-        return _registered[0]
+@functools.cache
+def every_command() -> typer.Typer:
+    """The app with the commands of the other modules attached (once, however often asked)."""
     from adventure_quest.cli import bench, items, loadtest, serve, workers
 
     bench.register(bench_app)
@@ -277,10 +333,9 @@ def cli() -> typer.Typer:
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
     workers.register(app, settings_with, run)
     serve.register(app, settings_with, run)
-    _registered.append(app)
     return app
 
 
 def main() -> None:
     """Console-script entry point."""
-    cli()()
+    every_command()()

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -206,7 +207,10 @@ class NatsQueue:
 
         async def report(error: Exception) -> None:
             if not first_error.done():
+                # Raised to the caller, which reports it (and retries): logged here as well,
+                # each refused connection made two lines (tests/cli/test_logs_nats_down.py).
                 first_error.set_result(error)
+                return
             _log.warning("NATS at %s: %s %s", _redacted(self.url), type(error).__name__, error)
 
         async def disconnected() -> None:
@@ -216,7 +220,9 @@ class NatsQueue:
                 if not ack.done():
                     ack.set_exception(ConnectionError("the connection to the server was lost"))
 
-        connecting = asyncio.ensure_future(
+        # In a context of its own: the client's tasks (reading, pinging, reconnecting) outlive
+        # whoever opened the queue, an HTTP request perhaps, and would log under its request id.
+        connecting = asyncio.get_running_loop().create_task(
             client.connect(
                 self.url,
                 error_cb=report,
@@ -224,7 +230,8 @@ class NatsQueue:
                 connect_timeout=max(1, round(self.timeout)),
                 reconnect_time_wait=_RECONNECT_WAIT,
                 max_reconnect_attempts=-1,
-            )
+            ),
+            context=contextvars.Context(),
         )
         either: set[asyncio.Future[Any]] = {connecting, first_error}
         try:
