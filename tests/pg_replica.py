@@ -246,6 +246,10 @@ class _Server:
             f"the {self.name} found no free port in {START_ATTEMPTS} tries\n{self.log_tail()}"
         )
 
+    def start_again(self) -> None:
+        """Start a stopped server on the port it had (clients that knew it find it there)."""
+        self._run("pg_ctl", "start", "--pgdata", str(self.data), "--log", str(self.log))
+
     def stop(self) -> None:
         if not (self.data / "postmaster.pid").exists():
             return

@@ -17,6 +17,7 @@ them, so tests/bootstrap/test_what_each_role_opens.py checks each role against t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -25,6 +26,8 @@ from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.pipeline import Processing
 from adventure_quest.processing.auto_assign import AutoWorker
 from adventure_quest.processing.projection_worker import parse_partitions
+from adventure_quest.store.errors import StoreUnavailableError
+from adventure_quest.store.retry import Backoff, until_done
 
 Job = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -33,16 +36,25 @@ ROLES = ("all", "api", "relay", "worker")
 
 
 async def processing_jobs(
-    parts: Parts, partitions: str, *, relays: bool, workers: bool
+    parts: Parts, partitions: str, *, relays: bool, workers: bool, stop: asyncio.Event
 ) -> tuple[list[Job], str]:
-    """The jobs of relays and/or workers (``partitions``: 0-7, all or auto) and a description."""
+    """The jobs of relays and/or workers (``partitions``: 0-7, all or auto) and a description.
+
+    Workers create the read-model tables first, waiting out a read database that does not
+    answer yet (until ``stop``: then there are no jobs).
+    """
     automatic = partitions == "auto"
     chosen = [] if automatic else parse_partitions(partitions, parts.settings.partitions)
     jobs: list[Job] = []
     if relays:
         jobs += [relay.run for relay in parts.relays()]
     if workers:
-        processing = Processing(parts, await parts.runner(create_tables=True))
+        backoff = Backoff("read-model tables", logger=log)
+        setup = functools.partial(parts.runner, create_tables=True)
+        runner = await until_done(setup, backoff, stop, (StoreUnavailableError,))
+        if runner is None:
+            return [], "stopped before the read database answered"
+        processing = Processing(parts, runner)
         if automatic:
             jobs.append(AutoWorker(processing.queue, processing.partition_jobs).run)
         else:

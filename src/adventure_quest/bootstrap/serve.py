@@ -141,6 +141,7 @@ async def serve(
                 partitions,
                 relays=role in ("all", "relay"),
                 workers=role in ("all", "worker"),
+                stop=stop,
             )
             jobs += more
             described.append(text)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -52,14 +52,14 @@ ReadDb = Annotated[
 SettingsOf = Callable[..., Settings]
 
 
-async def until_stopped(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run jobs until SIGINT or SIGTERM, then let each finish its current step (run_together)."""
+def stopped_by_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    await run_together(jobs, stop)
+    return stop
 
 
 async def report(parts: Parts, stop: asyncio.Event, every_s: float = 5.0) -> None:
@@ -207,11 +207,14 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
         )
         raise typer.Exit(2)
     async with Parts(settings) as parts:
-        jobs, described = await processing_jobs(parts, spec, relays=relays, workers=workers)
+        stop = stopped_by_signals()
+        jobs, described = await processing_jobs(
+            parts, spec, relays=relays, workers=workers, stop=stop
+        )
         jobs.append(lambda stop: report(parts, stop))
         quieter_garbage_collection()
         print(f"processing: {described}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await until_stopped(*jobs)
+        await run_together(jobs, stop)  # each job finishes its step first
 
 
 class RateColumn(ProgressColumn):

@@ -14,6 +14,7 @@ from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.messaging.ports import MessageQueue, QueueUnavailableError
 from adventure_quest.processing.groups import GROUP
 from adventure_quest.processing.leases import PartitionLeases
+from adventure_quest.store.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class AutoWorker:
         self.jobs_for = jobs_for
         self.leases = PartitionLeases(queue, GROUP, name or worker_id(), ttl_s=ttl_s)
         self.running: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]] = {}
+        self.backoff = Backoff("partition leases (keeping the current partitions)", logger=log)
 
     async def _start(self, partition: int) -> None:
         stop = asyncio.Event()
@@ -57,8 +59,10 @@ class AutoWorker:
             while not stop.is_set():
                 try:
                     owned = await self.leases.refresh()
+                    self.backoff.succeeded()
                 except QueueUnavailableError as error:
-                    log.warning("%s; keeping the current partitions for now", error)
+                    # Leases are renewed on their own schedule; the back-off only says so.
+                    self.backoff.failed(error)
                     owned = set(self.running)
                 for partition in sorted(set(self.running) - owned):
                     await self._stop(partition)

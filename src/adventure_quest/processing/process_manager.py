@@ -8,10 +8,8 @@ achievements that state remembers), so handling an event again appends nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Final
 
 from adventure_quest.app.game import Game
 from adventure_quest.app.repository import ConflictError
@@ -19,10 +17,10 @@ from adventure_quest.domain.events import Event
 from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.errors import StoreUnavailableError
+from adventure_quest.store.retry import Backoff, until_done
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S: Final = 5.0
 #: Failures worth waiting out: the store or broker is down, or writers kept colliding.
 TRANSIENT = (ConflictError, StoreUnavailableError, QueueUnavailableError)
 
@@ -50,7 +48,7 @@ class ProcessManager:
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
         self.checked = 0
-        self.failures = 0
+        self.backoff = Backoff(self.group, logger=log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every owned partition until ``stop`` is set."""
@@ -61,8 +59,12 @@ class ProcessManager:
         """React to one event; return what was appended (nothing, when already done)."""
         raise NotImplementedError
 
+    @property
+    def failures(self) -> int:
+        """Failed attempts (fetches, acks, commands) since the manager started."""
+        return self.backoff.failures
+
     async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
-        backoff = 0.05
         while not stop.is_set():
             try:
                 events = await consumer.fetch(self.batch, self.fetch_timeout_s)
@@ -70,27 +72,13 @@ class ProcessManager:
                     await self._handle_until_done(recorded, stop)
                 if events and not stop.is_set():
                     await consumer.ack()
-                backoff = 0.05
+                self.backoff.succeeded()
             except QueueUnavailableError as error:
-                backoff = await self._back_off(error, backoff, stop)
+                await self.backoff.wait(error, stop)
 
     async def _handle_until_done(self, recorded: RecordedEvent, stop: asyncio.Event) -> None:
         """Handle one event, waiting out transient failures; give up only when stopping.
 
         Stopping leaves the batch unacknowledged, so it is delivered again after a restart.
         """
-        backoff = 0.05
-        while not stop.is_set():
-            try:
-                await self.handle(recorded)
-                return
-            except TRANSIENT as error:
-                backoff = await self._back_off(error, backoff, stop)
-
-    async def _back_off(self, error: Exception, backoff: float, stop: asyncio.Event) -> float:
-        self.failures += 1
-        log.warning("%s: %s; retrying in %.2f s", self.group, error, backoff)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(backoff):
-                await stop.wait()
-        return min(backoff * 2, MAX_BACKOFF_S)
+        await until_done(lambda: self.handle(recorded), self.backoff, stop, TRANSIENT)

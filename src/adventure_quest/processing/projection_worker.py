@@ -16,6 +16,7 @@ from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavail
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.store.envelope import RecordedEvent
 from adventure_quest.store.errors import StoreUnavailableError
+from adventure_quest.store.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class ProjectionWorker:
         self.group = group
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
+        #: One for all its partitions: an outage of the queue is said once, not per partition.
+        self.backoff = Backoff(f"projection worker ({group})", logger=log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every owned partition until ``stop`` is set.
@@ -64,7 +67,7 @@ class ProjectionWorker:
         handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]],
         stop: asyncio.Event,
     ) -> None:
-        backoff = 0.05
+        backoff = self.backoff
         while not stop.is_set():
             try:
                 events = await consumer.fetch(self.batch, self.fetch_timeout_s)
@@ -73,15 +76,11 @@ class ProjectionWorker:
                     await handed.put((events, applied))
                     await applied
                     await consumer.ack()
-                backoff = 0.05
+                backoff.succeeded()
             except (QueueUnavailableError, StoreUnavailableError) as error:
                 # Unacknowledged events come back, and events skipped by a later fetch are
                 # re-read from the store as a gap: an outage costs time, never an event.
-                log.warning(
-                    "partition %d: %s; retrying in %.2f s", consumer.partition, error, backoff
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait(error, stop)
 
     async def _apply_loop(
         self, handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]]

@@ -17,11 +17,13 @@ from typing import Final
 from adventure_quest.messaging.ports import MessageQueue, QueueUnavailableError
 from adventure_quest.store.errors import StoreUnavailableError
 from adventure_quest.store.ports import CheckpointStore, GlobalLog
+from adventure_quest.store.retry import Backoff, until_done
 
 log = logging.getLogger(__name__)
 
 BATCH: Final = 2000
-MAX_BACKOFF_S: Final = 5.0
+#: What the relay waits out: the broker or the store is down.
+TRANSIENT = (QueueUnavailableError, StoreUnavailableError)
 
 
 def relay_name(shard: int) -> str:
@@ -50,7 +52,7 @@ class Relay:
         self.idle_wait_s = idle_wait_s
         self.position = 0
         self.published = 0
-        self.failures = 0
+        self.backoff = Backoff(self.name, logger=log)
         self.last_progress = time.monotonic()
 
     async def start(self) -> None:
@@ -69,20 +71,22 @@ class Relay:
         self.last_progress = time.monotonic()
         return len(events)
 
+    @property
+    def failures(self) -> int:
+        """Failed attempts (the store or the broker was down) since the relay started."""
+        return self.backoff.failures
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set, backing off while the broker or the store is down."""
-        await self.start()
-        backoff = 0.05
+        """Relay until ``stop`` is set, backing off while the broker or the store is down (at
+        start too: the checkpoint is read from the store)."""
+        await until_done(self.start, self.backoff, stop, TRANSIENT)
         while not stop.is_set():
             try:
                 if not await self.step():
                     await self.source.wait_for(self.position, self.idle_wait_s)
-                backoff = 0.05
-            except (QueueUnavailableError, StoreUnavailableError) as error:
-                self.failures += 1
-                log.warning("%s: %s; retrying in %.2f s", self.name, error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self.backoff.succeeded()
+            except TRANSIENT as error:
+                await self.backoff.wait(error, stop)
 
     async def lag(self) -> int:
         """Events in the log not yet published."""

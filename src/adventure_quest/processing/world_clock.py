@@ -20,6 +20,7 @@ from adventure_quest.domain.clock import CLOCK_STREAM, ClockState
 from adventure_quest.domain.events import Event
 from adventure_quest.processing.process_manager import TRANSIENT
 from adventure_quest.store.envelope import Metadata
+from adventure_quest.store.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class WorldClock:
         self.now = now
         self.kind: AggregateType[ClockState] = clock_type()
         self.appended = 0
+        self.backoff = Backoff("world clock", logger=log)
 
     async def tick(self) -> list[Event]:
         """Append whatever ticks are due now; what this call appended."""
@@ -60,9 +62,11 @@ class WorldClock:
         while not stop.is_set():
             try:
                 await self.tick()
+                state = (await self.game.repository.load(self.kind, CLOCK_STREAM)).state
             except TRANSIENT as error:
-                log.warning("world clock: %s; trying again", error)
-            state = (await self.game.repository.load(self.kind, CLOCK_STREAM)).state
+                await self.backoff.wait(error, stop)
+                continue
+            self.backoff.succeeded()
             wait = max(state.at + self.period_s - self.now(), 0.05)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

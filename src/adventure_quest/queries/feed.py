@@ -31,6 +31,7 @@ from adventure_quest.domain.events import (
 from adventure_quest.store.envelope import RecordedEvent, stream_key_of
 from adventure_quest.store.errors import StoreError
 from adventure_quest.store.ports import GlobalLog
+from adventure_quest.store.retry import Backoff, until_done
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1_000
@@ -115,31 +116,36 @@ class RoomFeed:
             self.closed.set()
 
     async def _tail(self, shard_log: GlobalLog, stop: asyncio.Event) -> None:
-        position = await shard_log.head()
-        while not stop.is_set():
+        backoff = Backoff(f"room feed, shard {shard_log.shard}", logger=log)
+        position = await until_done(shard_log.head, backoff, stop, (StoreError,))
+        while position is not None and not stop.is_set():
             try:
-                if not self._listening.is_set():
-                    # Nobody listens: skip ahead, decode nothing.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.5):
-                            await self._listening.wait()
-                    position = await shard_log.head()
-                    if self._listening.is_set():
-                        # Someone subscribed while nobody listened: what moved them before this
-                        # head is in their state, what moves them after it the tail will see.
-                        await self._resync()
-                    continue
-                head = await shard_log.wait_for(position, 0.5)
-                if head <= position:
-                    continue
-                page = await shard_log.read_all(position, PAGE)
-                for recorded in page:
-                    await self._publish(recorded)
-                if page:
-                    position = page[-1].position
+                position = await self._step(shard_log, position)
             except StoreError as error:
-                log.warning("feed: %s; retrying", error)
-                await asyncio.sleep(0.5)
+                await backoff.wait(error, stop)
+            else:
+                backoff.succeeded()
+
+    async def _step(self, shard_log: GlobalLog, position: int) -> int:
+        """Deliver what the log holds after ``position``; the position reached."""
+        if not self._listening.is_set():
+            # Nobody listens: skip ahead, decode nothing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._listening.wait()
+            position = await shard_log.head()
+            if self._listening.is_set():
+                # Someone subscribed while nobody listened: what moved them before this
+                # head is in their state, what moves them after it the tail will see.
+                await self._resync()
+            return position
+        head = await shard_log.wait_for(position, 0.5)
+        if head <= position:
+            return position
+        page = await shard_log.read_all(position, PAGE)
+        for recorded in page:
+            await self._publish(recorded)
+        return page[-1].position if page else position
 
     async def _publish(self, recorded: RecordedEvent) -> None:
         try:
