@@ -9,6 +9,7 @@ misses of one key share one load (single flight).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,11 +35,14 @@ class CacheBackend(Protocol):
         ...
 
     async def generation(self, key: str) -> int:
-        """How many times ``key`` was invalidated (compare before and after a load)."""
+        """A number naming ``key``'s current version, read before a load: no two versions of
+        a key ever get the same one, even after its generation was forgotten (see put)."""
         ...
 
     async def put(self, key: str, entry: Entry, generation: int) -> None:
-        """Store ``entry`` unless ``key`` was invalidated since ``generation`` was read."""
+        """Store ``entry`` unless ``key`` was invalidated since ``generation`` was read, or its
+        generation was forgotten meanwhile (generations are bounded: evicted or expired, a
+        generation is made anew, from a counter that never repeats one)."""
         ...
 
     async def invalidate(self, keys: Iterable[str]) -> None:
@@ -53,13 +57,21 @@ class CacheBackend(Protocol):
 
 
 class MemoryCache:
-    """A bounded LRU map with a TTL, for one process."""
+    """A bounded LRU map with a TTL, for one process; its generations are a bounded LRU too.
+
+    A generation is a number from one counter of the cache, given to a key when it is first
+    asked for and again at each invalidation; a key whose generation was evicted gets a new
+    one, so a load that began before the eviction cannot be stored (its number is gone).
+    """
 
     def __init__(self, ttl_s: float, capacity: int = 100_000) -> None:
         self.ttl_s = ttl_s
         self.capacity = capacity
+        #: Generations kept (the least recently used beyond it are forgotten).
+        self.generations_capacity = max(2 * capacity, 1)
         self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
-        self._generations: dict[str, int] = {}
+        self._generations: OrderedDict[str, int] = OrderedDict()
+        self._counter = itertools.count(1)
 
     async def get(self, key: str) -> Entry | None:
         found = self._entries.get(key)
@@ -72,10 +84,21 @@ class MemoryCache:
         return entry
 
     async def generation(self, key: str) -> int:
-        return self._generations.get(key, 0)
+        found = self._generations.get(key)
+        if found is None:
+            return self._renew(key)
+        self._generations.move_to_end(key)
+        return found
+
+    def _renew(self, key: str) -> int:
+        generation = self._generations[key] = next(self._counter)
+        self._generations.move_to_end(key)
+        while len(self._generations) > self.generations_capacity:
+            self._generations.popitem(last=False)
+        return generation
 
     async def put(self, key: str, entry: Entry, generation: int) -> None:
-        if self._generations.get(key, 0) != generation or self.capacity <= 0:
+        if self._generations.get(key) != generation or self.capacity <= 0:
             return
         self._entries[key] = (time.monotonic() + self.ttl_s, entry)
         self._entries.move_to_end(key)
@@ -85,7 +108,7 @@ class MemoryCache:
     def drop(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._entries.pop(key, None)
-            self._generations[key] = self._generations.get(key, 0) + 1
+            self._renew(key)
 
     async def invalidate(self, keys: Iterable[str]) -> None:
         self.drop(keys)
