@@ -141,7 +141,11 @@ async def _scenario(
                 if answer.status_code == 503:
                     assert error["code"] == "unavailable", where
                     unavailable += 1
-        assert unavailable, "the outage was seen by some route"
+        if "cache_url" in overrides:  # queries go on past a cache that is gone
+            assert (await client.get("/rooms/village_square")).status_code == 200
+            assert (await client.get(f"/players/{me}")).status_code == 200
+        else:
+            assert unavailable, "the outage was seen by some route"
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["failing"]

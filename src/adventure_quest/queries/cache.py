@@ -9,7 +9,9 @@ misses of one key share one load (single flight).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,7 +19,9 @@ from typing import Protocol
 
 import msgspec
 
-from adventure_quest.store.errors import StoreUrlError
+from adventure_quest.store.errors import StoreUnavailableError, StoreUrlError
+
+log = logging.getLogger(__name__)
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -124,6 +128,8 @@ class Stats(msgspec.Struct):
     hits: int = 0
     misses: int = 0
     loads: int = 0
+    #: Answers read past a cache that could not be reached (not stored either).
+    bypassed: int = 0
 
     @property
     def hit_ratio(self) -> float:
@@ -132,12 +138,28 @@ class Stats(msgspec.Struct):
 
 
 class QueryCache:
-    """Looks up, loads once per missing key, and counts hits and misses."""
+    """Looks up, loads once per missing key, and counts hits and misses.
+
+    A backend that cannot be reached (Redis down) is read past: the answer is loaded from the
+    read database and not stored, so queries go on, fresh, while the cache is away (logged once
+    per outage, counted in ``stats.bypassed``).
+    """
 
     def __init__(self, backend: CacheBackend) -> None:
         self.backend = backend
         self.stats = Stats()
         self._flights: dict[str, asyncio.Future[Entry]] = {}
+        self._outage = False
+
+    def _bypass_said(self, error: Exception) -> None:
+        if not self._outage:
+            self._outage = True
+            log.warning("query cache: %s; answering from the read database meanwhile", error)
+
+    async def _bypass(self, load: Callable[[], Awaitable[Entry]], error: Exception) -> Entry:
+        self._bypass_said(error)
+        self.stats.bypassed += 1
+        return await load()
 
     async def fetch(
         self,
@@ -146,7 +168,13 @@ class QueryCache:
         fresh: Callable[[Entry], bool] = lambda _: True,
     ) -> Entry:
         """The cached entry when ``fresh`` accepts it; otherwise one shared load."""
-        entry = await self.backend.get(key)
+        try:
+            entry = await self.backend.get(key)
+        except StoreUnavailableError as error:
+            return await self._bypass(load, error)
+        if self._outage:
+            self._outage = False
+            log.info("query cache: reachable again")
         if entry is not None and fresh(entry):
             self.stats.hits += 1
             return entry
@@ -162,10 +190,17 @@ class QueryCache:
         flight: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
         self._flights[key] = flight
         try:
-            generation = await self.backend.generation(key)
+            try:
+                generation: int | None = await self.backend.generation(key)
+            except StoreUnavailableError as error:
+                generation = None  # not stored: it could not be checked against invalidations
+                self._bypass_said(error)
             entry = await load()
             self.stats.loads += 1
-            await self.backend.put(key, entry, generation)
+            if generation is not None:
+                with contextlib.suppress(StoreUnavailableError):
+                    await self.backend.put(key, entry, generation)
+                    self._outage = False
         except asyncio.CancelledError:
             flight.cancel()
             raise
