@@ -19,6 +19,7 @@ import pytest
 from adventure_quest.store.migrate import upgrade_store
 from tests.api.server import create, error_code, live, settings_for
 from tests.pg_replica import lone_server
+from tests.prometheus_text import sample
 from tests.services import RedisServer, private_redis
 
 
@@ -49,6 +50,7 @@ async def test_queries_are_answered_from_the_read_database_while_redis_is_unreac
         # Said once, not per query.
         said = [r for r in caplog.records if "answering from the read database" in r.message]
         assert len(said) == 1
+        assert sample((await client.get("/metrics")).text, "aq_cache_bypassed_total") >= 3
 
 
 async def test_the_fast_command_lane_answers_503_json_when_the_store_is_unreachable(

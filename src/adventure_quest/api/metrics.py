@@ -163,6 +163,11 @@ class ReadSideCollector(Collector):
             "aq_cache_hit_ratio", "Hits over lookups since start.", value=stats.hit_ratio
         )
         yield CounterMetricFamily(
+            "aq_cache_bypassed",
+            "Query answers read from the database past a cache that could not be reached.",
+            value=stats.bypassed,
+        )
+        yield CounterMetricFamily(
             "aq_replica_fallbacks",
             "Token queries a replica could not serve in time.",
             value=self.read.fallbacks,
