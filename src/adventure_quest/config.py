@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +60,98 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 
 
+class Rate(msgspec.Struct, frozen=True):
+    """A token bucket: ``count`` tokens per ``unit`` (``s``, ``m`` or ``h``) refill it, and it
+    holds ``burst`` at most (a client idle long enough may send that many at once)."""
+
+    count: float
+    unit: str
+    burst: int
+
+    @property
+    def per_s(self) -> float:
+        return self.count / _UNIT_SECONDS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.count:g}/{self.unit}:{self.burst}"
+
+
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+#: The commands a rate limit can name: ``create`` counts per client address, the others per
+#: character (api/limits.py).
+RATE_LIMITED = ("create", "move", "take", "drop", "use", "attack", "say", "respawn")
+#: Says and creations are what flooded the log (each an event kept forever); the others are
+#: far above what a person types, and above the load generator's per-character rate at its
+#: documented settings (docs/operations.md, "Rate limits").
+DEFAULT_RATE_LIMITS: Mapping[str, Rate] = {
+    "create": Rate(10, "m", 20),
+    "say": Rate(5, "s", 10),
+    **{kind: Rate(100, "s", 200) for kind in ("move", "take", "drop", "use", "attack", "respawn")},
+}
+_RATE = re.compile(r"(?P<count>\d+(?:\.\d+)?)/(?P<unit>[smh])(?::(?P<burst>\d+))?")
+
+
+def parse_rate_limits(value: object) -> dict[str, Rate]:
+    """The limits ``value`` gives, over the defaults: ``"say=5/s:10,create=10/m:20"`` (or a
+    TOML table ``{say = "5/s:10"}``); ``KIND=off`` lifts one, ``off`` every one before it.
+
+    The burst (``:10``) may be left out: it is then the count (one unit's worth).
+    """
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+    elif isinstance(value, Mapping):
+        items = [f"{kind}={spec}" for kind, spec in value.items()]
+        for kind, spec in value.items():
+            if not isinstance(spec, str):
+                raise SettingsError(
+                    f'rate_limits: {kind} = {spec!r}: give a string like "5/s:10" or "off"'
+                )
+    else:
+        raise SettingsError(
+            f'rate_limits: expected "KIND=N/UNIT:BURST,...", "off" or a table, got {value!r}'
+        )
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for item in items:
+        if item == "off":
+            limits.clear()
+            continue
+        kind, equals, spec = (part.strip() for part in item.partition("="))
+        if not equals:
+            raise SettingsError(f"rate_limits: {item!r} is not KIND=N/UNIT:BURST or KIND=off")
+        _known(kind)
+        if spec == "off":
+            limits.pop(kind, None)
+            continue
+        found = _RATE.fullmatch(spec)
+        if found is None:
+            raise SettingsError(
+                f"rate_limits: {kind}={spec!r}: expected N/UNIT or N/UNIT:BURST with UNIT "
+                "s, m or h (5/s:10: five a second, bursts of ten), or off"
+            )
+        count = float(found["count"])
+        burst = int(found["burst"]) if found["burst"] else math.ceil(count)
+        limits[kind] = _checked(kind, Rate(count, found["unit"], burst))
+    return limits
+
+
+def _known(kind: str) -> None:
+    if kind not in RATE_LIMITED:
+        known = ", ".join(RATE_LIMITED)
+        raise SettingsError(f"rate_limits: unknown command {kind!r} (known: {known})")
+
+
+def _checked(kind: str, rate: Rate) -> Rate:
+    _known(kind)
+    if rate.unit not in _UNIT_SECONDS:
+        raise SettingsError(f"rate_limits: {kind}: unit must be s, m or h, got {rate.unit!r}")
+    if not 0 < rate.count <= 1_000_000 or not 1 <= rate.burst <= 1_000_000:
+        raise SettingsError(
+            f"rate_limits: {kind}={rate}: the count must be in (0, 1000000] and the burst "
+            "in 1..1000000 (or give off)"
+        )
+    return rate
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything configurable; see docs/configuration.md for each setting."""
 
@@ -102,6 +196,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     store_pool_size: int = 8
     #: Connections of the PostgreSQL read database's pool, and of each replica's (this process).
     read_pool_size: int = 4
+    #: Token buckets of the commands, by kind (``RATE_LIMITED``); a kind not here is unlimited.
+    rate_limits: dict[str, Rate] = msgspec.field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -155,6 +251,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidLogFormatError(
                 f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
             )
+        for kind, rate in self.rate_limits.items():
+            _checked(kind, rate)
         return self
 
 
@@ -179,6 +277,7 @@ _ENV = {
     "AQ_MAX_WAIT_MS": "max_wait_ms",
     "AQ_STORE_POOL_SIZE": "store_pool_size",
     "AQ_READ_POOL_SIZE": "read_pool_size",
+    "AQ_RATE_LIMITS": "rate_limits",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
     "AQ_LOG_LEVEL": "log_level",
@@ -228,6 +327,8 @@ def load_settings(
             listed = [part.strip() for part in raw.split(",") if part.strip()]
             values[field] = listed if field in _LISTS else raw
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "rate_limits" in values:
+        values["rate_limits"] = parse_rate_limits(values["rate_limits"])
     try:
         settings = msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)
     except msgspec.ValidationError as error:

@@ -39,7 +39,8 @@ _names = itertools.count()
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     data_dir: Path = tmp_path_factory.mktemp("api-properties")
     with (
-        Background(settings_for(data_dir)) as background,
+        # Two characters an example, from one address: far over the create limit, so off.
+        Background(settings_for(data_dir, rate_limits={})) as background,
         httpx.Client(base_url=background.url, timeout=10) as client,
     ):
         yield client
@@ -318,7 +319,10 @@ def racing(
     state loaded from a snapshot with nothing after it (a snapshot every event, no cache)."""
     data_dir: Path = tmp_path_factory.mktemp("api-racing")
     race = Race(seed=10)
-    tuned: dict[str, Any] = {"world_path": racing_world(data_dir / "world.json")}
+    tuned: dict[str, Any] = {
+        "world_path": racing_world(data_dir / "world.json"),
+        "rate_limits": {},  # a character an example, from one address
+    }
     if request.param == "state-from-snapshot":
         tuned |= {"snapshot_every": 1, "aggregate_cache_size": 0}
 

@@ -23,24 +23,30 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     ) -> Response[schemas.CommandResult]:
         await auth.require_player(game, auth.bearer(request), player_id)
         command = COMMANDS[name].call
-        outcome, token = await context.command(name, lambda: command(game, player_id, body))
+        outcome, token = await context.command(
+            name, lambda: command(game, player_id, body), by=player_id
+        )
         return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
 
-    acting = responses(401, 403, 404, 409)
+    acting = responses(401, 403, 404, 409, 429)
 
     @post(
         "/players",
         status_code=201,
-        responses=responses(409),
+        responses=responses(409, 429),
         tags=["commands"],
         operation_id="createPlayer",
         summary="Create a character",
         description="Answers with the character's secret token: keep it, it is shown once.",
     )
-    async def create(data: JSONBody[schemas.CreateCharacter]) -> Response[schemas.Created]:
+    async def create(
+        request: AnyRequest, data: JSONBody[schemas.CreateCharacter]
+    ) -> Response[schemas.Created]:
         token = auth.new_token()
+        # The address the connection comes from: no proxy header is trusted (api/server.py).
+        address = request.client.host if request.client else "unknown"
         outcome, consistency = await context.command(
-            "create", lambda: game.create_character(data.name, auth.hash_token(token))
+            "create", lambda: game.create_character(data.name, auth.hash_token(token)), by=address
         )
         done = context.result(outcome, consistency)
         body = schemas.Created(done.player, done.events, done.messages, consistency, token)
@@ -148,7 +154,9 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     async def respawn(request: AnyRequest, player_id: PlayerId) -> Response[schemas.CommandResult]:
         """Come back to life in the village (only when dead)."""
         await auth.require_player(game, auth.bearer(request), player_id)
-        outcome, token = await context.command("respawn", lambda: game.respawn(player_id))
+        outcome, token = await context.command(
+            "respawn", lambda: game.respawn(player_id), by=player_id
+        )
         return Response(context.result(outcome, token), headers={"AQ-Consistency": token})
 
     return [create, move, take, drop, use, attack, say, respawn]

@@ -10,6 +10,7 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from adventure_quest.api import schemas
+from adventure_quest.api.limits import RateLimits
 from adventure_quest.api.metrics import ApiMetrics
 from adventure_quest.app.game import Game, Outcome
 from adventure_quest.app.history import History
@@ -29,7 +30,7 @@ from adventure_quest.store.ports import GlobalLog
 class ApiContext:
     """What the API's handlers work with: the game (write side), the read side, the room feed,
     the projections' administration (dead letters, rebuilds), lag status, readiness checks,
-    metrics, settings.
+    metrics, the commands' rate limits, settings.
 
     Built by the composition root (bootstrap/serve.py) from the parts the API role opens, with
     the process's metrics registry (api/metrics.py ``process_registry``).
@@ -49,6 +50,7 @@ class ApiContext:
         status: Callable[[], Awaitable[dict[str, Any]]],
         readiness: Mapping[str, Callable[[], Awaitable[object]]],
         registry: CollectorRegistry,
+        limits: RateLimits,
     ) -> None:
         self.settings = settings
         self.game = game
@@ -66,15 +68,21 @@ class ApiContext:
         #: What /readyz checks, by name: each backing service this process's role uses.
         self.readiness = dict(readiness)
         self.metrics = ApiMetrics(registry, read, feed)
+        self.limits = limits
         self.started = time.time()
 
     async def command(
-        self, name: str, act: Callable[[], Awaitable[Outcome]]
+        self, name: str, act: Callable[[], Awaitable[Outcome]], *, by: str
     ) -> tuple[Outcome, str]:
-        """Run a command, timing it; the outcome and its consistency token."""
+        """Run a command within its rate limit, timing it; the outcome and its consistency token.
+
+        ``by``: whose bucket it spends (api/limits.py): the character's id, or the client's
+        address for ``create``. Every lane comes through here, so the limit holds on all.
+        """
         began = time.perf_counter()
         code = "ok"
         try:
+            await self.limits.check(name, by)
             with track_appends() as landed:
                 outcome = await act()
         except DomainError as error:

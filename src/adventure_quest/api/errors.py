@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -38,13 +38,22 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    """An answer other than success, with its HTTP status and stable code."""
+    """An answer other than success, with its HTTP status and stable code (and the headers it
+    carries: a 429's ``Retry-After``)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})
+
+
+def headers_of(error: Exception) -> dict[str, str]:
+    """The headers the answer to ``error`` carries besides its body's (every lane sends them)."""
+    return error.headers if isinstance(error, ApiError) else {}
 
 
 #: A client's request id is kept when it is this tame (it goes into logs and headers).
@@ -106,7 +115,7 @@ def handle(request: AnyRequest, error: Exception) -> Response[ErrorBody]:
     """Map any exception to the error body; only a bug gives a 500 (and is logged)."""
     known = outcome_of(error)
     if known is not None:
-        return error_response(*known)
+        return error_response(*known, headers_of(error) or None)
     match error:
         case ValidationException():
             return _invalid(error)
@@ -147,6 +156,7 @@ _DESCRIPTIONS = {
     412: "The read model did not reach the consistency token in time (code `stale`).",
     413: "Body over the configured limit.",
     422: "Valid JSON, invalid request (code names the problem).",
+    429: "Too many requests; retry after Retry-After seconds (code `rate_limited`).",
     503: "A backing service is unavailable; retry.",
 }
 

@@ -17,7 +17,7 @@ import msgspec
 
 from adventure_quest.api import auth, schemas
 from adventure_quest.api.context import ApiContext
-from adventure_quest.api.errors import ApiError, outcome_of
+from adventure_quest.api.errors import ApiError, headers_of, outcome_of
 from adventure_quest.api.lanes import COMMAND_PATH, COMMANDS
 from adventure_quest.store.errors import StoreUnavailableError
 
@@ -72,7 +72,7 @@ class FastCommands:
         headers = [(b"content-type", b"application/json")]
         try:
             outcome, token = await self.context.command(
-                verb, lambda: call(game, player_id, decoded)
+                verb, lambda: call(game, player_id, decoded), by=player_id
             )
         except Exception as error:
             known = outcome_of(error)
@@ -80,6 +80,7 @@ class FastCommands:
                 raise
             status, code, message = known
             body = _encode(schemas.ErrorBody(schemas.ErrorDetail(code, message)))
+            headers += [(k.lower().encode(), v.encode()) for k, v in headers_of(error).items()]
         else:
             status, body = 200, _encode(self.context.result(outcome, token))
             headers.append((b"aq-consistency", token.encode()))

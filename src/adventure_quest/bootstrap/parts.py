@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar
 
+from adventure_quest.api.limits import Buckets, MemoryBuckets
+from adventure_quest.api.redis_limits import RedisBuckets
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.bootstrap.write import Services
 from adventure_quest.config import Settings
@@ -45,6 +47,7 @@ READ_DATABASE: Final = "read database"
 READ_TABLES: Final = "read-model tables"
 REPLICAS: Final = "read replicas"
 CACHE: Final = "cache"
+RATE_LIMITS: Final = "rate limits"
 RELAYS: Final = "relays"
 
 
@@ -211,4 +214,15 @@ class Parts:
         if found is None:
             s = self.settings
             found = self._keep(CACHE, open_cache(s.cache_url, s.cache_ttl_s, s.cache_prefix))
+        return found
+
+    def rate_buckets(self) -> Buckets:
+        """The commands' rate-limit buckets: in Redis when the cache is (shared by every API
+        process), else in this process; in this process too when every limit is off."""
+        found: Buckets | None = self._parts.get(RATE_LIMITS)
+        if found is None:
+            s, memory = self.settings, MemoryBuckets()
+            shared = bool(s.rate_limits) and s.cache_url.startswith(("redis://", "rediss://"))
+            buckets = RedisBuckets(s.cache_url, s.cache_prefix, memory) if shared else memory
+            found = self._keep(RATE_LIMITS, buckets)
         return found

@@ -1,8 +1,9 @@
 """What each role runs, and so what it opens.
 
 - ``api``: the HTTP API and the room feed. Opens the event and snapshot stores, the read
-  database (no tables created), its replicas and the cache; the checkpoint stores and the
-  queue only once lag status is asked for (``/admin/status``, ``/metrics``).
+  database (no tables created), its replicas, the cache and the rate limits' buckets (in Redis
+  when the cache is); the checkpoint stores and the queue only once lag status is asked for
+  (``/admin/status``, ``/metrics``).
 - ``relay``: one relay per shard. Opens the event store, the checkpoint stores and the queue.
 - ``worker``: projection workers, process managers and the world clock. Opens the event and
   snapshot stores, the queue, the read database (creating its tables) and the cache (to drop

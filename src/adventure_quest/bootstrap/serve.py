@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from adventure_quest.api.context import ApiContext
+from adventure_quest.api.limits import RateLimits
 from adventure_quest.api.metrics import process_registry
 from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
@@ -106,6 +107,7 @@ async def api_context(parts: Parts, *, queue: bool = False) -> ApiContext:
         status=status,
         readiness=readiness(parts, queue=queue),
         registry=process_registry(),
+        limits=RateLimits(parts.settings.rate_limits, parts.rate_buckets()),
     )
 
 
