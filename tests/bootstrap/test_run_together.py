@@ -100,3 +100,35 @@ async def test_a_relay_waiting_on_stopped_consumers_is_cancelled_and_publishes_a
 
     await run_together([again.run, consume], stop, grace_s=5)
     assert await checkpoints.load(again.name) == 3
+
+
+async def test_the_consumers_stop_after_the_relays_so_a_publish_in_flight_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryEventStore()
+    events = [NewEvent("PlayerSaid", b'{"room":"village_square","text":"hi"}') for _ in range(3)]
+    await store.append("player-1", NO_STREAM, events)
+    queue = MemoryQueue(["projections"], partitions=1)
+    checkpoints = MemoryCheckpointStore()
+    relay = Relay(store, queue, checkpoints, idle_wait_s=0.01)
+    consumer = queue.consumer("projections", 0)
+    taken: list[RecordedEvent] = []
+
+    async def consume(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            got = await consumer.fetch(10, 0.01)
+            taken.extend(got)
+            if got:
+                await consumer.ack()
+
+    async def stopper(stop: asyncio.Event) -> None:
+        while not await consumer.pending():
+            await asyncio.sleep(0.001)  # the relay is publishing now
+        stop.set()
+
+    stop = asyncio.Event()
+    async with asyncio.timeout(2):  # well within the grace: nobody waited it out
+        await run_together([relay.run, stopper], stop, grace_s=5, last=[consume])
+    assert await checkpoints.load(relay.name) == 3  # the publish finished and was checkpointed
+    assert [e.version for e in taken] == [1, 2, 3]
+    assert "did not stop" not in caplog.text

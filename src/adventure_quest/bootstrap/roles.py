@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.pipeline import Processing
@@ -36,9 +36,17 @@ log = logging.getLogger(__name__)
 ROLES = ("all", "api", "relay", "worker")
 
 
+class Jobs(NamedTuple):
+    """What a process runs: ``first`` stop first, then ``last`` (the queue's consumers)."""
+
+    first: list[Job]
+    last: list[Job]
+    described: str
+
+
 async def processing_jobs(
     parts: Parts, partitions: str, *, relays: bool, workers: bool, stop: asyncio.Event
-) -> tuple[list[Job], str]:
+) -> Jobs:
     """The jobs of relays and/or workers (``partitions``: 0-7, all or auto) and a description.
 
     Workers create the read-model tables first, waiting out a read database that does not
@@ -47,6 +55,7 @@ async def processing_jobs(
     automatic = partitions == "auto"
     chosen = [] if automatic else parse_partitions(partitions, parts.settings.partitions)
     jobs: list[Job] = []
+    consumers: list[Job] = []
     if relays:
         jobs += [relay.run for relay in parts.relays()]
     if workers:
@@ -54,18 +63,19 @@ async def processing_jobs(
         setup = functools.partial(parts.runner, create_tables=True)
         runner = await until_done(setup, backoff, stop, (StoreUnavailableError,))
         if runner is None:
-            return [], "stopped before the read database answered"
+            return Jobs([], [], "stopped before the read database answered")
         processing = Processing(parts, runner)
         if automatic:
-            jobs.append(AutoWorker(processing.queue, processing.partition_jobs).run)
+            consumers.append(AutoWorker(processing.queue, processing.partition_jobs).run)
         else:
-            jobs.append(processing.worker(chosen).run)
-            jobs.append(processing.achievements(chosen).run)
-            jobs.append(processing.handovers(chosen).run)
-            jobs.append(processing.respawns(chosen).run)
+            consumers.append(processing.worker(chosen).run)
+            consumers.append(processing.achievements(chosen).run)
+            consumers.append(processing.handovers(chosen).run)
+            consumers.append(processing.respawns(chosen).run)
         jobs.append(processing.clock().run)
     shown = "auto" if automatic else chosen if workers else []
-    return jobs, f"{len(parts.relays()) if relays else 0} relay(s), partitions {shown}"
+    count = len(parts.relays()) if relays else 0
+    return Jobs(jobs, consumers, f"{count} relay(s), partitions {shown}")
 
 
 #: How long a job may take to finish its step once stop is set, before it is cancelled (seconds).
@@ -73,19 +83,30 @@ STOP_GRACE_S = 3.0
 
 
 async def run_together(
-    jobs: Sequence[Job], stop: asyncio.Event, grace_s: float = STOP_GRACE_S
+    jobs: Sequence[Job],
+    stop: asyncio.Event,
+    grace_s: float = STOP_GRACE_S,
+    *,
+    last: Sequence[Job] = (),
 ) -> None:
     """Run every job until ``stop``; when one fails, stop the others, then raise its error.
 
-    Once ``stop`` is set each job has ``grace_s`` to finish its step; one still running then is
-    cancelled. A job can wait on another that has already stopped: the relay's publish to the
-    in-process queue waits until every consumer group has taken the events, and the projection
-    workers stop taking (seen in tests: ``aq serve`` in one process never returned). Cancelling
-    it is a crash of that step and no more: what it had not checkpointed is published again
-    after a restart, and every consumer drops what it already has (invariant 4).
+    The ``last`` jobs (those that consume the queue: projection workers, process managers)
+    stop after the others have: a relay's publish to the in-process queue waits until every
+    consumer group has taken the events, so the consumers keep taking until the relays are done
+    (before, ``aq serve`` in one process waited out the grace for its relays on every stop).
+
+    Once its stop is set each job has ``grace_s`` to finish its step; one still running then is
+    cancelled. Cancelling it is a crash of that step and no more: what it had not checkpointed
+    is published again after a restart, and every consumer drops what it already has
+    (invariant 4).
     """
-    tasks = [asyncio.ensure_future(job(stop)) for job in jobs]
+    later = asyncio.Event() if last else stop
+    first = [asyncio.ensure_future(job(stop)) for job in jobs]
+    after = [asyncio.ensure_future(job(later)) for job in last]
+    tasks = [*first, *after]
     stopping = asyncio.ensure_future(stop.wait())
+    late: set[asyncio.Future[None]] = set()
     try:
         pending: set[asyncio.Future[Any]] = set(tasks)
         while pending and not stop.is_set():
@@ -96,15 +117,28 @@ async def run_together(
             if any(not t.cancelled() and t.exception() for t in done if t is not stopping):
                 break
         stop.set()
-        _, late = await asyncio.wait(tasks, timeout=grace_s)
-        for job, task in zip(jobs, tasks, strict=True):
-            if task in late:
-                name = getattr(job, "__qualname__", repr(job))
-                log.warning("%s did not stop within %.1f s: cancelled", name, grace_s)
-                task.cancel()
+        late = await _finish(first, jobs, grace_s)
+        later.set()
+        late |= await _finish(after, last, grace_s)
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         stopping.cancel()
+        later.set()
     for task, result in zip(tasks, results, strict=True):
         if isinstance(result, BaseException) and task not in late:
             raise result
+
+
+async def _finish(
+    tasks: Sequence[asyncio.Future[None]], jobs: Sequence[Job], grace_s: float
+) -> set[asyncio.Future[None]]:
+    """Give stopped ``tasks`` ``grace_s`` to end; cancel (and name) the ones that did not."""
+    if not tasks:
+        return set()
+    _, unfinished = await asyncio.wait(tasks, timeout=grace_s)
+    for job, task in zip(jobs, tasks, strict=True):
+        if task in unfinished:
+            name = getattr(job, "__qualname__", repr(job))
+            log.warning("%s did not stop within %.1f s: cancelled", name, grace_s)
+            task.cancel()
+    return unfinished

@@ -136,17 +136,19 @@ async def serve(
         if parts is None:
             parts = await stack.enter_async_context(Parts(settings))
         jobs: list[Job] = []
+        consumers: list[Job] = []
         described = []
         if role in ("all", "relay", "worker"):
-            more, text = await processing_jobs(
+            processing = await processing_jobs(
                 parts,
                 partitions,
                 relays=role in ("all", "relay"),
                 workers=role in ("all", "worker"),
                 stop=stop,
             )
-            jobs += more
-            described.append(text)
+            jobs += processing.first
+            consumers += processing.last
+            described.append(processing.described)
         context = None
         if role in ("all", "api"):
             context = await api_context(parts, queue=role == "all")
@@ -169,4 +171,4 @@ async def serve(
         quieter_garbage_collection()
         shown = ", ".join(described)
         print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await run_together(jobs, stop)
+        await run_together(jobs, stop, last=consumers)

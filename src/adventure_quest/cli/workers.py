@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from adventure_quest.bootstrap.parts import READ_TABLES, RELAYS, Parts
-from adventure_quest.bootstrap.roles import processing_jobs, run_together
+from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
@@ -208,13 +208,11 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
         raise typer.Exit(2)
     async with Parts(settings) as parts:
         stop = stopped_by_signals()
-        jobs, described = await processing_jobs(
-            parts, spec, relays=relays, workers=workers, stop=stop
-        )
-        jobs.append(lambda stop: report(parts, stop))
+        jobs = await processing_jobs(parts, spec, relays=relays, workers=workers, stop=stop)
         quieter_garbage_collection()
-        print(f"processing: {described}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await run_together(jobs, stop)  # each job finishes its step first
+        print(f"processing: {jobs.described}; Ctrl-C stops", file=sys.stderr, flush=True)
+        progress: list[Job] = [lambda stop: report(parts, stop)]
+        await run_together([*jobs.first, *progress], stop, last=jobs.last)
 
 
 class RateColumn(ProgressColumn):
