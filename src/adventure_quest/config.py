@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Traces: ``off``, ``console`` (printed) or ``otlp`` (OpenTelemetry's ``otel`` extra).
+    tracing: str = "off"
+    #: The traces' service name; empty means one per role (``aq-api``, ``aq-worker``, …).
+    service_name: str = ""
 
     @property
     def event_store_url(self) -> str:
@@ -115,7 +119,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"max_wait_ms must be 0..60000, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65_535:
             raise SettingsError(f"port must be 0..65535, got {self.port}")
+        if self.tracing not in TRACING:
+            raise SettingsError(f"tracing must be {', '.join(TRACING)}, got {self.tracing!r}")
         return self
+
+
+#: The values of ``Settings.tracing``.
+TRACING = ("off", "console", "otlp")
 
 
 _ENV = {
@@ -139,6 +149,9 @@ _ENV = {
     "AQ_MAX_WAIT_MS": "max_wait_ms",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
+    "AQ_TRACING": "tracing",
+    # OpenTelemetry's own variable; the exporter reads the others (OTEL_EXPORTER_OTLP_*) itself.
+    "OTEL_SERVICE_NAME": "service_name",
 }
 #: Settings given as a comma-separated list in the environment.
 _LISTS = {"read_replicas"}

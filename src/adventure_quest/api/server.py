@@ -12,11 +12,13 @@ from typing import Any
 
 import uvicorn
 
+from adventure_quest import tracing
 from adventure_quest.api.app import create_app
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.fast_commands import FastCommands
 from adventure_quest.api.fast_reads import FastReads
 from adventure_quest.api.shield import Shield
+from adventure_quest.api.traced import TracedRequests
 from adventure_quest.config import SettingsError
 
 
@@ -28,8 +30,10 @@ class CannotListenError(SettingsError):
 
 def asgi_app(context: ApiContext) -> Any:
     """The API as one ASGI application: the fast lanes in front of the Litestar application,
-    all behind the shield that answers whatever escapes them in the error shape."""
-    return Shield(FastCommands(FastReads(create_app(context), context), context))
+    all behind the shield that answers whatever escapes them in the error shape; when tracing
+    is on, the server spans around it all."""
+    app = Shield(FastCommands(FastReads(create_app(context), context), context))
+    return app if tracing.TRACER is None else TracedRequests(app)
 
 
 async def serve_http(
