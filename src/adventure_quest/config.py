@@ -207,6 +207,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "text"
     #: Whether the API logs every request (``adventure_quest.access``, at INFO).
     access_log: bool = True
+    #: Traces: ``off``, ``console`` (printed) or ``otlp`` (OpenTelemetry's ``otel`` extra).
+    tracing: str = "off"
+    #: The traces' service name; empty means one per role (``aq-api``, ``aq-worker``, …).
+    service_name: str = ""
 
     @property
     def event_store_url(self) -> str:
@@ -253,7 +257,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for kind, rate in self.rate_limits.items():
             _checked(kind, rate)
+        if self.tracing not in TRACING:
+            raise SettingsError(f"tracing must be {', '.join(TRACING)}, got {self.tracing!r}")
         return self
+
+
+#: The values of ``Settings.tracing``.
+TRACING = ("off", "console", "otlp")
 
 
 _ENV = {
@@ -283,6 +293,9 @@ _ENV = {
     "AQ_LOG_LEVEL": "log_level",
     "AQ_LOG_FORMAT": "log_format",
     "AQ_ACCESS_LOG": "access_log",
+    "AQ_TRACING": "tracing",
+    # OpenTelemetry's own variable; the exporter reads the others (OTEL_EXPORTER_OTLP_*) itself.
+    "OTEL_SERVICE_NAME": "service_name",
 }
 #: Settings given as a comma-separated list in the environment.
 _LISTS = {"read_replicas"}

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from adventure_quest import tracing
 from adventure_quest.api import schemas
 from adventure_quest.api.limits import RateLimits
 from adventure_quest.api.metrics import ApiMetrics
@@ -84,7 +85,8 @@ class ApiContext:
         try:
             await self.limits.check(name, by)
             with track_appends() as landed:
-                outcome = await act()
+                call = act()
+                outcome = await (call if tracing.TRACER is None else tracing.command(name, call))
         except DomainError as error:
             code = error.code
             raise

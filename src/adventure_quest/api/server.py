@@ -14,12 +14,14 @@ from typing import Any
 
 import uvicorn
 
+from adventure_quest import tracing
 from adventure_quest.api.access_log import AccessLog
 from adventure_quest.api.app import create_app
 from adventure_quest.api.context import ApiContext
 from adventure_quest.api.fast_commands import FastCommands
 from adventure_quest.api.fast_reads import FastReads
 from adventure_quest.api.shield import Shield
+from adventure_quest.api.traced import TracedRequests
 from adventure_quest.config import SettingsError
 
 
@@ -31,9 +33,11 @@ class CannotListenError(SettingsError):
 
 def asgi_app(context: ApiContext) -> Any:
     """The API as one ASGI application: the fast lanes in front of the Litestar application,
-    the shield that answers whatever escapes them in the error shape, and the access log in front
-    of everything (it sees every request, whichever lane answers, a shielded 500 too)."""
-    return AccessLog(Shield(FastCommands(FastReads(create_app(context), context), context)))
+    the shield that answers whatever escapes them in the error shape, the access log in front of
+    them (it sees every request, whichever lane answers, a shielded 500 too) and, when tracing is
+    on, the server spans around it all."""
+    app = AccessLog(Shield(FastCommands(FastReads(create_app(context), context), context)))
+    return app if tracing.TRACER is None else TracedRequests(app)
 
 
 async def serve_http(

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from msgspec.structs import replace
 
+from adventure_quest import tracing
 from adventure_quest.app import tracking
 from adventure_quest.app.aggregates import AggregateType
 from adventure_quest.domain.events import Event
@@ -311,7 +312,10 @@ class Repository:
         attempt = 0
         while True:
             try:
-                return await self.store.append(stream_id, expected, events)
+                append = self.store.append(stream_id, expected, events)
+                if tracing.TRACER is not None:
+                    append = tracing.appending(append, stream_id, events)
+                return await append
             except StoreUnavailableError as error:
                 if not error.retryable or attempt >= UNAVAILABLE_RETRIES:
                     raise

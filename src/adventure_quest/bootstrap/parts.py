@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar
 
 from adventure_quest.api.limits import Buckets, MemoryBuckets
-from adventure_quest.api.redis_limits import RedisBuckets
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.bootstrap.write import Services
 from adventure_quest.config import Settings
@@ -223,6 +222,11 @@ class Parts:
         if found is None:
             s, memory = self.settings, MemoryBuckets()
             shared = bool(s.rate_limits) and s.cache_url.startswith(("redis://", "rediss://"))
-            buckets = RedisBuckets(s.cache_url, s.cache_prefix, memory) if shared else memory
+            buckets: Buckets = memory
+            if shared:
+                # Imported here: the Redis client is loaded only by those who use Redis.
+                from adventure_quest.api.redis_limits import RedisBuckets
+
+                buckets = RedisBuckets(s.cache_url, s.cache_prefix, memory)
             found = self._keep(RATE_LIMITS, buckets)
         return found

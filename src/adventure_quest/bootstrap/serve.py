@@ -27,6 +27,7 @@ from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
+from adventure_quest.bootstrap.tracing import traced
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
 from adventure_quest.processing.status import read_status, relayed_logs
@@ -133,6 +134,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(traced(settings, role))  # before the parts: see bootstrap/tracing
         if parts is None:
             parts = await stack.enter_async_context(Parts(settings))
         jobs: list[Job] = []

@@ -5,6 +5,7 @@ Opened through ``Parts.write_side()`` (bootstrap/parts.py), which owns the store
 
 from __future__ import annotations
 
+from adventure_quest import tracing
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.game import Game
 from adventure_quest.app.history import History
@@ -12,6 +13,7 @@ from adventure_quest.app.repository import Repository
 from adventure_quest.config import Settings
 from adventure_quest.domain.world import World
 from adventure_quest.store.ports import EventStore, SnapshotStore
+from adventure_quest.store.uuid7 import uuid7
 
 
 class Services:
@@ -33,5 +35,7 @@ class Services:
             cache_size=settings.aggregate_cache_size,
             max_attempts=settings.max_attempts,
         )
-        self.game = Game(self.repository, world)
+        # Traced, a request chooses its command's id (the trace's id) before the command runs.
+        new_id = uuid7 if tracing.TRACER is None else tracing.command_id
+        self.game = Game(self.repository, world, new_id=new_id)
         self.history = History(self.repository)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from adventure_quest.bootstrap import tracing
 from adventure_quest.bootstrap.roles import ROLES
 from adventure_quest.bootstrap.serve import admin_token, serve
 from adventure_quest.cli.workers import DataDir, Partitions, Queue, ReadDb, SettingsOf, Store
@@ -61,6 +62,7 @@ def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., objec
         try:  # refuse what would fail once running, before the admin token is written
             if partitions != "auto":
                 parse_partitions(partitions, settings.partitions)
+            tracing.check(settings)
             if role in ("all", "api") and not settings.admin_token:
                 check_data_dir(settings.data_dir)  # the admin token is kept there
         except (SettingsError, PartitionsError) as error:

@@ -26,6 +26,7 @@ from rich.text import Text
 from adventure_quest.bootstrap.parts import READ_TABLES, RELAYS, Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
+from adventure_quest.bootstrap.tracing import traced
 from adventure_quest.config import Settings
 from adventure_quest.processing.groups import GROUP
 from adventure_quest.processing.status import as_json, prometheus, read_status, relayed_logs
@@ -206,13 +207,15 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
             err=True,
         )
         raise typer.Exit(2)
-    async with Parts(settings) as parts:
-        stop = stopped_by_signals()
-        jobs = await processing_jobs(parts, spec, relays=relays, workers=workers, stop=stop)
-        quieter_garbage_collection()
-        print(f"processing: {jobs.described}; Ctrl-C stops", file=sys.stderr, flush=True)
-        progress: list[Job] = [lambda stop: report(parts, stop)]
-        await run_together([*jobs.first, *progress], stop, last=jobs.last)
+    role = "process" if relays and workers else "relay" if relays else "worker"
+    with traced(settings, role):
+        async with Parts(settings) as parts:
+            stop = stopped_by_signals()
+            jobs = await processing_jobs(parts, spec, relays=relays, workers=workers, stop=stop)
+            quieter_garbage_collection()
+            print(f"processing: {jobs.described}; Ctrl-C stops", file=sys.stderr, flush=True)
+            progress: list[Job] = [lambda stop: report(parts, stop)]
+            await run_together([*jobs.first, *progress], stop, last=jobs.last)
 
 
 class RateColumn(ProgressColumn):

@@ -15,6 +15,7 @@ while handling the event that earned it, not an earlier one.
 
 from __future__ import annotations
 
+from adventure_quest import tracing
 from adventure_quest.domain import achievements
 from adventure_quest.domain.events import AchievementUnlocked, Event
 from adventure_quest.domain.player import PlayerState
@@ -40,12 +41,22 @@ class AchievementsManager(ProcessManager):
             causation_id=recorded.event_id,
             actor=recorded.metadata.actor,
         )
-        saved = await self.game.repository.update(
+        update = self.game.repository.update(
             players,
             recorded.stream_id,
             lambda state: achievements.unlock(state, self.game.world, as_of=then),
             metadata,
         )
+        if tracing.TRACER is not None:
+            update = tracing.follow_up(
+                "unlock achievements",
+                recorded,
+                update,
+                correlation_id=metadata.correlation_id,
+                causation_id=metadata.causation_id,
+                group=self.group,
+            )
+        saved = await update
         self.checked += 1
         self.unlocked += sum(isinstance(event, AchievementUnlocked) for event in saved.events)
         return saved.events

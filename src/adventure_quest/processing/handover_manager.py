@@ -10,6 +10,11 @@ broken ones.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
+from adventure_quest import tracing
+from adventure_quest.app.repository import Saved
 from adventure_quest.domain.events import (
     Event,
     ItemDropped,
@@ -35,16 +40,37 @@ class HandoverManager(ProcessManager):
             return []
         event = self.game.repository.codec.decode(recorded)
         self.checked += 1
-        appended: list[Event] = []
+        started = self._finish(event, recorded)
+        if started is None:
+            return []
+        handover_id, finish = started
+        if tracing.TRACER is not None:  # the finish's events name the hand-over as their cause
+            finish = tracing.follow_up(
+                "finish hand-over",
+                recorded,
+                finish,
+                correlation_id=handover_id,
+                causation_id=handover_id,
+                group=self.group,
+            )
+        appended = (await finish).events
+        self.finished += bool(appended)
+        return appended
+
+    def _finish(
+        self, event: Event, recorded: RecordedEvent
+    ) -> tuple[str, Awaitable[Saved[Any]]] | None:
+        """The hand-over ``event`` began, and its finishing step; None when it needs none."""
+        handovers = self.game.handovers
         match event:
             case ItemPickedUp():
                 room = stream_key_of(recorded.stream_id)
-                appended = (await self.game.handovers.finish_take(event, room)).events
+                return event.handover_id, handovers.finish_take(event, room)
             case ItemDropped():
                 player_id = stream_key_of(recorded.stream_id)
-                appended = (await self.game.handovers.finish_drop(event, player_id)).events
+                return event.handover_id, handovers.finish_drop(event, player_id)
             case MonsterHit(health_left=left) if left > 0:
-                appended = (await self.game.handovers.finish_fight(event, None)).events
+                return event.handover_id, handovers.finish_fight(event, None)
             case MonsterDefeated():
                 blow = MonsterHit(
                     event.monster_id,
@@ -55,6 +81,5 @@ class HandoverManager(ProcessManager):
                     0,
                     event.handover_id,
                 )
-                appended = (await self.game.handovers.finish_fight(blow, event)).events
-        self.finished += bool(appended)
-        return appended
+                return event.handover_id, handovers.finish_fight(blow, event)
+        return None

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from adventure_quest import tracing
 from adventure_quest.messaging.ports import Consumer, MessageQueue, QueueUnavailableError
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.store.envelope import RecordedEvent
@@ -72,15 +73,27 @@ class ProjectionWorker:
             try:
                 events = await consumer.fetch(self.batch, self.fetch_timeout_s)
                 if events:
-                    applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                    await handed.put((events, applied))
-                    await applied
-                    await consumer.ack()
+                    delivery = self._deliver(consumer, events, handed)
+                    if tracing.TRACER is not None:
+                        delivery = tracing.delivering(delivery, events, self.group)
+                    await delivery
                 backoff.succeeded()
             except (QueueUnavailableError, StoreUnavailableError) as error:
                 # Unacknowledged events come back, and events skipped by a later fetch are
                 # re-read from the store as a gap: an outage costs time, never an event.
                 await backoff.wait(error, stop)
+
+    @staticmethod
+    async def _deliver(
+        consumer: Consumer,
+        events: list[RecordedEvent],
+        handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]],
+    ) -> None:
+        """Hand the batch to the applier, wait until it is applied, then acknowledge it."""
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await handed.put((events, applied))
+        await applied
+        await consumer.ack()
 
     async def _apply_loop(
         self, handed: asyncio.Queue[tuple[list[RecordedEvent], asyncio.Future[None]]]

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Final
 
+from adventure_quest import tracing
 from adventure_quest.messaging.ports import MessageQueue, QueueUnavailableError
 from adventure_quest.store.errors import StoreUnavailableError
 from adventure_quest.store.ports import CheckpointStore, GlobalLog
@@ -64,7 +65,8 @@ class Relay:
         events = await self.source.read_all(self.position, self.batch)
         if not events:
             return 0
-        await self.queue.publish(events)
+        publish = self.queue.publish(events)
+        await (publish if tracing.TRACER is None else tracing.relaying(publish, events, self.name))
         self.position = events[-1].position
         await self.checkpoints.save(self.name, self.position)
         self.published += len(events)

@@ -6,6 +6,7 @@ restocks nothing the second time.
 
 from __future__ import annotations
 
+from adventure_quest import tracing
 from adventure_quest.domain import room
 from adventure_quest.domain.events import Event, WorldTicked
 from adventure_quest.processing.process_manager import ProcessManager
@@ -30,6 +31,22 @@ class RespawnManager(ProcessManager):
             causation_id=recorded.event_id,
             actor="world-clock",
         )
+        restock = self._restock(tick, metadata)
+        if tracing.TRACER is not None:
+            restock = tracing.follow_up(
+                "restock rooms",
+                recorded,
+                restock,
+                correlation_id=metadata.correlation_id,
+                causation_id=metadata.causation_id,
+                group=self.group,
+            )
+        appended = await restock
+        self.restocked += len(appended)
+        self.checked += 1
+        return appended
+
+    async def _restock(self, tick: WorldTicked, metadata: Metadata) -> list[Event]:
         appended: list[Event] = []
         for key in self.game.world.rooms:
             saved = await self.game.repository.update(
@@ -39,6 +56,4 @@ class RespawnManager(ProcessManager):
                 metadata,
             )
             appended += saved.events
-        self.restocked += len(appended)
-        self.checked += 1
         return appended

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence, Set
 
 import msgspec
 
+from adventure_quest import tracing
 from adventure_quest.domain.events import Event
 from adventure_quest.projections import dead_letters, progress
 from adventure_quest.projections.batch import Batch
@@ -148,9 +149,12 @@ class ProjectionRunner:
                     cache.check(generation)
                 parked = ParkedStreams(self.db, cache.anything_parked if cache else None)
                 for projection in projections:
-                    await self._apply_one(
+                    one = self._apply_one(
                         unit, projection, batch, parked, counts=counts, changed=changed
                     )
+                    if live and tracing.TRACER is not None:
+                        one = tracing.projecting(one, projection.name, events)
+                    await one
                 if live and self.partitions is not None:
                     await progress.record(unit, progress.marks(events, self.partitions))
         except BaseException:
