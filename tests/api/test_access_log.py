@@ -158,3 +158,31 @@ def test_aq_serve_logs_requests_unless_told_not_to(
     readyz = [r for r in records if r["logger"] == "adventure_quest.access"]
     assert bool(readyz) is logged, lines
     assert all(r["path"] == "/readyz" for r in readyz)
+
+
+async def test_access_lines_are_batched_but_the_log_stays_in_order(tmp_path: Path) -> None:
+    """Access lines are written together (api/access_log.py ``writer``), yet every other line
+    comes after the access lines made before it, and nothing waits once the log is flushed."""
+    from adventure_quest.api import access_log
+
+    buffer = io.StringIO()
+    logs.configure(settings_for(tmp_path), buffer)
+    try:
+        writer = access_log.writer
+        assert writer is not None
+        writer.write(("GET", "/one", 200, 1.5, "127.0.0.1", None))
+        writer.write(("GET", "/two", 200, 1.5, "127.0.0.1", "req-2"))
+        assert buffer.getvalue() == ""  # batched: nothing written yet
+        logging.getLogger("adventure_quest.test").warning("between")
+        writer.write(("POST", "/three", 503, 2.25, None, None))
+        logs.flush_access()
+    finally:
+        logs.reset()
+    said = [line.split(" ", 2)[2] for line in buffer.getvalue().splitlines()]
+    assert said == [
+        "adventure_quest.access: GET /one 200 1.50 ms 127.0.0.1",
+        "adventure_quest.access: GET /two 200 1.50 ms 127.0.0.1 request_id=req-2",
+        "adventure_quest.test: between",
+        "adventure_quest.access: POST /three 503 2.25 ms -",
+    ]
+    assert access_log.writer is None  # reset: the API logs nothing more

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 
@@ -11,6 +10,8 @@ from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from adventure_quest.api.access_log import TAME_ID
+from adventure_quest.api.access_log import request_id as current_request
 from adventure_quest.api.schemas import ErrorBody, ErrorDetail
 from adventure_quest.api.types import AnyRequest
 from adventure_quest.app.repository import ConflictError
@@ -56,23 +57,23 @@ def headers_of(error: Exception) -> dict[str, str]:
     return error.headers if isinstance(error, ApiError) else {}
 
 
-#: A client's request id is kept when it is this tame (it goes into logs and headers).
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
 def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    """The client's ``x-request-id`` when it is tame, else a new random one."""
+    """The client's ``x-request-id`` when it is tame (``access_log.TAME_ID``), else a new one."""
     for key, value in headers:
         if key == b"x-request-id":
             given = value.decode("latin-1")
-            if _CLIENT_ID.fullmatch(given):
+            if TAME_ID.fullmatch(given):
                 return given
             break
     return uuid.uuid4().hex
 
 
 def internal(method: str, path: str, rid: str, error: BaseException) -> ErrorBody:
-    """Log an unexpected error under ``rid``; the body that answers it (500 ``internal``)."""
+    """Log an unexpected error under ``rid``; the body that answers it (500 ``internal``).
+
+    The id becomes the request's ``request_id`` (api/access_log.py) for the rest of it, so the
+    error's log line and the request's access line both carry it (JSON lines)."""
+    current_request.set(rid)  # the access log resets it when the request ends
     log.error("%s %s failed [request %s]", method, path, rid, exc_info=error)
     message = f"internal error (request {rid}); the server logged it"
     return ErrorBody(ErrorDetail("internal", message, rid))

@@ -13,6 +13,8 @@ wrote about 580 lines in 15 s (and the NATS client as many again, messaging/nats
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import functools
 import logging
 import sys
@@ -54,13 +56,19 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     root.addHandler(handler)
     root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
     logging.getLogger(PROJECT).setLevel(level)
-    # Above INFO the access log is silent, and the API skips it (one level check a request).
+    # Above INFO the access log is silent, and the API skips it (one check a request).
     logging.getLogger(ACCESS).setLevel(logging.NOTSET if settings.access_log else logging.WARNING)
+    if settings.access_log and level <= logging.INFO:
+        handler.access = access_log.writer = AccessLines(handler, settings.log_format == "json")
+        atexit.unregister(flush_access)  # registered once, however often configured
+        atexit.register(flush_access)
     return handler
 
 
 def reset() -> None:
     """Remove what ``configure`` installed (the end of an ``aq`` command run in process)."""
+    flush_access()
+    access_log.writer = None
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StreamHandler)]:
         root.removeHandler(handler)
@@ -80,14 +88,91 @@ class StreamHandler(logging.Handler):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
         self.stream = stream
+        #: The access lines waiting to be written: written first, so the log stays in order.
+        self.access: AccessLines | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.access is not None:
+            self.access.flush()
         try:
-            stream = self.stream or sys.stderr
-            stream.write(self.format(record) + "\n")
-            stream.flush()
+            self.write(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
+
+    def write(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(text)
+        stream.flush()
+
+
+#: Access lines written together, at most this many...
+ACCESS_BATCH = 256
+#: ...or this long after the first of them (seconds).
+ACCESS_DELAY_S = 0.2
+
+
+class AccessLines:
+    """The API's access lines (api/access_log.py), in the format of every other line, written
+    in batches: one write for up to ``ACCESS_BATCH`` lines, none later than ``ACCESS_DELAY_S``
+    (and all before any other line). A line made here costs about a fifth of one made through
+    a LogRecord, its filters and its formatter."""
+
+    def __init__(self, handler: StreamHandler, json: bool) -> None:
+        self.handler = handler
+        self.json = json
+        self.pending: list[str] = []
+        self._lock = threading.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def write(self, line: access_log.Line) -> None:
+        method, path, status, ms, client, rid = line
+        now = time.time()
+        stamp = f"{_second(int(now))}.{int((now - int(now)) * 1000):03d}Z"
+        message = f"{method} {path} {status or '-'} {ms:.2f} ms {client or '-'}"
+        if self.json:
+            fields: dict[str, object] = {
+                "time": stamp,
+                "level": "INFO",
+                "logger": ACCESS,
+                "message": message,
+            }
+            if rid is not None:
+                fields["request_id"] = rid
+            fields["method"], fields["path"], fields["status"] = method, path, status or None
+            fields["duration_ms"], fields["client"] = round(ms, 3), client
+            text = _encode(fields).decode()
+        elif rid is None:
+            text = f"{stamp} INFO {ACCESS}: {message}"
+        else:
+            text = f"{stamp} INFO {ACCESS}: {message} request_id={rid}"
+        with self._lock:
+            self.pending.append(text)
+            count = len(self.pending)
+        if count >= ACCESS_BATCH:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(ACCESS_DELAY_S, self.flush)
+            except RuntimeError:  # no loop to wait on: now, then
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        with self._lock:
+            lines, self.pending = self.pending, []
+        if lines:
+            try:
+                self.handler.write("\n".join(lines) + "\n")
+            except Exception:
+                logging.raiseExceptions and sys.stderr.write("access log: cannot write\n")
+
+
+def flush_access() -> None:
+    """Write the access lines still waiting (a server that stops, the end of a command)."""
+    if access_log.writer is not None and isinstance(access_log.writer, AccessLines):
+        access_log.writer.flush()
 
 
 def _time(record: logging.LogRecord) -> str:

@@ -24,6 +24,7 @@ from adventure_quest.api.context import ApiContext
 from adventure_quest.api.limits import RateLimits
 from adventure_quest.api.metrics import process_registry
 from adventure_quest.api.server import asgi_app, serve_http
+from adventure_quest.bootstrap import logs
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
@@ -173,4 +174,7 @@ async def serve(
         quieter_garbage_collection()
         shown = ", ".join(described)
         print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await run_together(jobs, stop, last=consumers)
+        try:
+            await run_together(jobs, stop, last=consumers)
+        finally:
+            logs.flush_access()  # the last requests' lines, before the process moves on
