@@ -205,8 +205,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     #: ``text`` or ``json`` (JSON lines).
     log_format: str = "text"
-    #: Whether the API logs every request (``adventure_quest.access``, at INFO).
-    access_log: bool = True
+    #: Whether the API logs every request (``adventure_quest.access``, at INFO). Off by
+    #: default: a line costs a tenth of a cached read's time (docs/operations.md, "Logs").
+    access_log: bool = False
     #: Traces: ``off``, ``console`` (printed) or ``otlp`` (OpenTelemetry's ``otel`` extra).
     tracing: str = "off"
     #: The traces' service name; empty means one per role (``aq-api``, ``aq-worker``, …).

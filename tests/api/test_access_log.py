@@ -45,7 +45,7 @@ def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
 async def test_every_lane_logs_its_requests_with_method_path_status_duration_and_client(
     tmp_path: Path, logged: Any
 ) -> None:
-    settings = settings_for(tmp_path, log_format="json")
+    settings = settings_for(tmp_path, log_format="json", access_log=True)
     buffer = logged(settings)
     async with live(settings) as client:
         player_id, token, _ = await create(client, "Ledger")  # the application
@@ -82,7 +82,7 @@ TEXT_ACCESS = re.compile(
 async def test_over_a_socket_cached_reads_are_logged_and_uvicorn_installs_no_handlers(
     tmp_path: Path, logged: Any
 ) -> None:
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, access_log=True)
     buffer = logged(settings)
     async with live(settings, socket=True) as client:
         for _ in range(3):  # the first is the application's, then answers from the cache
@@ -106,7 +106,10 @@ async def test_over_a_socket_cached_reads_are_logged_and_uvicorn_installs_no_han
 
 @pytest.mark.parametrize(
     "overrides",
-    [pytest.param({"access_log": False}, id="off"), pytest.param({"log_level": "warning"})],
+    [
+        pytest.param({"access_log": False}, id="off"),
+        pytest.param({"log_level": "warning", "access_log": True}, id="level"),
+    ],
 )
 async def test_no_access_lines_when_the_access_log_is_off_or_the_level_above_info(
     tmp_path: Path, logged: Any, overrides: dict[str, Any]
@@ -128,9 +131,15 @@ async def test_no_access_lines_when_the_access_log_is_off_or_the_level_above_inf
 @pytest.mark.parametrize(
     ("options", "env", "logged"),
     [
-        pytest.param([], {"AQ_LOG_FORMAT": "json"}, True, id="on"),
-        pytest.param(["--no-access-log"], {"AQ_LOG_FORMAT": "json"}, False, id="--no-access-log"),
-        pytest.param(["--log-format", "json"], {"AQ_ACCESS_LOG": "0"}, False, id="AQ_ACCESS_LOG"),
+        pytest.param([], {"AQ_LOG_FORMAT": "json"}, False, id="off by default"),
+        pytest.param(["--access-log"], {"AQ_LOG_FORMAT": "json"}, True, id="--access-log"),
+        pytest.param(["--log-format", "json"], {"AQ_ACCESS_LOG": "1"}, True, id="AQ_ACCESS_LOG=1"),
+        pytest.param(
+            ["--no-access-log"],
+            {"AQ_LOG_FORMAT": "json", "AQ_ACCESS_LOG": "1"},
+            False,
+            id="flag wins",
+        ),
     ],
 )
 def test_aq_serve_logs_requests_unless_told_not_to(
@@ -166,7 +175,7 @@ async def test_access_lines_are_batched_but_the_log_stays_in_order(tmp_path: Pat
     from adventure_quest.api import access_log
 
     buffer = io.StringIO()
-    logs.configure(settings_for(tmp_path), buffer)
+    logs.configure(settings_for(tmp_path, access_log=True), buffer)
     try:
         writer = access_log.writer
         assert writer is not None

@@ -143,7 +143,7 @@ def test_settings_read_the_log_variables_and_refuse_bad_values_with_their_codes(
     read = load_settings({"AQ_LOG_LEVEL": "DEBUG", "AQ_LOG_FORMAT": "json", "AQ_ACCESS_LOG": "0"})
     assert (read.log_level, read.log_format, read.access_log) == ("DEBUG", "json", False)
     assert load_settings({"AQ_ACCESS_LOG": "1"}).access_log is True
-    assert load_settings({}).access_log is True
+    assert load_settings({}).access_log is False  # off unless asked for: it costs
     for env, code in (({"AQ_LOG_LEVEL": "loud"}, "invalid_log_level"),
                       ({"AQ_LOG_FORMAT": "xml"}, "invalid_log_format")):  # fmt: skip
         with pytest.raises(SettingsError) as refused:

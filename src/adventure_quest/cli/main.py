@@ -79,7 +79,7 @@ def options(
         bool | None,
         typer.Option(
             "--access-log/--no-access-log",
-            help="Log every HTTP request aq serve answers (default: on) [env AQ_ACCESS_LOG].",
+            help="Log every HTTP request aq serve answers (default: off) [env AQ_ACCESS_LOG].",
             show_default=False,
         ),
     ] = None,
