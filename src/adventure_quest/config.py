@@ -201,6 +201,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Where ``aq serve`` listens.
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Where a process without an API (relays, workers) serves its Prometheus metrics; 0: none.
+    metrics_port: int = 0
     #: The least level logged by the project's loggers (bootstrap/logs.py).
     log_level: str = "info"
     #: ``text`` or ``json`` (JSON lines).
@@ -248,6 +250,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{name} must be 1..1000, got {getattr(self, name)}")
         if not 0 <= self.port <= 65_535:
             raise SettingsError(f"port must be 0..65535, got {self.port}")
+        if not 0 <= self.metrics_port <= 65_535:
+            raise SettingsError(f"metrics_port must be 0..65535, got {self.metrics_port}")
         if self.log_level.lower() not in LOG_LEVELS:
             raise InvalidLogLevelError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
@@ -291,6 +295,7 @@ _ENV = {
     "AQ_RATE_LIMITS": "rate_limits",
     "AQ_HOST": "host",
     "AQ_PORT": "port",
+    "AQ_METRICS_PORT": "metrics_port",
     "AQ_LOG_LEVEL": "log_level",
     "AQ_LOG_FORMAT": "log_format",
     "AQ_ACCESS_LOG": "access_log",

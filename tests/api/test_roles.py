@@ -17,8 +17,10 @@ from pathlib import Path
 import httpx
 import nats
 
+from tests.api.test_metrics import promtool_path
 from tests.conftest import run
 from tests.postgres import scratch_database
+from tests.prometheus_text import sample
 from tests.services import free_port
 
 
@@ -87,10 +89,14 @@ def test_relay_worker_and_two_api_processes_play_one_game(tmp_path: Path) -> Non
     assert upgraded.returncode == 0, upgraded.stderr
     first_port, second_port = free_port(), free_port()
     first, second = f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"
+    # A relay and a worker serve their own metrics, each on a port of its own.
+    own = {"worker": free_port(), "relay": free_port()}
+    worker_env = {**env, "AQ_METRICS_PORT": str(own["worker"])}
+    relay_env = {**env, "AQ_METRICS_PORT": str(own["relay"])}
     try:
         with (
-            part("worker", env, tmp_path / "worker.log", "--partitions", "all"),
-            part("relay", env, tmp_path / "relay.log"),
+            part("worker", worker_env, tmp_path / "worker.log", "--partitions", "all"),
+            part("relay", relay_env, tmp_path / "relay.log"),
             part("api", env, tmp_path / "api1.log", "--port", str(first_port)),
             part("api", env, tmp_path / "api2.log", "--port", str(second_port)),
         ):
@@ -128,6 +134,21 @@ def test_relay_worker_and_two_api_processes_play_one_game(tmp_path: Path) -> Non
                 f"{first}/admin/status", headers={"Authorization": "Bearer roles-admin"}
             ).json()
             assert status["dead_letters"] == 0
+            relayed = httpx.get(f"http://127.0.0.1:{own['relay']}/metrics").text
+            assert sample(relayed, "aq_relay_published_events_total", shard="0") >= 2
+            assert sample(relayed, "aq_relay_failures_total", shard="0") == 0
+            projected = httpx.get(f"http://127.0.0.1:{own['worker']}/metrics").text
+            assert sample(projected, "aq_projection_applied_events_total") >= 2
+            assert sample(projected, "aq_projection_parked_events_total") == 0
+            for text in (relayed, projected):
+                assert "process_cpu_seconds_total" in text
+                checked = subprocess.run(
+                    [promtool_path(), "check", "metrics"],
+                    input=text.encode(),
+                    capture_output=True,
+                    check=False,
+                )
+                assert (checked.returncode, checked.stdout + checked.stderr) == (0, b""), text
     finally:
         run(drop_stream(stream))
 

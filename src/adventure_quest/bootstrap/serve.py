@@ -25,6 +25,7 @@ from adventure_quest.api.limits import RateLimits
 from adventure_quest.api.metrics import process_registry
 from adventure_quest.api.server import asgi_app, serve_http
 from adventure_quest.bootstrap import logs
+from adventure_quest.bootstrap.metrics_server import serving_metrics
 from adventure_quest.bootstrap.parts import Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
@@ -152,6 +153,8 @@ async def serve(
             jobs += processing.first
             consumers += processing.last
             described.append(processing.described)
+            if stop.is_set():  # stopped while waiting for the read database
+                return
         context = None
         if role in ("all", "api"):
             context = await api_context(parts, queue=role == "all")
@@ -167,6 +170,7 @@ async def serve(
             jobs.append(context.feed.run)
         elif started is not None:
             started.set()
+        runner = None
         if role in ("all", "worker"):
             runner = await parts.runner(create_tables=True)
             watch = context.watch if context is not None else None
@@ -174,7 +178,11 @@ async def serve(
         quieter_garbage_collection()
         shown = ", ".join(described)
         print(f"aq serve ({role}): {shown}; Ctrl-C stops", file=sys.stderr, flush=True)
+        # An API serves /metrics itself; a relay or a worker alone on a port of its own.
+        port = settings.metrics_port if role in ("relay", "worker") else 0
+        relays = parts.relays() if role == "relay" else []
         try:
-            await run_together(jobs, stop, last=consumers)
+            with serving_metrics(settings.host, port, relays, runner):
+                await run_together(jobs, stop, last=consumers)
         finally:
             logs.flush_access()  # the last requests' lines, before the process moves on

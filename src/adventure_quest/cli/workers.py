@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from adventure_quest.bootstrap.metrics_server import serving_metrics
 from adventure_quest.bootstrap.parts import READ_TABLES, RELAYS, Parts
 from adventure_quest.bootstrap.roles import Job, processing_jobs, run_together
 from adventure_quest.bootstrap.runtime import quieter_garbage_collection
@@ -212,10 +213,15 @@ async def _process(settings: Settings, spec: str, *, relays: bool, workers: bool
         async with Parts(settings) as parts:
             stop = stopped_by_signals()
             jobs = await processing_jobs(parts, spec, relays=relays, workers=workers, stop=stop)
+            if stop.is_set():  # stopped while waiting for the read database
+                return
             quieter_garbage_collection()
             print(f"processing: {jobs.described}; Ctrl-C stops", file=sys.stderr, flush=True)
             progress: list[Job] = [lambda stop: report(parts, stop)]
-            await run_together([*jobs.first, *progress], stop, last=jobs.last)
+            runner = await parts.runner(create_tables=True) if workers else None
+            relayed = parts.relays() if relays else []
+            with serving_metrics(settings.host, settings.metrics_port, relayed, runner):
+                await run_together([*jobs.first, *progress], stop, last=jobs.last)
 
 
 class RateColumn(ProgressColumn):
