@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from adventure_quest import tracing
+from adventure_quest.api import access_log
 from adventure_quest.api.access_log import AccessLog
 from adventure_quest.api.app import create_app
 from adventure_quest.api.context import ApiContext
@@ -36,7 +37,9 @@ def asgi_app(context: ApiContext) -> Any:
     the shield that answers whatever escapes them in the error shape, the access log in front of
     them (it sees every request, whichever lane answers, a shielded 500 too) and, when tracing is
     on, the server spans around it all."""
-    app = AccessLog(Shield(FastCommands(FastReads(create_app(context), context), context)))
+    app: Any = Shield(FastCommands(FastReads(create_app(context), context), context))
+    if access_log.writer is not None:  # logging is configured before the application is made
+        app = AccessLog(app)
     return app if tracing.TRACER is None else TracedRequests(app)
 
 
