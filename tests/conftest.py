@@ -14,6 +14,7 @@ import pytest
 from adventure_quest.store.ports import EventStore, SnapshotStore
 from adventure_quest.store.urls import open_event_store, open_snapshot_store
 from tests import postgres
+from tests.services import RedisServer, private_redis
 
 T = TypeVar("T")
 
@@ -137,3 +138,10 @@ def make_snapshot_store(
 def _drop_test_databases() -> Iterator[None]:
     yield
     postgres.drop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (tests/services.py), killed at the end."""
+    with private_redis(tmp_path) as server:
+        yield server

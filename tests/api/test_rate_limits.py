@@ -28,7 +28,7 @@ from adventure_quest.api.limits import MemoryBuckets
 from adventure_quest.app.aggregates import player_id_for
 from adventure_quest.config import DEFAULT_RATE_LIMITS, Rate, parse_rate_limits
 from tests.api.server import bearer, create, error_code, live, settings_for
-from tests.services import RedisServer, private_redis
+from tests.services import RedisServer
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 #: The lanes of a command: the fast lane takes a plain well-formed request; a query string
@@ -192,12 +192,6 @@ async def test_two_api_processes_sharing_a_redis_share_the_buckets(
             for n, server in enumerate([one, two, one, two, one])
         ]
     assert statuses == [201, 201, 201, 429, 429]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path) as server:
-        yield server
 
 
 async def test_commands_go_on_within_limits_of_their_own_when_the_limits_redis_goes_away(

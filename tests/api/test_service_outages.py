@@ -11,7 +11,6 @@ server and a PostgreSQL server of their own on spare ports and stop them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,7 @@ from adventure_quest.store.migrate import upgrade_store
 from tests.api.server import create, error_code, live, settings_for
 from tests.pg_replica import lone_server
 from tests.prometheus_text import sample
-from tests.services import RedisServer, private_redis
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path) as server:
-        yield server
+from tests.services import RedisServer
 
 
 async def test_queries_are_answered_from_the_read_database_while_redis_is_unreachable(
