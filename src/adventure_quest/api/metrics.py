@@ -9,6 +9,7 @@ processing/status.py ``StatusCollector``).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import resource
 from collections.abc import Iterator
@@ -16,15 +17,18 @@ from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from adventure_quest.processing.status import StatusCollector
@@ -65,36 +69,69 @@ def peak_resident_bytes() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
 
 
-class Latency:
-    """A histogram by one label, each label value's child looked up once and kept.
+class Latency(Collector):
+    """A histogram by one label: counted in plain lists, made prometheus-client's family when a
+    scrape collects it.
 
-    ``Histogram.labels`` validates and locks on every call, dearer than the observation itself;
-    requests are timed by name (a route's), so the children are few and live as long as the API.
+    Every observation is made on the event loop's thread, and so is every scrape (the /metrics
+    route renders the registry there), so the counts need no lock: an observation is a bisect
+    and two additions (about 0.25 us), where ``Histogram.observe`` takes a lock and walks its
+    buckets (0.62 us), on every request.
     """
 
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
-        self._children: dict[str, Histogram] = {}
+    def __init__(self, name: str, help_text: str, label: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.help_text = help_text
+        self.label = label
+        self._series: dict[str, tuple[list[int], list[float]]] = {}
+        registry.register(self)
 
     def observe(self, value: str, seconds: float) -> None:
-        child = self._children.get(value)
-        if child is None:
-            child = self._children[value] = self._histogram.labels(value)
-        child.observe(seconds)
+        found = self._series.get(value)
+        if found is None:
+            found = self._series[value] = ([0] * (len(BUCKETS_S) + 1), [0.0])
+        found[0][bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        found[1][0] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.help_text, labels=[self.label])
+        for value, (counts, total) in sorted(self._series.items()):
+            running, buckets = 0, []
+            for bound, count in zip(_BOUNDS, counts, strict=True):
+                running += count
+                buckets.append((bound, float(running)))
+            family.add_metric([value], buckets, total[0])
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.help_text, labels=[self.label])
 
 
-class Count:
-    """A counter by one label, each label value's child looked up once and kept (as ``Latency``)."""
+class Count(Collector):
+    """A counter by one label, counted in a plain dict (as ``Latency``, without a lock)."""
 
-    def __init__(self, counter: Counter) -> None:
-        self._counter = counter
-        self._children: dict[str, Counter] = {}
+    def __init__(self, name: str, help_text: str, label: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.help_text = help_text
+        self.label = label
+        self._values: dict[str, float] = {}
+        registry.register(self)
 
     def add(self, value: str, amount: float = 1) -> None:
-        child = self._children.get(value)
-        if child is None:
-            child = self._children[value] = self._counter.labels(value)
-        child.inc(amount)
+        self._values[value] = self._values.get(value, 0) + amount
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.help_text, labels=[self.label])
+        for value, count in sorted(self._values.items()):
+            family.add_metric([value], count)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.help_text, labels=[self.label])
+
+
+#: The buckets' ``le`` labels, as prometheus-client writes them.
+_BOUNDS = [*map(str, BUCKETS_S), "+Inf"]
 
 
 class ApiMetrics:
@@ -103,38 +140,12 @@ class ApiMetrics:
     def __init__(self, registry: CollectorRegistry, read: ReadSide, feed: RoomFeed) -> None:
         self.registry = registry
         self.commands = Latency(
-            Histogram(
-                "aq_command_seconds",
-                "Command latency, by command.",
-                ["command"],
-                buckets=BUCKETS_S,
-                registry=registry,
-            )
+            "aq_command_seconds", "Command latency, by command.", "command", registry
         )
-        self.queries = Latency(
-            Histogram(
-                "aq_query_seconds",
-                "Query latency, by query.",
-                ["query"],
-                buckets=BUCKETS_S,
-                registry=registry,
-            )
-        )
-        self.outcomes = Count(
-            Counter(
-                "aq_command_outcomes_total",
-                "Commands by outcome code.",
-                ["code"],
-                registry=registry,
-            )
-        )
+        self.queries = Latency("aq_query_seconds", "Query latency, by query.", "query", registry)
+        self.outcomes = Count("aq_command_outcomes", "Commands by outcome code.", "code", registry)
         self.appended = Count(
-            Counter(
-                "aq_events_appended_total",
-                "Events appended by this process's commands.",
-                ["kind"],
-                registry=registry,
-            )
+            "aq_events_appended", "Events appended by this process's commands.", "kind", registry
         )
         registry.register(ReadSideCollector(read, feed))
         #: The processing path's lag and dead letters: /metrics sets the status it read.
