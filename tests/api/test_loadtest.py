@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adventure_quest.bench import loadtest
+from adventure_quest.config import parse_rate_limits
 from tests.api.server import live, settings_for
 
 REQUIRED = {
@@ -33,3 +34,15 @@ async def test_ten_players_for_two_seconds_command_and_query_without_errors(
     assert 0 < result["command_p50_ms"] <= result["command_p99_ms"]
     assert result["characters"] == 40
     assert 20 < result["server_rss_mb"] <= result["server_peak_rss_mb"] < 2000
+
+
+async def test_commands_over_a_rate_limit_are_counted_as_refusals_not_errors(
+    tmp_path: Path,
+) -> None:
+    limits = parse_rate_limits("say=1/h:1,create=off")  # one say an hour per character
+    settings = settings_for(tmp_path, rate_limits=limits)
+    async with live(settings, socket=True):
+        url = f"http://{settings.host}:{settings.port}"
+        result = await loadtest.run(url, players=4, duration_s=2.0, seed=7)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["rejection_codes"].get("rate_limited", 0) > 0, result["rejection_codes"]

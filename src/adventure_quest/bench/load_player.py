@@ -6,8 +6,9 @@ say, take and drop of items it saw in its room, attack, respawn when dead). Ever
 ``LAG_EVERY``-th successful command of a player is followed by a read of the player with the
 command's consistency token: the time from the command's answer to that read's answer is the
 end-to-end lag (those reads are not counted as queries). 409 and 422 answers are the game
-refusing (``rejections``); any other non-2xx answer, a dropped connection or a timeout is an
-``error``. ``Run`` is what the players of one run share, ``Stats`` what they measured.
+refusing, 429 the server's rate limits (``rejections``, by code); any other non-2xx answer, a
+dropped connection or a timeout is an ``error``. ``Run`` is what the players of one run share,
+``Stats`` what they measured.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ LAG_EVERY = 10
 WAIT_MS = 5000
 ERROR_SAMPLES = 5
 MAX_ITEMS = 10
-REFUSALS = (409, 422)
+REFUSALS = (409, 422, 429)
 SAYINGS = ("Hello there!", "Anyone seen the dragon?", "Nice weather.", "Follow me.", "Onwards!")
 
 
