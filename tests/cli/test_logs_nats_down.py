@@ -75,8 +75,9 @@ async def test_the_nats_client_logs_a_lost_connection_under_no_request_id(tmp_pa
             finally:
                 request_id.reset(opened_by)
             server.stop(signal.SIGKILL)
-            while "adventure_quest.messaging.nats" not in buffer.getvalue():
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(20):  # fails, rather than hangs, if it is never said
+                while "adventure_quest.messaging.nats" not in buffer.getvalue():
+                    await asyncio.sleep(0.05)
     finally:
         server.stop(signal.SIGKILL)
         logs.reset()
