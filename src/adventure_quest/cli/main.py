@@ -325,9 +325,10 @@ async def _create_read_tables(settings: Settings) -> int:
 @functools.cache
 def every_command() -> typer.Typer:
     """The app with the commands of the other modules attached (once, however often asked)."""
-    from adventure_quest.cli import bench, items, loadtest, serve, workers
+    from adventure_quest.cli import bench, cluster, items, loadtest, serve, workers
 
     bench.register(bench_app)
+    cluster.register(app)
     items.register(app, lambda data_dir, store: existing_store(settings_from(data_dir, store)), run)
     loadtest.register(app)
     loadtest.register(bench_app)  # also `aq bench loadtest`, beside the other benchmarks
