@@ -49,6 +49,7 @@ def test_a_whole_layout_reads_with_its_defaults_and_overrides() -> None:
         ({"hosts": {"s1": {"run": ["store"], "cpu": True}}}, "hosts.s1.cpu = True"),
         ({"hosts": {"s1": {"run": ["api"]}}}, "no host runs `store`"),
         ({"hosts": {"s1": {"run": ["store", "worker"]}}}, "need a `nats` host"),
+        ({"hosts": {"s1": {"run": ["store", "read-primary", "api"]}}}, "need a `nats` host"),
         ({"hosts": {"s1": {"run": ["store", "nats", "api"]}}}, "exactly one `read-primary`"),
         ({"hosts": {"s1": {"run": ["store", "read-replica"]}}}, "needs a `read-primary`"),
         (

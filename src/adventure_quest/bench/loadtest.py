@@ -40,6 +40,7 @@ async def run(
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
     characters: int = 0,
+    read_back: bool = True,
 ) -> dict[str, Any]:
     """Drive the server at ``url`` with ``players`` for ``duration_s``; the figures.
 
@@ -57,7 +58,7 @@ async def run(
         raise LoadTestError(f"expected a URL like http://HOST:PORT, got {url!r}")
     client = Client(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
     cpu_began = time.process_time()
-    shared = Run(client, query_ratio=query_ratio, interval_s=interval)
+    shared = Run(client, query_ratio=query_ratio, interval_s=interval, read_back=read_back)
     try:
         probe = await client.connect()
         probe.close()

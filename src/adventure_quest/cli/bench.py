@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -86,3 +88,81 @@ def register(bench_app: typer.Typer) -> None:
         """Rebuild one read model from a log of N events: seconds and events/s."""
         with scratch_url(store) as url:
             report(runtime.run(rebuild.run(url, read_db, events, projection, as_json)), as_json)
+
+    _register_scaling(bench_app)
+
+
+def _register_scaling(bench_app: typer.Typer) -> None:
+    @bench_app.command("scaling")
+    def bench_scaling(
+        curve: Annotated[
+            list[str] | None,
+            typer.Option(help="commands, projections or queries (repeat; default: all three)."),
+        ] = None,
+        points: Annotated[
+            str, typer.Option(help="Hosts per point: commands and projections (queries: 1,2,3).")
+        ] = "1,2,4",
+        quota: Annotated[
+            float, typer.Option(min=0.02, max=1, help="CPU cores of each scaled host.")
+        ] = 0.15,
+        load_cpu: Annotated[
+            float, typer.Option(min=0.05, max=2, help="CPU cores of the load host.")
+        ] = 0.4,
+        players: Annotated[int, typer.Option(min=1, help="Players per API host.")] = 24,
+        seconds: Annotated[float, typer.Option(min=1, help="Load per point.")] = 20.0,
+        events: Annotated[int, typer.Option(min=1000, help="Projection backlog.")] = 60_000,
+        out: Annotated[
+            Path | None, typer.Option(help="Also write the figures (JSON) to this file.")
+        ] = None,
+        as_json: Json = False,
+    ) -> None:
+        """Throughput against hosts on a simulated cluster (root; see docs/scaling.md)."""
+        from adventure_quest.bench import scaling
+        from adventure_quest.cluster.hosts import ClusterError, check_prerequisites
+
+        chosen = curve or list(scaling.CURVES)
+        wrong = [c for c in chosen if c not in scaling.CURVES]
+        try:
+            hosts = [int(p) for p in points.split(",")]
+        except ValueError:
+            hosts = []
+        if wrong or not hosts or min(hosts) < 1 or max(hosts) > 8:
+            typer.echo(
+                f"error [invalid_scaling]: curves are {', '.join(scaling.CURVES)} and points"
+                " 1 to 8 hosts, comma-separated (e.g. 1,2,4)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        try:
+            check_prerequisites()
+            result = scaling.run(
+                chosen,
+                points={"commands": hosts, "projections": hosts, "queries": [1, 2, 3]},
+                quota=quota,
+                load_cpu=load_cpu,
+                players=players,
+                seconds=seconds,
+                events=events,
+                progress=lambda line: typer.echo(line, err=True),
+            )
+        except ClusterError as error:
+            typer.echo(f"error [{error.code}]: {error}", err=True)
+            raise typer.Exit(2) from None
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1))
+        from adventure_quest.bench.harness import report
+
+        report(result, as_json)
+
+    @bench_app.command("scaling-plot")
+    def bench_scaling_plot(
+        results: Annotated[list[Path], typer.Argument(help="JSON files of `aq bench scaling`.")],
+        png: Annotated[Path, typer.Option("--png", help="The picture to write.")] = Path(
+            "docs/scaling.png"
+        ),
+    ) -> None:
+        """Plot the scaling curves of one or more runs (needs the [bench] extra: matplotlib)."""
+        from adventure_quest.bench import scaling
+
+        scaling.plot([json.loads(path.read_text()) for path in results], png)
+        typer.echo(f"wrote {png}")

@@ -39,6 +39,13 @@ def register(app: typer.Typer) -> None:
                 min=0, max=1_000_000, help="Idle characters to create first (server memory)."
             ),
         ] = 0,
+        read_back: Annotated[
+            bool,
+            typer.Option(
+                help="Read every 10th command back with its consistency token (the lag figure);"
+                " --no-read-back measures the write path alone."
+            ),
+        ] = True,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     ) -> None:
         """Players create characters, then query and command at a realistic mix: throughput,
@@ -58,6 +65,7 @@ def register(app: typer.Typer) -> None:
                     rate=rate,
                     query_ratio=query_ratio,
                     seed=seed,
+                    read_back=read_back,
                     progress=progress,
                     characters=characters,
                 )

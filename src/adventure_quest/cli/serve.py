@@ -32,7 +32,7 @@ def register(app: typer.Typer, settings_of: SettingsOf, run: Callable[..., objec
         queue: Queue = None,
         read_db: ReadDb = None,
         cache: Annotated[
-            str | None, typer.Option(help="memory:// or redis://HOST:PORT [env AQ_CACHE].")
+            str | None, typer.Option(help="memory://, none:// or redis://HOST:PORT [env AQ_CACHE].")
         ] = None,
         config: Annotated[
             Path | None, typer.Option(help="A TOML config file [env AQ_CONFIG].")

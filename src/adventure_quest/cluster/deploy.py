@@ -58,6 +58,7 @@ class Cluster:
         workdir: Path | None = None,
         progress: Callable[[str], None] = lambda line: None,
         extra_env: dict[str, str] | None = None,
+        held: tuple[str, ...] = (),
     ) -> None:
         self.layout = layout
         self.network = Network(layout.name, delay_ms=layout.delay_ms)
@@ -67,6 +68,8 @@ class Cluster:
         self.processes: list[Process] = []
         self.admin_token = secrets.token_urlsafe(16)
         self.extra_env = dict(extra_env or {})
+        #: Roles the layout places but ``start`` leaves to the caller (``start_role``).
+        self.held = held
         self._started_at = 0.0
 
     def host(self, name: str) -> Host:
@@ -113,7 +116,7 @@ class Cluster:
         self._start_servers()
         self._upgrade()
         for role in ("relay", "worker", "api"):
-            for host in self.hosts_running(role):
+            for host in [] if role in self.held else self.hosts_running(role):
                 self.start_role(host, role)
         self.progress(f"cluster up in {time.monotonic() - self._started_at:.1f} s")
 

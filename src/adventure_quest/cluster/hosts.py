@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import shutil
 import signal
@@ -39,7 +40,8 @@ T = TypeVar("T")
 CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 #: The cgroup v1 controllers a host uses: quota, accounting, memory limit, freezer.
 CONTROLLERS: Final = ("cpu", "cpuacct", "memory", "freezer")
-CFS_PERIOD_US: Final = 100_000
+#: A short period: a host waits at most this long for its next share (100 ms made latency)
+CFS_PERIOD_US: Final = 10_000
 _CLONE_NEWNET: Final = 0x40000000
 
 
@@ -114,7 +116,7 @@ class Host:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             process = subprocess.Popen(
-                self._confined(argv, user),
+                self.confined(argv, user),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -125,7 +127,7 @@ class Host:
         self.processes.append(process)
         return process
 
-    def _confined(self, argv: Sequence[str], user: str | None) -> list[str]:
+    def confined(self, argv: Sequence[str], user: str | None) -> list[str]:
         """``argv`` run in the host's cgroups and namespace (as ``user``), by exec: same pid.
 
         A shell joins the cgroups and then becomes ``ip netns exec``, which becomes ``argv``
@@ -150,7 +152,7 @@ class Host:
     ) -> str:
         """Run ``argv`` on this host to its end; its output (a ClusterError if it failed)."""
         done = subprocess.run(
-            self._confined(argv, user),
+            self.confined(argv, user),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -332,9 +334,11 @@ class Network:
     def _limit(self, host: Host) -> None:
         for controller in CONTROLLERS:
             (CGROUP_ROOT / controller / host.cgroup).mkdir(exist_ok=True)
-        quota = max(1000, round(host.cpu * CFS_PERIOD_US))
+        # The kernel's least quota is 1 ms: a small share gets a longer period.
+        period = max(CFS_PERIOD_US, math.ceil(1000 / host.cpu))
+        quota = round(host.cpu * period)
         cpu = CGROUP_ROOT / "cpu" / host.cgroup
-        _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        _write(cpu / "cpu.cfs_period_us", str(period))
         _write(cpu / "cpu.cfs_quota_us", str(quota))
         memory = CGROUP_ROOT / "memory" / host.cgroup
         _write(memory / "memory.limit_in_bytes", str(host.memory_mb * 1024 * 1024))

@@ -145,8 +145,8 @@ def _check_roles(layout: Layout, bad: Any) -> None:
         raise bad("no host runs `store` (the event store needs at least one shard)")
     if count["nats"] == 2:
         raise bad("two `nats` hosts cannot elect a leader when one is lost: run one, or three")
-    if (count["relay"] or count["worker"]) and not count["nats"]:
-        raise bad("`relay` and `worker` need a `nats` host (the queue)")
+    if (count["relay"] or count["worker"] or count["api"]) and not count["nats"]:
+        raise bad("`api`, `relay` and `worker` need a `nats` host (the queue they share)")
     if (count["api"] or count["worker"]) and count["read-primary"] != 1:
         raise bad("`api` and `worker` need exactly one `read-primary` host (the read database)")
     if count["read-replica"] and not count["read-primary"]:

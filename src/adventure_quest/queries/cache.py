@@ -217,17 +217,42 @@ class QueryCache:
 
 def check_cache_url(url: str) -> None:
     """Refuse a cache URL ``open_cache`` would refuse (without connecting)."""
-    if url not in ("", "memory://") and not url.startswith(("redis://", "rediss://")):
+    if url not in ("", "memory://", "none://") and not url.startswith(("redis://", "rediss://")):
         raise StoreUrlError(
-            f"unsupported cache URL {url!r}; supported: memory://, redis://HOST:PORT[/DB]"
+            f"unsupported cache URL {url!r}; supported: memory://, none://, redis://HOST:PORT[/DB]"
         )
 
 
+class NoCache:
+    """``none://``: nothing is kept, every query reads the read database (to measure it)."""
+
+    async def get(self, key: str) -> Entry | None:
+        return None
+
+    async def generation(self, key: str) -> int:
+        return 0
+
+    async def put(self, key: str, entry: Entry, generation: int) -> None:
+        return None
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        return None
+
+    async def clear(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 def open_cache(url: str, ttl_s: float, prefix: str = "aq:cache:") -> CacheBackend:
-    """``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared; keys under ``prefix``)."""
+    """``memory://`` (in process), ``none://`` (no cache) or ``redis://HOST:PORT[/DB]`` (shared;
+    keys under ``prefix``)."""
     check_cache_url(url)
     if url in ("", "memory://"):
         return MemoryCache(ttl_s)
+    if url == "none://":
+        return NoCache()
     from adventure_quest.queries.redis_cache import RedisCache
 
     return RedisCache(url, ttl_s, prefix)

@@ -1,0 +1,399 @@
+"""``aq bench scaling``: does adding a host add throughput? Three curves on simulated hosts.
+
+Every point is a fresh cluster (``adventure_quest.cluster``) whose scaled hosts all get the same
+CPU quota, with the load generators on a host of their own, so a figure is bound by the hosts:
+
+* **commands**: N API hosts and N event-store shards (one of each per N); one ``aq loadtest``
+  (commands only) per API host;
+* **projections**: W worker hosts (``--partitions auto``) on one PostgreSQL read database; a
+  backlog is written to the store and relayed to NATS first, then the workers start, and the
+  rate is timed while the backlog goes from 95 % to 5 % of its size (the workers' start-up is
+  not in it);
+* **queries**: R read replicas behind three API hosts, uncached (``AQ_CACHE=none://``: every
+  query reads a replica) and cached (Redis);
+
+Efficiency is throughput(N) / (N x throughput(1)). Each point also reports every host's CPU use
+against its quota, and the sum of the quotas against the machine's cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from adventure_quest.bench.harness import machine
+from adventure_quest.bench.project import events_for
+from adventure_quest.cluster.deploy import Cluster
+from adventure_quest.cluster.layout import Layout, layout_from
+from adventure_quest.cluster.services import aq_command, aq_env
+from adventure_quest.store.envelope import ANY, NewEvent
+from adventure_quest.store.urls import open_event_store
+
+CURVES: Final = ("commands", "projections", "queries")
+STREAM: Final = "AQ_EVENTS"
+Progress = Callable[[str], None]
+
+
+def _layout(name: str, hosts: dict[str, tuple[list[str], float]], partitions: int = 16) -> Layout:
+    table = {host: {"run": run, "cpu": cpu} for host, (run, cpu) in hosts.items()}
+    return layout_from({"name": name, "partitions": partitions, "hosts": table})
+
+
+def commands_layout(n: int, quota: float, load_cpu: float) -> Layout:
+    hosts: dict[str, tuple[list[str], float]] = {}
+    for i in range(1, n + 1):
+        hosts[f"store{i}"] = (["store"], quota)
+        hosts[f"api{i}"] = (["api"], quota)
+    # The write path alone: players do not read their writes back (no relay, no worker).
+    hosts["read"] = (["read-primary", "nats"], 0.1)
+    hosts["load"] = (["load"], load_cpu)
+    return _layout("aqcmd", hosts)
+
+
+def projections_layout(w: int, quota: float, load_cpu: float) -> Layout:
+    hosts: dict[str, tuple[list[str], float]] = {
+        "store": (["store"], 0.2),
+        "nats": (["nats"], 0.3),
+        "read": (["read-primary"], 0.4),
+        "relay": (["relay"], 0.2),
+    }
+    for i in range(1, w + 1):
+        hosts[f"work{i}"] = (["worker"], quota)
+    hosts["load"] = (["load"], min(load_cpu, 0.2))
+    return _layout("aqprj", hosts)
+
+
+def queries_layout(r: int, quota: float, load_cpu: float, *, cached: bool) -> Layout:
+    hosts: dict[str, tuple[list[str], float]] = {
+        "store": (["store", "nats"], 0.1),
+        "read": (["read-primary", *(["redis"] if cached else [])], 0.1),
+    }
+    for i in range(1, r + 1):
+        hosts[f"rep{i}"] = (["read-replica"], quota)
+    for i in range(1, 4):
+        hosts[f"api{i}"] = (["api"], 0.25)
+    hosts["load"] = (["load"], load_cpu)
+    return _layout("aqqry", hosts)
+
+
+def _cpu(cluster: Cluster) -> dict[str, float]:
+    return {name: host.cpu_seconds() for name, host in cluster.network.hosts.items()}
+
+
+def _hosts_report(cluster: Cluster, before: dict[str, float], seconds: float) -> dict[str, Any]:
+    after = _cpu(cluster)
+    return {
+        name: {
+            "quota": host.cpu,
+            "cores_used": round((after[name] - before[name]) / seconds, 3),
+        }
+        for name, host in cluster.network.hosts.items()
+    }
+
+
+def _loadtests(
+    cluster: Cluster,
+    urls: Sequence[str],
+    players: int,
+    seconds: float,
+    query_ratio: float,
+    *,
+    read_back: bool = True,
+) -> list[dict[str, Any]]:
+    """One ``aq loadtest`` per URL, all at once on the load host; their JSON figures."""
+    load = cluster.host("load")
+    running = []
+    for i, url in enumerate(urls):
+        argv = [*aq_command(), "loadtest", "--url", url, "--players", str(players)]
+        argv += ["--duration", str(seconds), "--query-ratio", str(query_ratio), "--json"]
+        argv += ["--seed", str(1000 + i), *([] if read_back else ["--no-read-back"])]
+        out = cluster.workdir / f"loadtest{i}.json"
+        with out.open("wb") as sink:
+            running.append(
+                (
+                    out,
+                    subprocess.Popen(
+                        load.confined(argv, None),
+                        stdout=sink,
+                        stderr=subprocess.DEVNULL,
+                        env=aq_env({}),
+                    ),
+                )
+            )
+    results = []
+    for out, process in running:
+        process.wait(timeout=seconds + 600)
+        text = out.read_text().strip()
+        if process.returncode != 0 or not text:
+            raise RuntimeError(f"aq loadtest failed ({process.returncode}): {text[-500:]}")
+        results.append(json.loads(text.splitlines()[-1]))
+    return results
+
+
+def measure_commands(
+    n: int, *, quota: float, load_cpu: float, players: int, seconds: float, progress: Progress
+) -> dict[str, Any]:
+    with Cluster(commands_layout(n, quota, load_cpu), progress=progress) as cluster:
+        before = _cpu(cluster)
+        began = time.monotonic()
+        runs = _loadtests(cluster, cluster.endpoints.apis, players, seconds, 0.0, read_back=False)
+        hosts = _hosts_report(cluster, before, time.monotonic() - began)
+    return {
+        "n": n,
+        "throughput": round(sum(r["commands_per_s"] for r in runs), 1),
+        "errors": sum(r["errors"] for r in runs),
+        "error_samples": [e for r in runs for e in r["error_samples"]][:5],
+        "rejections": sum(r["rejections"] for r in runs),
+        "command_p99_ms": max(r["command_p99_ms"] for r in runs),
+        "hosts": hosts,
+    }
+
+
+def measure_queries(
+    r: int,
+    *,
+    cached: bool,
+    quota: float,
+    load_cpu: float,
+    players: int,
+    seconds: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    extra = {} if cached else {"AQ_CACHE": "none://"}
+    layout = queries_layout(r, quota, load_cpu, cached=cached)
+    with Cluster(layout, progress=progress, extra_env=extra) as cluster:
+        before = _cpu(cluster)
+        began = time.monotonic()
+        runs = _loadtests(cluster, cluster.endpoints.apis, players, seconds, 1.0)
+        hosts = _hosts_report(cluster, before, time.monotonic() - began)
+    return {
+        "n": r,
+        "throughput": round(sum(r["queries_per_s"] for r in runs), 1),
+        "errors": sum(r["errors"] for r in runs),
+        "error_samples": [e for r in runs for e in r["error_samples"]][:5],
+        "query_p99_ms": max(r["query_p99_ms"] for r in runs),
+        "hosts": hosts,
+    }
+
+
+def measure_projections(
+    w: int, *, quota: float, load_cpu: float, events: int, progress: Progress
+) -> dict[str, Any]:
+    layout = projections_layout(w, quota, load_cpu)
+    with Cluster(layout, progress=progress, held=("worker",)) as cluster:
+        load = cluster.host("load")
+        env = cluster.env()
+        load.inside(lambda: _write_backlog(env["AQ_STORE"], events, progress))
+        load.inside(lambda: _until_relayed(env["AQ_QUEUE"], events, progress))
+        before = _cpu(cluster)
+        began = time.monotonic()
+        for i in range(1, w + 1):
+            cluster.start_role(cluster.host(f"work{i}"), "worker")
+        timing = load.inside(lambda: _drain(env["AQ_QUEUE"], layout.partitions, events, progress))
+        hosts = _hosts_report(cluster, before, time.monotonic() - began)
+    return {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
+
+
+async def _write_backlog(store_url: str, events: int, progress: Progress) -> None:
+    store = open_event_store(store_url)
+    try:
+        batch: dict[str, list[NewEvent]] = {}
+        for written, (stream, event) in enumerate(events_for(events), start=1):
+            batch.setdefault(stream, []).append(event)
+            if written % 5000 == 0 or written == events:
+                for stream_id, chunk in batch.items():
+                    await store.append(stream_id, ANY, chunk)
+                batch.clear()
+        progress(f"{events} events written")
+    finally:
+        await store.close()
+
+
+async def _stream_messages(js: Any) -> int:
+    info = await js.stream_info(STREAM)
+    return int(info.state.messages)
+
+
+async def _until_relayed(queue_url: str, events: int, progress: Progress) -> None:
+    import nats
+
+    client = await nats.connect(queue_url.split(","))
+    try:
+        js = client.jetstream()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if await _stream_messages(js) >= events:
+                    progress(f"{events} events relayed to NATS")
+                    return
+            except Exception:
+                pass
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"the relay did not publish {events} events within 600 s")
+    finally:
+        await client.close()
+
+
+async def _remaining(js: Any, partitions: int, events: int) -> int:
+    left = 0
+    for p in range(partitions):
+        try:
+            info = await js.consumer_info(STREAM, f"projections-p{p}")
+        except Exception:
+            return events
+        left += int(info.num_pending) + int(info.num_ack_pending)
+    return left
+
+
+async def _drain(
+    queue_url: str, partitions: int, events: int, progress: Progress
+) -> dict[str, Any]:
+    """Time the backlog from 95 % to 5 % left (acknowledged = applied and committed)."""
+    import nats
+
+    client = await nats.connect(queue_url.split(","))
+    try:
+        js = client.jetstream()
+        high, low = events * 0.95, events * 0.05
+        t_high = t_low = 0.0
+        left_high = left_low = events
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            left = await _remaining(js, partitions, events)
+            now = time.monotonic()
+            if not t_high and left <= high:
+                t_high, left_high = now, left
+            if left <= low:
+                t_low, left_low = now, left
+                break
+            await asyncio.sleep(0.2)
+        if not t_low:
+            raise RuntimeError("the workers did not drain the backlog within 900 s")
+        rate = (left_high - left_low) / max(t_low - t_high, 1e-3)
+        progress(f"drained at {rate:.0f} events/s")
+        return {
+            "events_per_s": round(rate, 1),
+            "timed_events": left_high - left_low,
+            "timed_s": round(t_low - t_high, 2),
+        }
+    finally:
+        await client.close()
+
+
+def efficiency(points: list[dict[str, Any]]) -> None:
+    base = points[0]["throughput"] / points[0]["n"] if points and points[0]["throughput"] else 0
+    for point in points:
+        point["efficiency"] = round(point["throughput"] / (point["n"] * base), 3) if base else None
+
+
+def run(
+    curves: Sequence[str],
+    *,
+    points: dict[str, Sequence[int]],
+    quota: float,
+    load_cpu: float,
+    players: int,
+    seconds: float,
+    events: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "scaling",
+        "machine": machine() | {"cores": os.cpu_count()},
+        "quota": quota,
+        "load_cpu": load_cpu,
+        "curves": {},
+    }
+    for curve in curves:
+        measured: dict[str, list[dict[str, Any]]] = {}
+        if curve == "commands":
+            measured["commands"] = [
+                measure_commands(
+                    n,
+                    quota=quota,
+                    load_cpu=load_cpu,
+                    players=players,
+                    seconds=seconds,
+                    progress=progress,
+                )
+                for n in points["commands"]
+            ]
+        elif curve == "projections":
+            measured["projections"] = [
+                measure_projections(
+                    w, quota=quota, load_cpu=load_cpu, events=events, progress=progress
+                )
+                for w in points["projections"]
+            ]
+        else:
+            for cached in (False, True):
+                measured["queries_cached" if cached else "queries_uncached"] = [
+                    measure_queries(
+                        r,
+                        cached=cached,
+                        quota=quota,
+                        load_cpu=load_cpu,
+                        players=players,
+                        seconds=seconds,
+                        progress=progress,
+                    )
+                    for r in points["queries"]
+                ]
+        for name, curve_points in measured.items():
+            efficiency(curve_points)
+            for point in curve_points:
+                point["quota_total"] = round(sum(h["quota"] for h in point["hosts"].values()), 2)
+            result["curves"][name] = curve_points
+            progress(
+                f"{name}: "
+                + ", ".join(
+                    f"{p['n']}: {p['throughput']}/s ({p['efficiency']})" for p in curve_points
+                )
+            )
+    return result
+
+
+def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """The curves (throughput against hosts, with the line of perfect scaling) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        curves.update(result["curves"])
+    titles = {
+        "commands": "commands/s (N API hosts + N store shards)",
+        "projections": "projection events/s (W worker hosts)",
+        "queries_uncached": "uncached queries/s (R read replicas)",
+        "queries_cached": "cached queries/s (R read replicas)",
+    }
+    shown = [name for name in titles if name in curves]
+    figure, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], shown, strict=True):
+        points = curves[name]
+        n = [p["n"] for p in points]
+        axis.plot(n, [p["throughput"] for p in points], "o-", label="measured")
+        base = points[0]["throughput"] / points[0]["n"]
+        axis.plot(n, [base * x for x in n], "--", color="grey", label="linear")
+        for p in points:
+            axis.annotate(
+                f"{p['efficiency']:.2f}",
+                (p["n"], p["throughput"]),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(4, -10),
+            )
+        axis.set_title(titles[name], fontsize=9)
+        axis.set_xticks(n)
+        axis.set_ylim(bottom=0)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
