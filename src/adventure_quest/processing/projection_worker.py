@@ -87,18 +87,28 @@ class ProjectionWorker:
             raise next(iter(self.fenced.values()))
 
     def _fences(self, partitions: Sequence[int]) -> list[Fence]:
-        tokens = self.tokens
-        return [Fence(self.group, p, tokens[p]) for p in dict.fromkeys(partitions) if p in tokens]
+        """The fences of ``partitions`` still held (fixed partitions have none)."""
+        tokens, lost = self.tokens, self.fenced
+        return [
+            Fence(self.group, p, tokens[p])
+            for p in dict.fromkeys(partitions)
+            if p in tokens and p not in lost
+        ]
 
     async def _raise_fences(self, stop: asyncio.Event) -> bool:
-        """Record this worker's tokens before it consumes (False: stopped before it could)."""
-        fences = self._fences(self.partitions)
+        """Record this worker's tokens before it consumes (False: stopped before it could).
+
+        A partition a newer owner holds already is dropped, and the others' fences raised again.
+        """
         while not stop.is_set():
+            fences = self._fences(self.partitions)
+            if not fences:
+                return True
             try:
                 await self.runner.apply([], fences)
             except Fenced as fenced:
                 self._lost(fenced)
-                raise
+                continue
             except StoreUnavailableError as error:
                 await self.backoff.wait(error, stop)
                 continue
@@ -106,7 +116,7 @@ class ProjectionWorker:
         return False
 
     def _lost(self, fenced: Fenced) -> None:
-        for partition in fenced.partitions(self.group) & set(self.tokens):
+        for partition in fenced.partitions(self.group) & set(self.tokens) - set(self.fenced):
             self.fenced[partition] = fenced
             log.warning("%s: dropping partition %d (%s)", self.group, partition, fenced)
 
