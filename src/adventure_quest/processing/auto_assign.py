@@ -65,6 +65,9 @@ class AutoWorker:
         self.running[partition] = (stop, tasks)
 
     def _ended(self, partition: int, task: asyncio.Task[None]) -> None:
+        running = self.running.get(partition)
+        if running is None or task not in running[1]:
+            return  # stopped already: the lease round let the partition go
         if not task.cancelled() and isinstance(task.exception(), Fenced):
             self.fenced.add(partition)
             self._wake.set()
