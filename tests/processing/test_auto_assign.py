@@ -103,7 +103,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
     await delete_stream_and_bucket(stream)
 
 
-async def test_leases_are_fresh_for_a_lease_time_after_a_round_began_and_tokens_grow(
+async def test_leases_are_fresh_for_the_buckets_lease_time_after_a_round_began_and_tokens_grow(
     tmp_path: Path,
 ) -> None:
     stream = f"AQAUTO{uuid.uuid4().hex[:8].upper()}"
@@ -119,7 +119,7 @@ async def test_leases_are_fresh_for_a_lease_time_after_a_round_began_and_tokens_
             queue = processing.queue
             assert isinstance(queue, NatsQueue)
             a = PartitionLeases(queue, "g", "a", ttl_s=TTL)
-            b = PartitionLeases(queue, "g", "b", ttl_s=TTL)
+            b = PartitionLeases(queue, "g", "b", ttl_s=TTL * 10)  # told otherwise than a
             assert not a.fresh()  # no round yet
             assert await a.refresh() == {0, 1}
             assert a.fresh()
@@ -127,6 +127,7 @@ async def test_leases_are_fresh_for_a_lease_time_after_a_round_began_and_tokens_
             await asyncio.sleep(TTL * 2.5)  # a is frozen: its keys expire
             assert not a.fresh()
             assert await b.refresh() == {0, 1}
+            assert b.ttl_s == TTL  # the bucket's lifetime, which its keys expire after
             assert all(b.tokens[p] > first[p] for p in first)  # a later owner, a larger token
             assert await a.refresh() == set()  # a wakes: b holds everything
             assert a.tokens == {}

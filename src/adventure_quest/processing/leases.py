@@ -66,6 +66,11 @@ class PartitionLeases:
                 self._kv = await js.create_key_value(
                     KeyValueConfig(bucket=self.bucket, ttl=self.ttl_s, history=1)
                 )
+            # Keys expire after the bucket's lifetime, whatever this worker was told: with a
+            # longer one, its rounds would come too late and ``fresh`` would say yes too long.
+            ttl = (await self._kv.status()).ttl
+            if ttl:
+                self.ttl_s = min(self.ttl_s, ttl)
         return self._kv
 
     def _key(self, partition: int) -> str:
