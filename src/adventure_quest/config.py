@@ -177,6 +177,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int = 16
     #: Seconds between world-clock ticks (each tick restocks the rooms).
     tick_seconds: float = 60.0
+    #: Lifetime of a partition lease (``--partitions auto``): a worker silent this long loses
+    #: its partitions to the others; it renews them every third of it.
+    lease_ttl_s: float = 10.0
     #: Read replicas of a PostgreSQL read database: queries go there, writes to ``read_db_url``.
     read_replicas: tuple[str, ...] = ()
     #: Query cache: ``memory://`` (in process) or ``redis://HOST:PORT[/DB]`` (shared).
@@ -239,6 +242,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"partitions must be 1..1024, got {self.partitions}")
         if self.max_attempts < 1:
             raise SettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 0.1 <= self.lease_ttl_s <= 3_600:
+            raise SettingsError(f"lease_ttl_s must be in [0.1, 3600], got {self.lease_ttl_s}")
         if not 0 < self.cache_ttl_s <= 86_400:
             raise SettingsError(f"cache_ttl_s must be in (0, 86400], got {self.cache_ttl_s}")
         if not 256 <= self.max_body_bytes <= 64 * 1024 * 1024:
@@ -283,6 +288,7 @@ _ENV = {
     "AQ_READ_DB": "read_db_url",
     "AQ_PARTITIONS": "partitions",
     "AQ_TICK_SECONDS": "tick_seconds",
+    "AQ_LEASE_TTL": "lease_ttl_s",
     "AQ_READ_REPLICAS": "read_replicas",
     "AQ_CACHE": "cache_url",
     "AQ_CACHE_TTL": "cache_ttl_s",

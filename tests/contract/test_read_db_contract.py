@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adventure_quest.projections.fencing import Fence, Fenced
 from adventure_quest.projections.model import Row, Table
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.postgres import PostgresReadDatabase
@@ -327,6 +328,39 @@ async def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
         assert await unit.generation() == first + 2
     async with db.unit() as unit:
         assert await unit.generation() == first + 3
+
+
+async def test_a_unit_under_an_older_token_is_refused_whole_and_an_equal_or_newer_one_commits(
+    databases: Databases,
+) -> None:
+    db = await opened(databases)
+    async with db.unit() as unit:
+        await unit.fence([Fence("g", 0, 5), Fence("g", 1, 3), Fence("other", 0, 1)])
+    async with db.unit() as unit:
+        await unit.fence([Fence("g", 0, 5)])  # the same owner again
+        await unit.write(THINGS, {"a": thing("A")}, [])
+
+    async def stale() -> None:
+        async with db.unit() as unit:
+            await unit.write(THINGS, {"b": thing("B")}, [])
+            await unit.fence([Fence("g", 1, 9), Fence("g", 0, 4), Fence("other", 0, 2)])
+
+    with pytest.raises(Fenced) as refused:
+        await stale()
+    assert refused.value.fences == [Fence("g", 0, 4)]
+    assert refused.value.recorded == {("g", 0): 5}
+    assert set(await everything(db)) == {"a"}  # nothing of the refused unit, fences included
+    other = databases.open()  # another writer is held to the same fences
+
+    async def elsewhere(fences: list[Fence]) -> None:
+        async with other.unit() as unit:
+            await unit.fence(fences)
+
+    with pytest.raises(Fenced):
+        await elsewhere([Fence("g", 0, 4)])
+    await elsewhere([Fence("g", 1, 8), Fence("other", 0, 1)])  # the refused 9 never counted
+    with pytest.raises(Fenced):
+        await elsewhere([Fence("g", 1, 7)])
 
 
 async def old_layout(databases: Databases, rows: list[tuple[str, str, int]]) -> None:

@@ -12,7 +12,9 @@ import nats
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.bootstrap.pipeline import Processing
 from adventure_quest.config import load_settings
+from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.processing.auto_assign import AutoWorker
+from adventure_quest.processing.leases import PartitionLeases
 from adventure_quest.projections.world_stats import STREAM_TALLY
 from adventure_quest.store.envelope import ANY, NewEvent
 
@@ -99,3 +101,36 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
             stop_relay.set()
             await asyncio.gather(task_a, relay)
     await delete_stream_and_bucket(stream)
+
+
+async def test_leases_are_fresh_for_the_buckets_lease_time_after_a_round_began_and_tokens_grow(
+    tmp_path: Path,
+) -> None:
+    stream = f"AQAUTO{uuid.uuid4().hex[:8].upper()}"
+    config = load_settings(
+        {},
+        store_url=f"sqlite:///{tmp_path / 'events.sqlite'}",
+        read_db_url=f"sqlite:///{tmp_path / 'read.sqlite'}",
+        queue_url=f"nats://127.0.0.1:4222/{stream}",
+        partitions=2,
+    )
+    try:
+        async with asyncio.timeout(30), Processing.open(config, WORLD) as processing:
+            queue = processing.queue
+            assert isinstance(queue, NatsQueue)
+            a = PartitionLeases(queue, "g", "a", ttl_s=TTL)
+            b = PartitionLeases(queue, "g", "b", ttl_s=TTL * 10)  # told otherwise than a
+            assert not a.fresh()  # no round yet
+            assert await a.refresh() == {0, 1}
+            assert a.fresh()
+            first = dict(a.tokens)
+            await asyncio.sleep(TTL * 2.5)  # a is frozen: its keys expire
+            assert not a.fresh()
+            assert await b.refresh() == {0, 1}
+            assert b.ttl_s == TTL  # the bucket's lifetime, which its keys expire after
+            assert all(b.tokens[p] > first[p] for p in first)  # a later owner, a larger token
+            assert await a.refresh() == set()  # a wakes: b holds everything
+            assert a.tokens == {}
+            await b.release()
+    finally:
+        await delete_stream_and_bucket(stream)

@@ -5,8 +5,9 @@ or projects (``aq serve --role relay|worker``, ``aq relay``, ``aq worker``, ``aq
 no HTTP server, so with ``metrics_port`` (``AQ_METRICS_PORT``) set it runs prometheus-client's
 own small one on that port, over a registry of its own: the process's CPU, memory and
 collections (as an API's), what its relays published and how often they failed, and what its
-projections applied, skipped as duplicates and parked. Lag is not here: it is the same for
-every process, and an API process or ``aq status`` reports it.
+projections applied, skipped as duplicates and parked, and the units refused by a newer
+owner's fence. Lag is not here: it is the same for every process, and an API process or
+``aq status`` reports it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class ProcessingCollector(Collector):
             if totals is not None:
                 family.add_metric([], getattr(totals, value))
             yield family
+        fenced = CounterMetricFamily(
+            "aq_projection_fenced_units",
+            "Units refused because a newer owner's fencing token holds one of their partitions.",
+        )
+        if self.runner is not None:
+            fenced.add_metric([], self.runner.fenced)
+        yield fenced
 
     def describe(self) -> Iterator[Metric]:
         return self.collect()

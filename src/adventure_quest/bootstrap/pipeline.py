@@ -21,6 +21,7 @@ from adventure_quest.messaging.ports import MessageQueue
 from adventure_quest.processing.achievement_manager import AchievementsManager
 from adventure_quest.processing.groups import GROUP, HANDOVERS, MANAGERS, RESPAWNS
 from adventure_quest.processing.handover_manager import HandoverManager
+from adventure_quest.processing.leases import Lease
 from adventure_quest.processing.projection_worker import ProjectionWorker
 from adventure_quest.processing.relay import Relay
 from adventure_quest.processing.respawn_manager import RespawnManager
@@ -89,10 +90,20 @@ class Processing:
         """The process manager that unlocks achievements (consumer group ``achievements``)."""
         return AchievementsManager(self.game, self.queue, partitions, group=MANAGERS)
 
-    def partition_jobs(self, partition: int) -> list[Any]:
-        """What runs for one partition: its projection worker and its process managers."""
+    def partition_jobs(self, lease: Lease) -> list[Any]:
+        """What runs for one leased partition: its projection worker (under the lease's fencing
+        token) and its process managers."""
+        partition = lease.partition
+        worker = ProjectionWorker(
+            self.runner,
+            self.queue,
+            [partition],
+            group=GROUP,
+            tokens={partition: lease.token},
+            leased=lease.fresh,
+        )
         return [
-            self.worker([partition]).run,
+            worker.run,
             self.achievements([partition]).run,
             self.handovers([partition]).run,
             self.respawns([partition]).run,

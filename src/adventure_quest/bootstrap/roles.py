@@ -66,7 +66,9 @@ async def processing_jobs(
             return Jobs([], [], "stopped before the read database answered")
         processing = Processing(parts, runner)
         if automatic:
-            consumers.append(AutoWorker(processing.queue, processing.partition_jobs).run)
+            ttl_s = parts.settings.lease_ttl_s
+            auto = AutoWorker(processing.queue, processing.partition_jobs, ttl_s=ttl_s)
+            consumers.append(auto.run)
         else:
             consumers.append(processing.worker(chosen).run)
             consumers.append(processing.achievements(chosen).run)

@@ -74,9 +74,11 @@ async def report(parts: Parts, stop: asyncio.Event, every_s: float = 5.0) -> Non
         if RELAYS in parts.opened:
             line.append(f"published {sum(relay.published for relay in parts.relays())}")
         if READ_TABLES in parts.opened:
-            totals = (await parts.runner(create_tables=True)).totals
+            runner = await parts.runner(create_tables=True)
+            totals = runner.totals
             line.append(
-                f"applied {totals.applied}, duplicates {totals.duplicates}, parked {totals.parked}"
+                f"applied {totals.applied}, duplicates {totals.duplicates}, parked {totals.parked},"
+                f" fenced units {runner.fenced}"
             )
         print(", ".join(line), file=sys.stderr, flush=True)
 

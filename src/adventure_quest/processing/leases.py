@@ -5,14 +5,23 @@ partitions by holding their keys (``<group>.p<n>``, value: the owner's id). Keys
 bucket whose entries expire after ``ttl`` unless refreshed, so a worker that dies stops owning
 its partitions within ``ttl``. Each round, a worker refreshes what it holds, gives up what it
 holds beyond its fair share (ceil(partitions / live members)), and claims free partitions up to
-that share with a create-if-absent. Ownership can briefly overlap during a hand-over; that costs
-nothing but work, because workers apply idempotently by stream version.
+that share with a create-if-absent.
+
+Ownership can overlap: a worker frozen past its lease (or cut off from NATS) goes on believing
+it owns its partitions while another worker claims them. So each claim comes with a fencing
+token, the key's revision at the claim (``kv.create``): the bucket's revisions only grow, so a
+later owner always holds a larger token. The read database refuses a unit under a token older
+than the newest one it has seen for the partition (projections/fencing.py); and a worker whose
+last successful round began more than ``ttl`` ago (``fresh``) fetches nothing meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import nats.js.errors
 from nats.js.api import KeyValueConfig
@@ -20,6 +29,14 @@ from nats.js.kv import KeyValue
 
 from adventure_quest.messaging.nats import NatsQueue
 from adventure_quest.messaging.ports import QueueUnavailableError
+
+
+class Lease(NamedTuple):
+    """A partition this worker claimed: its fencing token, and whether it may still hold it."""
+
+    partition: int
+    token: int
+    fresh: Callable[[], bool]
 
 
 class PartitionLeases:
@@ -35,6 +52,10 @@ class PartitionLeases:
         self.bucket = f"AQ_LEASES_{queue.stream}"
         self._kv: KeyValue | None = None
         self._held: dict[int, int] = {}  # partition -> revision of our key
+        #: Partition -> fencing token: the revision of our key when we claimed it.
+        self.tokens: dict[int, int] = {}
+        #: When the last successful round began (monotonic seconds; never: -inf).
+        self._renewed = -math.inf
 
     async def _store(self) -> KeyValue:
         if self._kv is None:
@@ -45,6 +66,11 @@ class PartitionLeases:
                 self._kv = await js.create_key_value(
                     KeyValueConfig(bucket=self.bucket, ttl=self.ttl_s, history=1)
                 )
+            # Keys expire after the bucket's lifetime, whatever this worker was told: with a
+            # longer one, its rounds would come too late and ``fresh`` would say yes too long.
+            ttl = (await self._kv.status()).ttl
+            if ttl:
+                self.ttl_s = min(self.ttl_s, ttl)
         return self._kv
 
     def _key(self, partition: int) -> str:
@@ -52,10 +78,27 @@ class PartitionLeases:
 
     async def refresh(self) -> set[int]:
         """One round: stay a member, keep, give up and claim partitions; what is owned now."""
+        began = time.monotonic()
         try:
-            return await self._round()
+            owned = await self._round()
         except (nats.errors.Error, OSError, TimeoutError) as error:
             raise QueueUnavailableError(f"partition leases of {self.group}: {error}") from error
+        self._renewed = began
+        return owned
+
+    def fresh(self) -> bool:
+        """Whether the keys may still be ours: the last round that renewed them began less
+        than ``ttl`` ago (the server counts their time from a moment after that)."""
+        return time.monotonic() - self._renewed < self.ttl_s
+
+    def lease(self, partition: int) -> Lease:
+        """What a held partition's jobs need of its lease."""
+        return Lease(partition, self.tokens[partition], self.fresh)
+
+    def forget(self, partition: int) -> None:
+        """Stop counting ``partition`` as held (a newer owner's fence refused us)."""
+        self._held.pop(partition, None)
+        self.tokens.pop(partition, None)
 
     async def _round(self) -> set[int]:
         kv = await self._store()
@@ -72,20 +115,19 @@ class PartitionLeases:
                     self._key(partition), self.worker_id.encode(), last=revision
                 )
             except nats.js.errors.KeyWrongLastSequenceError:
-                del self._held[partition]  # expired and taken by another worker
+                self.forget(partition)  # expired and taken by another worker
         for partition in sorted(self._held)[share:]:
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
                 await kv.delete(self._key(partition), last=self._held[partition])
-            del self._held[partition]
+            self.forget(partition)
         for partition in range(self.queue.partitions):
             if len(self._held) >= share:
                 break
             if partition in self._held:
                 continue
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-                self._held[partition] = await kv.create(
-                    self._key(partition), self.worker_id.encode()
-                )
+                revision = await kv.create(self._key(partition), self.worker_id.encode())
+                self._held[partition] = self.tokens[partition] = revision
         return set(self._held)
 
     async def release(self) -> None:
@@ -95,5 +137,6 @@ class PartitionLeases:
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
                 await kv.delete(self._key(partition), last=revision)
         self._held.clear()
+        self.tokens.clear()
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):
             await kv.delete(f"{self.group}.member.{self.worker_id}")

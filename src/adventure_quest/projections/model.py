@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 import msgspec
 
 from adventure_quest.domain.events import Event
+from adventure_quest.projections.fencing import Fence
 from adventure_quest.store.envelope import RecordedEvent
 
 ColumnType = Literal["text", "integer", "json"]
@@ -49,6 +50,11 @@ class Unit(Protocol):
 
     async def drop_versions(self, projection: str) -> None:
         """Forget every applied version of ``projection`` (a rebuild's shadow, once swapped)."""
+        ...
+
+    async def fence(self, fences: Sequence[Fence]) -> None:
+        """Record each fence's token unless a newer one is recorded for its partition; then
+        raise ``Fenced`` (the unit must not commit). Takes the partitions' row locks."""
         ...
 
     async def generation(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Final
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from adventure_quest.projections import sql
+from adventure_quest.projections import fencing, sql
 from adventure_quest.projections.model import Row, Table
 from adventure_quest.store.errors import StoreSchemaError
 from adventure_quest.store.postgres.connect import check_url, translated, where
@@ -100,6 +100,20 @@ class PostgresUnit:
         async with self._turn, _translated(self._dsn):
             records = await self._conn.fetch(_VERSIONS, missing)
         self._versions.loaded(missing, [(record[0], record[1]) for record in records])
+
+    async def fence(self, fences: Sequence[fencing.Fence]) -> None:
+        fences = fencing.ordered(fences)
+        if not fences:
+            return
+        params = [value for fence in fences for value in fence]
+        async with self._turn, _translated(self._dsn):
+            accepted = await self._conn.fetch(sql.raise_fences(len(fences), _mark), *params)
+            refused = fencing.refused(fences, [(r[0], r[1]) for r in accepted])
+            if refused:
+                pairs = [value for fence in refused for value in fence[:2]]
+                rows = await self._conn.fetch(sql.recorded_fences(len(refused), _mark), *pairs)
+        if refused:
+            raise fencing.Fenced(refused, {(r[0], r[1]): r[2] for r in rows})
 
     async def generation(self) -> int:
         return self._generation
@@ -191,6 +205,7 @@ class PostgresReadDatabase:
         async with self._writing() as conn, _translated(self.dsn):
             await conn.execute(sql.VERSIONS_DDL)
             await conn.execute(sql.GENERATION_DDL)
+            await conn.execute(sql.FENCES_DDL)
             if await conn.fetchval("SELECT to_regclass($1)", sql.OLD_VERSIONS_TABLE) is not None:
                 for statement in sql.migrate_versions("json_object_agg(projection, version)::text"):
                     await conn.execute(statement)

@@ -9,7 +9,9 @@ stream the read database keeps the last applied version, in the same transaction
   read from the event store and applied first, never out of order.
 
 A batch is one read-database transaction: rows and versions commit together, so a crash at any
-moment leaves either all of the batch or none of it.
+moment leaves either all of the batch or none of it. A live batch of a worker whose partitions
+are leased carries their fencing tokens (projections/fencing.py): checked first, so a unit of a
+worker that lost a partition is refused before it reads anything.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from adventure_quest import tracing
 from adventure_quest.domain.events import Event
 from adventure_quest.projections import dead_letters, progress
 from adventure_quest.projections.batch import Batch
+from adventure_quest.projections.fencing import Fence, Fenced
 from adventure_quest.projections.model import (
     Decoded,
     Memo,
@@ -113,6 +116,8 @@ class ProjectionRunner:
         #: (projections/progress.py), which is what consistency tokens are checked against.
         self.partitions = partitions
         self.totals = Applied()
+        #: Units refused because a newer owner holds one of their partitions (nothing applied).
+        self.fenced = 0
         #: Rows of earlier batches, for the next ones (``RowCache``; 0 rows: none kept).
         self.cache = RowCache(cache_rows) if cache_rows > 0 else None
         #: Called with each batch once it is committed, and the (table, key) of every row it
@@ -127,16 +132,25 @@ class ProjectionRunner:
     async def setup(self) -> None:
         await self.db.create(self.tables)
 
-    async def apply(self, events: Sequence[RecordedEvent]) -> Applied:
-        """Apply one batch to every projection, in one transaction."""
-        return await self._apply(self.projections, events, live=True)
+    async def apply(self, events: Sequence[RecordedEvent], fences: Sequence[Fence] = ()) -> Applied:
+        """Apply one batch to every projection, in one transaction, under ``fences``.
+
+        ``Fenced`` (nothing applied) if a newer owner holds a partition of ``fences``; with no
+        fences (fixed partitions, replays) nothing is checked.
+        """
+        return await self._apply(self.projections, events, live=True, fences=fences)
 
     async def apply_to(self, projection: Projection, events: Sequence[RecordedEvent]) -> Applied:
         """Apply one batch to one projection (a rebuild catching up)."""
         return await self._apply([projection], events, live=False)
 
     async def _apply(
-        self, projections: Sequence[Projection], events: Sequence[RecordedEvent], *, live: bool
+        self,
+        projections: Sequence[Projection],
+        events: Sequence[RecordedEvent],
+        *,
+        live: bool,
+        fences: Sequence[Fence] = (),
     ) -> Applied:
         counts = Applied()
         changed: set[RowKey] = set()
@@ -144,6 +158,7 @@ class ProjectionRunner:
         cache = self.cache
         try:
             async with self.db.unit() as unit:
+                await unit.fence(fences)
                 generation = await unit.generation()
                 if cache is not None:
                     cache.check(generation)
@@ -157,9 +172,11 @@ class ProjectionRunner:
                     await one
                 if live and self.partitions is not None:
                     await progress.record(unit, progress.marks(events, self.partitions))
-        except BaseException:
+        except BaseException as error:
             if cache is not None:
                 cache.clear()  # its rows may hold changes that were not committed
+            if isinstance(error, Fenced):
+                self.fenced += 1
             raise
         if cache is not None:
             cache.committed(generation)

@@ -55,6 +55,41 @@ NEXT_GENERATION = (
 )
 
 
+#: The highest fencing token each (consumer group, partition) was applied under
+#: (projections/fencing.py).
+FENCES_TABLE = "read_fences"
+FENCES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {FENCES_TABLE} (consumer_group TEXT NOT NULL,"
+    " partition BIGINT NOT NULL, token BIGINT NOT NULL, PRIMARY KEY (consumer_group, partition))"
+)
+
+
+def raise_fences(count: int, mark: Placeholder) -> str:
+    """Record ``count`` (group, partition, token) fences whose token is at least the recorded one.
+
+    Returns the (group, partition) of each fence recorded; a fence not returned met a newer
+    token. The upsert locks each row, so the check and the write are one step for concurrent
+    units: a unit under an older token waits for a newer one to commit, then is refused.
+    """
+    values = ", ".join(
+        f"({mark(3 * n + 1)}, {mark(3 * n + 2)}, {mark(3 * n + 3)})" for n in range(count)
+    )
+    return (
+        f"INSERT INTO {FENCES_TABLE} (consumer_group, partition, token) VALUES {values}"
+        " ON CONFLICT (consumer_group, partition) DO UPDATE SET token = excluded.token"
+        f" WHERE {FENCES_TABLE}.token <= excluded.token RETURNING consumer_group, partition"
+    )
+
+
+def recorded_fences(count: int, mark: Placeholder) -> str:
+    """The recorded tokens of ``count`` (group, partition) pairs (to say why a unit was fenced)."""
+    pairs = " OR ".join(
+        f"(consumer_group = {mark(2 * n + 1)} AND partition = {mark(2 * n + 2)})"
+        for n in range(count)
+    )
+    return f"SELECT consumer_group, partition, token FROM {FENCES_TABLE} WHERE {pairs}"
+
+
 def migrate_versions(group_into_json: str) -> list[str]:
     """Statements that move the old layout's rows into the new one and drop the old table.
 

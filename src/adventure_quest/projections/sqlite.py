@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from adventure_quest.projections import sql
+from adventure_quest.projections import fencing, sql
 from adventure_quest.projections.model import Row, Table
 from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError
 
@@ -59,6 +59,18 @@ class SQLiteUnit:
                 chunk,
             )
             self._versions.loaded(chunk, rows.fetchall())
+
+    async def fence(self, fences: Sequence[fencing.Fence]) -> None:
+        fences = fencing.ordered(fences)
+        if not fences:
+            return
+        params = [value for fence in fences for value in fence]
+        accepted = self._conn.execute(sql.raise_fences(len(fences), _mark), params).fetchall()
+        refused = fencing.refused(fences, accepted)
+        if refused:
+            pairs = [value for fence in refused for value in fence[:2]]
+            rows = self._conn.execute(sql.recorded_fences(len(refused), _mark), pairs)
+            raise fencing.Fenced(refused, {(g, p): t for g, p, t in rows.fetchall()})
 
     async def generation(self) -> int:
         return self._generation
@@ -113,6 +125,7 @@ class SQLiteReadDatabase:
             try:
                 self._conn.execute(sql.VERSIONS_DDL)
                 self._conn.execute(sql.GENERATION_DDL)
+                self._conn.execute(sql.FENCES_DDL)
                 old = self._conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                     (sql.OLD_VERSIONS_TABLE,),
