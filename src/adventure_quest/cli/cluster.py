@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         help="A deployment across simulated hosts (network namespaces, cgroup quotas)."
     )
     app.add_typer(cluster_app, name="cluster")
+    register_drill(cluster_app)
 
     @cluster_app.command("up")
     def up(
@@ -118,3 +119,41 @@ def register(app: typer.Typer) -> None:
         """The bundled layouts."""
         for name in bundled_layouts():
             typer.echo(name)
+
+
+def register_drill(cluster_app: typer.Typer) -> None:
+    @cluster_app.command("drill")
+    def drill(
+        layout: Annotated[str, typer.Argument(help="A layout file or bundled name.")] = "drill",
+        seconds: Annotated[float, typer.Option(min=1, help="How long the faults go on.")] = 60,
+        players: Annotated[int, typer.Option(min=1, max=200)] = 8,
+        seed: Annotated[int, typer.Option(help="Victims and timing.")] = 1,
+        lease: Annotated[float, typer.Option(help="The workers' partition lease, seconds.")] = 3.0,
+        as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    ) -> None:
+        """Play while hosts are cut off, processes killed, a worker frozen; check nothing was
+        lost or doubled and the read models equal a rebuild (exit 1 if not)."""
+        from adventure_quest.bench import faults
+        from adventure_quest.cluster.deploy import Cluster
+
+        def progress(line: str) -> None:
+            typer.echo(line, err=True)
+
+        try:
+            spec = load_layout(layout)
+            check_prerequisites()
+            lease_env = {"AQ_LEASE_TTL": str(lease)}
+            with Cluster(spec, progress=progress, extra_env=lease_env) as cluster:
+                report = faults.drill(
+                    cluster,
+                    seconds=seconds,
+                    players=players,
+                    seed=seed,
+                    lease_s=lease,
+                    progress=progress,
+                )
+        except ClusterError as error:
+            raise _fail(error) from None
+        typer.echo(json.dumps(faults.summary(report)) if as_json else report.table())
+        if not report.passed:
+            raise typer.Exit(1)

@@ -66,6 +66,8 @@ class Cluster:
         self.progress = progress
         self.endpoints = Endpoints()
         self.processes: list[Process] = []
+        #: The servers, by host and service (``store``, ``nats``, ``read-primary``...).
+        self.servers: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
         self.admin_token = secrets.token_urlsafe(16)
         self.extra_env = dict(extra_env or {})
         #: Roles the layout places but ``start`` leaves to the caller (``start_role``).
@@ -122,29 +124,34 @@ class Cluster:
 
     def _start_servers(self) -> None:
         for host in self.hosts_running("store"):
-            services.start_postgres(host, self._dir(host, "store"), services.STORE_PORT)
+            server = services.start_postgres(host, self._dir(host, "store"), services.STORE_PORT)
+            self.servers[host.name, "store"] = server
             services.create_database(host, services.STORE_PORT, services.STORE_DB)
             self.endpoints.stores.append(host.address)
             self.progress(f"{host.name}: event-store shard on {host.address}:{services.STORE_PORT}")
         nats = self.hosts_running("nats")
         for host in nats:
             peers = [other.address for other in nats if other is not host]
-            services.start_nats(host, self._dir(host, "nats"), peers, self.layout.name)
+            server = services.start_nats(host, self._dir(host, "nats"), peers, self.layout.name)
+            self.servers[host.name, "nats"] = server
             self.endpoints.nats.append(host.address)
         if nats:
             self.progress(f"NATS JetStream on {', '.join(self.endpoints.nats)}")
         for host in self.hosts_running("read-primary"):
-            services.start_postgres(host, self._dir(host, "read"), services.READ_PORT)
+            server = services.start_postgres(host, self._dir(host, "read"), services.READ_PORT)
+            self.servers[host.name, "read-primary"] = server
             services.create_database(host, services.READ_PORT, services.READ_DB)
             self.endpoints.read_primary = host.address
             self.progress(f"{host.name}: read database on {host.address}:{services.READ_PORT}")
         for host in self.hosts_running("read-replica"):
             primary = self.endpoints.read_primary
-            services.start_replica(host, self._dir(host, "replica"), primary, services.READ_PORT)
+            self.servers[host.name, "read-replica"] = services.start_replica(
+                host, self._dir(host, "replica"), primary, services.READ_PORT
+            )
             self.endpoints.read_replicas.append(host.address)
             self.progress(f"{host.name}: read replica of {primary}")
         for host in self.hosts_running("redis"):
-            services.start_redis(host, self._dir(host, "redis"))
+            self.servers[host.name, "redis"] = services.start_redis(host, self._dir(host, "redis"))
             self.endpoints.cache = f"redis://{host.address}:{services.REDIS_PORT}/0"
 
     def _upgrade(self) -> None:
@@ -200,6 +207,14 @@ class Cluster:
         if started.role == "api":
             self.endpoints.apis.remove(f"http://{started.host.address}:{services.API_PORT}")
         return self.start_role(started.host, started.role, *started.extra)
+
+    def restart_read_primary(self) -> None:
+        """Restart the read database's server (a fast shutdown, then a start)."""
+        host = self.hosts_running("read-primary")[0]
+        running = self.servers[host.name, "read-primary"]
+        self.servers[host.name, "read-primary"] = services.restart_postgres(
+            host, self._dir(host, "read"), services.READ_PORT, running
+        )
 
     def aq_processes(self, role: str | None = None) -> list[Process]:
         return [p for p in self.processes if role is None or p.role == role]

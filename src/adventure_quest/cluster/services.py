@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -134,6 +135,19 @@ def _start_pg(host: Host, data: Path, port: int, directory: Path) -> subprocess.
     process = host.spawn(argv, log=directory / "postgres.log", user=PG_USER, cwd=directory)
     wait_listening(host, host.address, port, process, directory / "postgres.log")
     return process
+
+
+def restart_postgres(
+    host: Host, directory: Path, port: int, running: subprocess.Popen[bytes]
+) -> subprocess.Popen[bytes]:
+    """Stop the server (a fast shutdown: clients are cut off) and start it again."""
+    running.send_signal(signal.SIGINT)
+    try:
+        running.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        running.kill()
+        running.wait(timeout=10)
+    return _start_pg(host, directory / "data", port, directory)
 
 
 def start_replica(host: Host, directory: Path, primary: str, port: int) -> subprocess.Popen[bytes]:
