@@ -46,3 +46,15 @@ async def test_commands_over_a_rate_limit_are_counted_as_refusals_not_errors(
         result = await loadtest.run(url, players=4, duration_s=2.0, seed=7)
     assert result["errors"] == 0, result["error_samples"]
     assert result["rejection_codes"].get("rate_limited", 0) > 0, result["rejection_codes"]
+
+
+async def test_without_read_back_commands_are_not_read_back(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, rate_limits={})
+    async with live(settings, socket=True):
+        url = f"http://{settings.host}:{settings.port}"
+        result = await loadtest.run(
+            url, players=4, duration_s=1.5, seed=7, query_ratio=0.0, read_back=False
+        )
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["commands"] > 40  # enough for read-backs, had they been on (every 10th)
+    assert result["lag_samples"] == 0

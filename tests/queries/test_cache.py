@@ -36,3 +36,16 @@ async def test_a_failed_load_is_not_cached_and_every_waiter_sees_the_error() -> 
     )
     assert all(isinstance(r, RuntimeError) for r in results)
     assert await cache.backend.get("k") is None
+
+
+async def test_the_none_cache_keeps_nothing() -> None:
+    from adventure_quest.queries.cache import Entry, NoCache, open_cache
+
+    cache = open_cache("none://", 30.0)
+    assert isinstance(cache, NoCache)
+    generation = await cache.generation("k")
+    await cache.put("k", Entry(b"{}", "0.1:1"), generation)
+    assert await cache.get("k") is None
+    await cache.invalidate(["k"])
+    await cache.clear()
+    await cache.close()
