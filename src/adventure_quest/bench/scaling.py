@@ -9,8 +9,10 @@ CPU quota, with the load generators on a host of their own, so a figure is bound
   backlog is written to the store and relayed to NATS first, then the workers start, and the
   rate is timed while the backlog goes from 95 % to 5 % of its size (the workers' start-up is
   not in it);
-* **queries**: R read replicas behind three API hosts, uncached (``AQ_CACHE=none://``: every
-  query reads a replica) and cached (Redis);
+* **queries**: R read replicas (``--replica-quota`` each: a query costs a replica about a
+  quarter of what it costs an API host, so small replicas keep the three API hosts from being
+  the limit) behind three API hosts, uncached (``AQ_CACHE=none://``: every query reads a
+  replica) and cached (Redis);
 
 Efficiency is throughput(N) / (N x throughput(1)). Each point also reports every host's CPU use
 against its quota, and the sum of the quotas against the machine's cores.
@@ -73,11 +75,13 @@ def queries_layout(r: int, quota: float, load_cpu: float, *, cached: bool) -> La
     hosts: dict[str, tuple[list[str], float]] = {
         "store": (["store", "nats"], 0.1),
         "read": (["read-primary", *(["redis"] if cached else [])], 0.1),
+        # The players' new characters reach the read models (a query of one is a 404 till then).
+        "proc": (["relay", "worker"], 0.2),
     }
     for i in range(1, r + 1):
         hosts[f"rep{i}"] = (["read-replica"], quota)
     for i in range(1, 4):
-        hosts[f"api{i}"] = (["api"], 0.25)
+        hosts[f"api{i}"] = (["api"], 0.3)
     hosts["load"] = (["load"], load_cpu)
     return _layout("aqqry", hosts)
 
@@ -297,6 +301,7 @@ def run(
     *,
     points: dict[str, Sequence[int]],
     quota: float,
+    replica_quota: float,
     load_cpu: float,
     players: int,
     seconds: float,
@@ -307,6 +312,7 @@ def run(
         "benchmark": "scaling",
         "machine": machine() | {"cores": os.cpu_count()},
         "quota": quota,
+        "replica_quota": replica_quota,
         "load_cpu": load_cpu,
         "curves": {},
     }
@@ -337,7 +343,7 @@ def run(
                     measure_queries(
                         r,
                         cached=cached,
-                        quota=quota,
+                        quota=replica_quota,
                         load_cpu=load_cpu,
                         players=players,
                         seconds=seconds,

@@ -105,6 +105,9 @@ def _register_scaling(bench_app: typer.Typer) -> None:
         quota: Annotated[
             float, typer.Option(min=0.02, max=1, help="CPU cores of each scaled host.")
         ] = 0.15,
+        replica_quota: Annotated[
+            float, typer.Option(min=0.01, max=1, help="CPU cores of each read replica host.")
+        ] = 0.03,
         load_cpu: Annotated[
             float, typer.Option(min=0.05, max=2, help="CPU cores of the load host.")
         ] = 0.4,
@@ -139,6 +142,7 @@ def _register_scaling(bench_app: typer.Typer) -> None:
                 chosen,
                 points={"commands": hosts, "projections": hosts, "queries": [1, 2, 3]},
                 quota=quota,
+                replica_quota=replica_quota,
                 load_cpu=load_cpu,
                 players=players,
                 seconds=seconds,

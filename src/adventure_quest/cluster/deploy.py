@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Final
 
 from adventure_quest.cluster import services
 from adventure_quest.cluster.hosts import Host, Network
@@ -46,6 +47,11 @@ class Endpoints:
     read_replicas: list[str] = field(default_factory=list)
     cache: str = "memory://"
     apis: list[str] = field(default_factory=list)
+
+
+#: Each host's quota while the deployment starts (initdb, imports, table creation): starting is
+#: not what a figure measures. Every host gets its own quota once every API answers /readyz.
+SETUP_CPU: Final = 0.5
 
 
 class Cluster:
@@ -107,7 +113,8 @@ class Cluster:
         self.workdir.chmod(0o755)  # the postgres user walks through it to its own directories
         self.network.create()
         for spec in self.layout.hosts:
-            self.network.add_host(spec.name, cpu=spec.cpu, memory_mb=spec.memory_mb)
+            host = self.network.add_host(spec.name, cpu=spec.cpu, memory_mb=spec.memory_mb)
+            host.limit_cpu(max(spec.cpu, SETUP_CPU))
         if self.network.delay_ms is None:
             refused = self.network.delay_refused
             self.progress(f"no delay between hosts: this kernel has no tc netem ({refused})")
@@ -120,6 +127,8 @@ class Cluster:
         for role in ("relay", "worker", "api"):
             for host in [] if role in self.held else self.hosts_running(role):
                 self.start_role(host, role)
+        for host in self.network.hosts.values():
+            host.limit_cpu(host.cpu)
         self.progress(f"cluster up in {time.monotonic() - self._started_at:.1f} s")
 
     def _start_servers(self) -> None:

@@ -205,6 +205,15 @@ class Host:
                 return int(value) / 1e9
         return 0.0
 
+    def limit_cpu(self, cores: float) -> None:
+        """Set the host's CPU quota (``cores`` of CPU time per unit of wall time)."""
+        # The kernel's least quota is 1 ms: a small share gets a longer period.
+        period = max(CFS_PERIOD_US, math.ceil(1000 / cores))
+        cpu = CGROUP_ROOT / "cpu" / self.cgroup
+        _write(cpu / "cpu.cfs_quota_us", "-1")  # a new period must not be below the old quota
+        _write(cpu / "cpu.cfs_period_us", str(period))
+        _write(cpu / "cpu.cfs_quota_us", str(round(cores * period)))
+
     def freeze(self) -> None:
         _write(CGROUP_ROOT / "freezer" / self.cgroup / "freezer.state", "FROZEN")
 
@@ -334,12 +343,7 @@ class Network:
     def _limit(self, host: Host) -> None:
         for controller in CONTROLLERS:
             (CGROUP_ROOT / controller / host.cgroup).mkdir(exist_ok=True)
-        # The kernel's least quota is 1 ms: a small share gets a longer period.
-        period = max(CFS_PERIOD_US, math.ceil(1000 / host.cpu))
-        quota = round(host.cpu * period)
-        cpu = CGROUP_ROOT / "cpu" / host.cgroup
-        _write(cpu / "cpu.cfs_period_us", str(period))
-        _write(cpu / "cpu.cfs_quota_us", str(quota))
+        host.limit_cpu(host.cpu)
         memory = CGROUP_ROOT / "memory" / host.cgroup
         _write(memory / "memory.limit_in_bytes", str(host.memory_mb * 1024 * 1024))
 

@@ -271,14 +271,8 @@ def wait_ready(host: Host, where: str, process: subprocess.Popen[bytes], directo
             if process.poll() is not None:
                 return f"exited with {process.returncode}"
             with contextlib.suppress(OSError, TimeoutError, ValueError):
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(address, int(port)), 2
-                )
-                writer.write(f"GET /readyz HTTP/1.1\r\nHost: {where}\r\n\r\n".encode())
-                status = await asyncio.wait_for(reader.readline(), 5)
-                writer.close()
-                last = status.decode().strip()
-                if " 200 " in f"{last} ":
+                last = await _readyz(address, int(port), where)
+                if last.startswith("HTTP/1.1 200 "):
                     return ""
             await asyncio.sleep(0.2)
         return f"not ready within {START_TIMEOUT_S:.0f} s (last: {last})"
@@ -287,6 +281,22 @@ def wait_ready(host: Host, where: str, process: subprocess.Popen[bytes], directo
     if failure:
         logs = " | ".join(_tail(log) for log in sorted(directory.glob("*.log")))
         raise ClusterError("cluster_start_failed", f"{host.name}: aq api {failure}: {logs}")
+
+
+async def _readyz(address: str, port: int, where: str) -> str:
+    """The status line of ``GET /readyz`` and, unless 200, the body (what is failing)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 2)
+    try:
+        writer.write(f"GET /readyz HTTP/1.1\r\nHost: {where}\r\n\r\n".encode())
+        status = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
+        if status.startswith("HTTP/1.1 200 "):
+            return status
+        with contextlib.suppress(TimeoutError):
+            rest = await asyncio.wait_for(reader.read(2000), 2)
+            status += " " + rest.decode(errors="replace").split("\r\n\r\n", 1)[-1]
+        return status
+    finally:
+        writer.close()
 
 
 def _tail(log: Path, lines: int = 8) -> str:
