@@ -37,7 +37,6 @@ import msgspec
 from adventure_quest.app.aggregates import event_codec
 from adventure_quest.app.world_loader import load_world
 from adventure_quest.cluster.deploy import Cluster, Process
-from adventure_quest.cluster.services import NATS_PORT
 from adventure_quest.domain.events import PlayerSaid
 from adventure_quest.projections.catalog import projections
 from adventure_quest.projections.runner import ProjectionRunner
@@ -197,9 +196,7 @@ class Faults:
         async def ask() -> str:
             import nats
 
-            client = await nats.connect(
-                [f"nats://{a}:{NATS_PORT}" for a in self.cluster.endpoints.nats]
-            )
+            client = await nats.connect(self.cluster.nats_servers())
             try:
                 info = await client.jetstream().stream_info(STREAM)
                 return str(info.cluster.leader) if info.cluster else ""

@@ -194,12 +194,13 @@ def measure_projections(
         load = cluster.host("load")
         env = cluster.env()
         load.inside(lambda: _write_backlog(env["AQ_STORE"], events, progress))
-        load.inside(lambda: _until_relayed(env["AQ_QUEUE"], events, progress))
+        servers = cluster.nats_servers()
+        load.inside(lambda: _until_relayed(servers, events, progress))
         before = _cpu(cluster)
         began = time.monotonic()
         for i in range(1, w + 1):
             cluster.start_role(cluster.host(f"work{i}"), "worker")
-        timing = load.inside(lambda: _drain(env["AQ_QUEUE"], layout.partitions, events, progress))
+        timing = load.inside(lambda: _drain(servers, layout.partitions, events, progress))
         hosts = _hosts_report(cluster, before, time.monotonic() - began)
     return {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
 
@@ -224,10 +225,10 @@ async def _stream_messages(js: Any) -> int:
     return int(info.state.messages)
 
 
-async def _until_relayed(queue_url: str, events: int, progress: Progress) -> None:
+async def _until_relayed(servers: list[str], events: int, progress: Progress) -> None:
     import nats
 
-    client = await nats.connect(queue_url.split(","))
+    client = await nats.connect(servers)
     try:
         js = client.jetstream()
         deadline = time.monotonic() + 600
@@ -256,12 +257,12 @@ async def _remaining(js: Any, partitions: int, events: int) -> int:
 
 
 async def _drain(
-    queue_url: str, partitions: int, events: int, progress: Progress
+    servers: list[str], partitions: int, events: int, progress: Progress
 ) -> dict[str, Any]:
     """Time the backlog from 95 % to 5 % left (acknowledged = applied and committed)."""
     import nats
 
-    client = await nats.connect(queue_url.split(","))
+    client = await nats.connect(servers)
     try:
         js = client.jetstream()
         high, low = events * 0.95, events * 0.05

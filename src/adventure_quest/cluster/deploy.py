@@ -185,7 +185,10 @@ class Cluster:
             "AQ_LOG_LEVEL": "warning",
         }
         if ends.nats:
-            env["AQ_QUEUE"] = ",".join(f"nats://{a}:{services.NATS_PORT}" for a in ends.nats)
+            # Three nodes or more: the stream is replicated three times (R3).
+            replicas = "?replicas=3" if len(ends.nats) >= 3 else ""
+            servers = ",".join(f"{a}:{services.NATS_PORT}" for a in ends.nats)
+            env["AQ_QUEUE"] = f"nats://{servers}{replicas}"
         if ends.read_primary:
             env["AQ_READ_DB"] = (
                 f"postgresql://postgres@{ends.read_primary}:{services.READ_PORT}/{services.READ_DB}"
@@ -224,6 +227,9 @@ class Cluster:
         self.servers[host.name, "read-primary"] = services.restart_postgres(
             host, self._dir(host, "read"), services.READ_PORT, running
         )
+
+    def nats_servers(self) -> list[str]:
+        return [f"nats://{a}:{services.NATS_PORT}" for a in self.endpoints.nats]
 
     def aq_processes(self, role: str | None = None) -> list[Process]:
         return [p for p in self.processes if role is None or p.role == role]
