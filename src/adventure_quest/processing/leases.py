@@ -43,7 +43,12 @@ class PartitionLeases:
                 self._kv = await js.key_value(self.bucket)
             except nats.js.errors.BucketNotFoundError:
                 self._kv = await js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=self.ttl_s, history=1)
+                    KeyValueConfig(
+                        bucket=self.bucket,
+                        ttl=self.ttl_s,
+                        history=1,
+                        replicas=self.queue.stream_replicas,
+                    )
                 )
         return self._kv
 
