@@ -54,7 +54,11 @@ What the rest of the project relies on from JetStream, and where it stops:
 * **Order.** One connection publishes in the given order, so each subject (partition) stores
   the events in that order. A batch that fails part of the way through raises; publishing it
   again stores only what is missing, which can then follow a later event of the same
-  partition (a rare case: it takes one message refused and a later one stored). Consumers must
+  partition (on one server a rare case: it takes one message refused and a later one stored).
+  In a cluster it is what the loss of the stream's leader can do to a batch in flight: its
+  messages get no answer until a follower is elected, and those published after that are
+  stored before the retry of the earlier ones (tests/messaging/test_nats_cluster.py allows
+  disorder among the events of a publish that was retried, and nowhere else). Consumers must
   therefore apply by stream version, not by arrival order.
 """
 
