@@ -24,7 +24,7 @@ from adventure_quest.messaging.nats_consumer import NatsStreamMismatchError
 from adventure_quest.messaging.ports import QueueUnavailableError
 from adventure_quest.store.envelope import Metadata, RecordedEvent
 from tests.contract.test_queue_contract import fetch_unacknowledged
-from tests.services import NatsServer
+from tests.services import NatsServer, free_port
 
 T = TypeVar("T")
 
@@ -244,3 +244,41 @@ async def test_queues_start_while_another_deployment_deletes_its_last_stream(
     left = len(list((server.store / "jetstream").rglob("AQ_RACE_*")))
     assert races >= 3, f"{started} queues started without running into the race"
     assert left == 0  # every stream made was deleted again: none was half made
+
+
+async def test_a_queue_connects_to_the_one_listed_server_that_answers(server: NatsServer) -> None:
+    # The client tries the servers in a random order: with nine refusing ports beside the one
+    # that answers, stopping at the first refusal would fail nearly every connection.
+    dead = [f"nats://127.0.0.1:{free_port()}" for _ in range(9)]
+    for attempt in range(3):
+        queue = NatsQueue(
+            ",".join([*dead, server.url]), stream="AQ_FAILURES", partitions=2, timeout=2.0
+        )
+        async with closing(queue):
+            await queue.publish(events_of("player-1", 1, start=attempt + 1))
+    queue = NatsQueue(",".join(dead), stream="AQ_FAILURES", partitions=2, timeout=2.0)
+    async with closing(queue):
+        with pytest.raises(QueueUnavailableError, match="cannot connect"):
+            await queue.ready()
+
+
+async def test_three_replicas_on_a_server_outside_a_cluster_are_refused_for_any_stream(
+    server: NatsServer,
+) -> None:
+    def replicated(stream: str) -> NatsQueue:
+        return NatsQueue(server.url, stream=stream, partitions=2, timeout=2.0, replicas=3)
+
+    new, plain = replicated("AQ_NEW"), NatsQueue(server.url, stream="AQ_OLD", partitions=2)
+    existing = replicated("AQ_OLD")
+    async with closing(new, plain, existing):
+        with pytest.raises(NatsStreamMismatchError, match="not supported in non-clustered mode"):
+            await new.ready()
+        await plain.ready()
+        with pytest.raises(NatsStreamMismatchError, match="not part of a cluster"):
+            await existing.ready()
+        admin = await nats.connect(server.url)
+        try:
+            info = await admin.jetstream().stream_info("AQ_OLD")
+        finally:
+            await admin.close()
+        assert info.config.num_replicas == 1

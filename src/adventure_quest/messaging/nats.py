@@ -4,6 +4,26 @@ One file-storage stream (``AQ_EVENTS`` by default) holds every partition; partit
 subject ``{subject_prefix}.{p}``. Each consumer group reads a partition through a durable pull
 consumer named ``{group}-p{partition}``.
 
+**A cluster, and replicas.** The queue's URL may list the servers of a cluster, separated by
+commas (messaging/urls.py); the client connects to any that answers, in a random order, and when
+it loses that server it reconnects to another. Meanwhile operations fail fast with
+QueueUnavailableError and their callers (the relay, the workers) retry, as with one server
+down. ``replicas`` is the stream's replica count (``?replicas=N`` on the URL): with R3 every
+message is on three servers and a publish is acknowledged only once a majority (two) has stored
+it, so an acknowledged message survives the loss of any one server, the stream's leader
+included (a follower takes over within seconds: tests/messaging/test_nats_cluster.py kills
+each); with two of three down the stream refuses reads and writes rather than lose any. The
+durable consumers inherit the stream's replica count, and the partition leases' KV bucket is
+created with it (processing/leases.py). What a given count does to an existing stream:
+
+* not given: the stream is used with the count it has (a new one gets 1), so a process started
+  without ``?replicas=`` never rescales a deployment's stream;
+* given and different: the stream is updated to it (JetStream moves a stream between R1 and R3
+  in place, keeping its messages), and the change is logged;
+* more than one asked of a server outside a cluster: NatsStreamMismatchError, whether the stream
+  exists or not (such a server would accept the update and report three replicas while it keeps
+  one copy).
+
 What the rest of the project relies on from JetStream, and where it stops:
 
 * **Acknowledged is written, not fsync'd.** A publish ack means the server wrote the message
@@ -17,7 +37,8 @@ What the rest of the project relies on from JetStream, and where it stops:
   ``jetstream { sync_interval: always }`` fsyncs each write before the ack and closes that
   window, at the cost of write throughput, but only nats-server 2.10 and later know the option:
   2.9.x rejects it as an unknown field and always syncs every two minutes. Without it, use
-  replicas (R3) so that no single host's loss loses acknowledged messages.
+  replicas (R3, above) so that no single host's loss loses acknowledged messages: each copy
+  still syncs every two minutes, so a power loss of two of the three hosts at once can.
 * **De-duplication.** Every message carries ``Nats-Msg-Id`` = the event id, and the stream drops
   a second message with an id it saw within its ``duplicate_window`` (``DUPLICATE_WINDOW``,
   10 minutes). A relay that republishes after a crash inside that window creates no duplicates;
@@ -33,7 +54,11 @@ What the rest of the project relies on from JetStream, and where it stops:
 * **Order.** One connection publishes in the given order, so each subject (partition) stores
   the events in that order. A batch that fails part of the way through raises; publishing it
   again stores only what is missing, which can then follow a later event of the same
-  partition (a rare case: it takes one message refused and a later one stored). Consumers must
+  partition (on one server a rare case: it takes one message refused and a later one stored).
+  In a cluster it is what the loss of the stream's leader can do to a batch in flight: its
+  messages get no answer until a follower is elected, and those published after that are
+  stored before the retry of the earlier ones (tests/messaging/test_nats_cluster.py allows
+  disorder among the events of a publish that was retried, and nowhere else). Consumers must
   therefore apply by stream version, not by arrival order.
 """
 
@@ -42,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -73,6 +99,10 @@ MIN_DUPLICATE_WINDOW = 120.0
 #: JetStream's error code for a stream whose storage could not be created (see _add_stream).
 STORE_RACE = 10049
 STORE_RACE_ATTEMPTS = 20
+#: JetStream's error code for a stream of several replicas asked of a server outside a cluster.
+NOT_CLUSTERED = 10074
+#: JetStream keeps at most five replicas of a stream.
+MAX_REPLICAS = 5
 _RECONNECT_WAIT = 1  # seconds between reconnection attempts; nats-py takes an int
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _encoder = msgspec.msgpack.Encoder()
@@ -90,10 +120,19 @@ class NatsQueue:
         partitions: int = DEFAULT_PARTITIONS,
         subject_prefix: str = "aq.events",
         timeout: float = 5.0,
+        replicas: int | None = None,
     ) -> None:
         if partitions < 1:
             raise ValueError(f"a queue needs at least one partition, not {partitions}")
+        if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
+            raise ValueError(f"a stream has 1..{MAX_REPLICAS} replicas, not {replicas}")
+        #: One server's URL, or the servers of a cluster separated by commas.
         self.url = url
+        self.servers = [server.strip() for server in url.split(",")]
+        #: The replica count the stream must have; None: an existing stream keeps its own.
+        self.replicas = replicas
+        #: The stream's replica count as last seen (connecting creates, checks or rescales it).
+        self.stream_replicas = replicas or 1
         self.stream = stream
         self.partitions = partitions
         self.subject_prefix = subject_prefix
@@ -199,17 +238,24 @@ class NatsQueue:
         return client, js
 
     async def _open(self, client: Client) -> None:
-        """Connect, failing at the first refused attempt; once connected, reconnect forever.
+        """Connect, failing once every server refused; once connected, reconnect forever.
 
         While reconnecting, operations fail fast (see jetstream()) instead of queueing up.
         """
         first_error: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        # The client tries the servers in a random order: one refusal says nothing of the
+        # others (a node of a cluster down must not keep a queue from connecting).
+        refusals = 0
 
         async def report(error: Exception) -> None:
+            nonlocal refusals
             if not first_error.done():
-                # Raised to the caller, which reports it (and retries): logged here as well,
-                # each refused connection made two lines (tests/cli/test_logs_nats_down.py).
-                first_error.set_result(error)
+                refusals += 1
+                if refusals >= len(self.servers):
+                    # Raised to the caller, which reports it (and retries): logged here as
+                    # well, each refused connection made two lines
+                    # (tests/cli/test_logs_nats_down.py).
+                    first_error.set_result(error)
                 return
             _log.warning("NATS at %s: %s %s", _redacted(self.url), type(error).__name__, error)
 
@@ -224,7 +270,7 @@ class NatsQueue:
         # whoever opened the queue, an HTTP request perhaps, and would log under its request id.
         connecting = asyncio.get_running_loop().create_task(
             client.connect(
-                self.url,
+                self.servers,
                 error_cb=report,
                 disconnected_cb=disconnected,
                 connect_timeout=max(1, round(self.timeout)),
@@ -253,17 +299,48 @@ class NatsQueue:
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW,
+            num_replicas=self.replicas or 1,
         )
         try:
-            self._check_stream((await js.stream_info(self.stream)).config)
+            found = await js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             try:
                 await self._add_stream(js, config)
-            except nats.js.errors.BadRequestError as error:  # a race, or overlapping subjects
+                self.stream_replicas = config.num_replicas or 1
+                return
+            except nats.js.errors.APIError as error:
+                # A race, overlapping subjects, replicas asked of a server outside a cluster.
+                if not isinstance(error, nats.js.errors.BadRequestError) and (
+                    error.err_code != NOT_CLUSTERED
+                ):
+                    raise
                 try:
-                    self._check_stream((await js.stream_info(self.stream)).config)
+                    found = await js.stream_info(self.stream)
                 except nats.js.errors.NotFoundError:
                     raise self._mismatch(f"cannot be created: {error.description}") from error
+        self._check_stream(found.config)
+        await self._rescale(js, found)
+
+    async def _rescale(self, js: JetStreamContext, found: api.StreamInfo) -> None:
+        """Give the stream the replica count asked for, if one was (a cluster can change it)."""
+        have = found.config.num_replicas or 1
+        if self.replicas is not None and self.replicas > 1 and found.cluster is None:
+            # A server outside a cluster accepts a stream update to three replicas and then
+            # reports three in the stream's configuration, while it keeps the one copy it has.
+            raise self._mismatch(
+                f"cannot have {self.replicas} replicas: the server is not part of a cluster"
+            )
+        if self.replicas is None or have == self.replicas:
+            self.stream_replicas = have
+            return
+        try:
+            await js.update_stream(dataclasses.replace(found.config, num_replicas=self.replicas))
+        except (nats.js.errors.BadRequestError, nats.js.errors.ServerError) as error:
+            raise self._mismatch(
+                f"has {have} replicas and cannot have {self.replicas}: {error.description}"
+            ) from error
+        _log.warning("JetStream stream %s: %d replicas, now %d", self.stream, have, self.replicas)
+        self.stream_replicas = self.replicas
 
     async def _add_stream(self, js: JetStreamContext, config: api.StreamConfig) -> None:
         """Create the stream, again if the server lost the race for its storage directory.
@@ -304,7 +381,11 @@ class NatsQueue:
 
 
 def _redacted(url: str) -> str:
-    """``url`` without a password, for messages and logs."""
+    """``url`` (one server or a comma-separated list) without passwords, for messages and logs."""
+    return ",".join(_redacted_server(server) for server in url.split(","))
+
+
+def _redacted_server(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url

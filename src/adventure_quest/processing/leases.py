@@ -64,7 +64,12 @@ class PartitionLeases:
                 self._kv = await js.key_value(self.bucket)
             except nats.js.errors.BucketNotFoundError:
                 self._kv = await js.create_key_value(
-                    KeyValueConfig(bucket=self.bucket, ttl=self.ttl_s, history=1)
+                    KeyValueConfig(
+                        bucket=self.bucket,
+                        ttl=self.ttl_s,
+                        history=1,
+                        replicas=self.queue.stream_replicas,
+                    )
                 )
             # Keys expire after the bucket's lifetime, whatever this worker was told: with a
             # longer one, its rounds would come too late and ``fresh`` would say yes too long.
