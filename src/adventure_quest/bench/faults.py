@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
@@ -193,13 +194,22 @@ class Faults:
         self.cluster.network.heal(host)
 
     def stream_leader(self) -> str:
+        """The NATS host leading the event stream (waiting for one after a healed cut)."""
+        hosts = {h.name for h in self.cluster.hosts_running("nats")}
+
         async def ask() -> str:
             import nats
 
             client = await nats.connect(self.cluster.nats_servers())
             try:
-                info = await client.jetstream().stream_info(STREAM)
-                return str(info.cluster.leader) if info.cluster else ""
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    with contextlib.suppress(Exception):
+                        info = await client.jetstream().stream_info(STREAM)
+                        if info.cluster and info.cluster.leader in hosts:
+                            return str(info.cluster.leader)
+                    await asyncio.sleep(0.5)
+                raise RuntimeError("the event stream has had no leader for 60 s")
             finally:
                 await client.close()
 
@@ -330,6 +340,32 @@ async def _converged(env: dict[str, str], deadline_s: float) -> bool:
     return False
 
 
+async def _heads(store: Any) -> list[int]:
+    return [await log.head() for log in store.logs()]
+
+
+async def _live_at_rest(
+    store: Any, live: Any, tables: list[Any], read_url: str, store_url: str
+) -> tuple[list[int], dict[str, dict[str, Any]], int]:
+    """The live read models at a moment when nothing was being appended, and the log's heads
+    then: the process managers and the world clock append events of their own at any time, so
+    a snapshot is taken only between two equal readings of the heads, with every stream's tally
+    equal to its version (the streams whose tally is off, if that never happens in 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        before = await _heads(store)
+        rows = {}
+        for table in tables:
+            found = await live.select(table, order_by=[(table.key, False)])
+            rows[table.name] = {r[table.key]: r for r in found}
+        versions, tally = await _versions(store_url), await _tally(read_url)
+        mismatches = sum(1 for s, v in versions.items() if tally.get(s) != v)
+        mismatches += sum(1 for s in tally if s not in versions)
+        if before == await _heads(store) and (mismatches == 0 or time.monotonic() > deadline):
+            return before, rows, mismatches
+        await asyncio.sleep(0.5)
+
+
 async def _check(env: dict[str, str], partitions: int) -> tuple[list[str], int, list[str]]:
     """The texts said in the log, the streams whose tally is off, the tables unlike a rebuild."""
     store = open_event_store(env["AQ_STORE"])
@@ -343,37 +379,39 @@ async def _check(env: dict[str, str], partitions: int) -> tuple[list[str], int, 
             rebuilt, projections(load_world()), store, codec, partitions=partitions
         )
         await runner.setup()
-        for log in store.logs():
+        heads, mine, mismatches = await _live_at_rest(
+            store, live, list(runner.tables), env["AQ_READ_DB"], env["AQ_STORE"]
+        )
+        for log, head in zip(store.logs(), heads, strict=True):
             after = 0
-            while page := await log.read_all(after, 1000):
+            while after < head and (page := await log.read_all(after, 1000)):
+                page = [recorded for recorded in page if recorded.position <= head]
                 await runner.apply(page)
                 for recorded in page:
                     event = codec.decode(recorded)
                     if isinstance(event, PlayerSaid):
                         said.append(event.text)
-                after = page[-1].position
-        versions = await _versions(env["AQ_STORE"])
-        tally = await _tally(env["AQ_READ_DB"])
-        mismatches = sum(1 for s, v in versions.items() if tally.get(s) != v)
-        mismatches += sum(1 for s in tally if s not in versions)
+                after = page[-1].position if page else head
         differing = []
         for table in runner.tables:
-            order = [(table.key, False)]
-            mine = {r[table.key]: r for r in await live.select(table, order_by=order)}
-            replayed = {r[table.key]: r for r in await rebuilt.select(table, order_by=order)}
+            replayed = {
+                r[table.key]: r for r in await rebuilt.select(table, order_by=[(table.key, False)])
+            }
+            live_rows = mine[table.name]
             keys = sorted(
-                k for k in mine.keys() | replayed.keys() if mine.get(k) != replayed.get(k)
+                k for k in live_rows.keys() | replayed.keys() if live_rows.get(k) != replayed.get(k)
             )
             if keys:
                 first = keys[0]
                 differing.append(
-                    f"{table.name} ({len(keys)} rows; {first}: live {mine.get(first)},"
+                    f"{table.name} ({len(keys)} rows; {first}: live {live_rows.get(first)},"
                     f" rebuilt {replayed.get(first)})"
                 )
         return said, mismatches, differing
     finally:
         await rebuilt.close()
         await live.close()
+        shutil.rmtree(folder, ignore_errors=True)
         await store.close()
 
 
