@@ -18,7 +18,7 @@ no lock every writer takes): the sum is what ``Unit.generation`` tells the cache
 units (``GenerationCache``). A unit that began trusting them (nobody else committed since this
 handle's last commit) checks, just before it commits and holding every lock it took, that still
 nobody did, and is rolled back as a conflict otherwise. Such a unit, the usual one of a worker
-alone on its database, locks as it begins every table this handle created, in one statement
+alone on its database, locks as it begins every table this handle knows, in one statement
 (readers still read; a writer arriving waits for one unit, after which no unit trusts its
 caches), and then reads and writes without locking rows: whoever committed something it read
 before it locked is caught by the check.
@@ -148,6 +148,7 @@ class PostgresUnit:
         *,
         trusted: bool,
         whole: set[str],
+        tables: set[str],
     ) -> None:
         self._conn = conn
         self._dsn = dsn
@@ -163,6 +164,8 @@ class PostgresUnit:
         #: Tables locked whole (all of them, by a unit that trusted the caches; past
         #: ``KEY_LOCKS_AT_MOST`` by any other).
         self._whole = whole
+        #: The handle's tables: this unit adds those it reads and writes.
+        self._tables = tables
         self._key_locks = 0
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
@@ -231,12 +234,14 @@ class PostgresUnit:
         """Lock the keys this unit does not hold yet (rows kept in memory, rows never read).
 
         A unit that trusted the caches needs no lookup: it locks the keys themselves (the table,
-        past ``KEY_LOCKS_AT_MOST``) of a table it did not lock as it began, its upserts lock
+        past ``KEY_LOCKS_AT_MOST``) of a table it did not lock as it began (one this handle
+        had not used yet), its upserts lock
         the rows, and anything committed past those locks fails its check before commit. The
         other units lock the rows that exist.
         """
         held = self._held.get(table, set())
         unheld = [k for k in keys if k not in held]
+        self._tables.add(table)
         if not unheld or table in self._whole:
             return
         if self._trusted:
@@ -254,6 +259,7 @@ class PostgresUnit:
         as it reads the rows kept in memory: its check before commit covers both.
         """
         wanted = sorted(set(keys))
+        self._tables.add(table)
         if self._trusted:
             return await self._fetch(_reading(table, key, columns), wanted)
         query = _locking(table, key, columns)
@@ -299,7 +305,7 @@ class PostgresReadDatabase:
         self._versions = sql.Versions()
         #: The count this handle's last committed unit left (``GenerationCache``); -1: none.
         self._counted = -1
-        #: The tables ``create`` made through this handle, and the applied versions.
+        #: The tables made (``create``), read or written through this handle.
         self._tables: set[str] = set()
 
     async def _connection_pool(self) -> asyncpg.Pool:
@@ -366,7 +372,13 @@ class PostgresReadDatabase:
                     async with _translated(self.dsn):
                         await conn.execute(f"LOCK TABLE {', '.join(sorted(whole))} {_EXCLUSIVE}")
                 unit = PostgresUnit(
-                    conn, self.dsn, self._versions, generation, trusted=trusted, whole=whole
+                    conn,
+                    self.dsn,
+                    self._versions,
+                    generation,
+                    trusted=trusted,
+                    whole=whole,
+                    tables=self._tables,
                 )
                 yield unit
                 await unit.finish()
