@@ -207,12 +207,12 @@ async def test_opposite_lock_orders_deadlock_one_unit_and_its_retry_finishes_bot
 
 
 async def waiting_for_a_table_lock(url: str) -> None:
-    """Until some unit of the database waits to lock its tables (as a trusted unit begins)."""
+    """Until some unit of the database waits for a lock another holds."""
     conn = await asyncpg.connect(url, timeout=10)
     try:
         query = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'"
+            " AND wait_event_type = 'Lock'"
         )
         while not await conn.fetchval(query):
             await asyncio.sleep(0.01)
@@ -221,9 +221,10 @@ async def waiting_for_a_table_lock(url: str) -> None:
 
 
 async def test_a_runner_that_used_kept_rows_while_another_writer_committed_applies_again() -> None:
-    """A unit that trusts its caches counts the units before it, then locks its tables: one
-    that commits in between changed rows kept in memory. The unit is rolled back and applied
-    again from the database, counted once."""
+    """A unit that trusts its caches (its handle made the last commit) but finds another unit
+    writing its tables locks rows, and uses rows kept in memory the other one changes. Before
+    it commits it finds the other committed: it is rolled back and applied again from the
+    database, counted once."""
     store, log = await game_log(7, 2, 4)
     url = await scratch()
     mine, theirs = PostgresReadDatabase(url), PostgresReadDatabase(url)

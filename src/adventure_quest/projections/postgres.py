@@ -6,22 +6,22 @@ other's updates. So a unit locks, until it commits, every row it reads in order 
 every row it writes: an existing row by ``SELECT ... FOR UPDATE`` (kept in the row itself, so a
 unit may lock any number of them), a key with no row yet by a transaction-scoped advisory lock
 on a hash of the table and key (nobody inserts it meanwhile; a unit that would take more than
-``KEY_LOCKS_AT_MOST`` of them locks the table instead, since advisory locks fill PostgreSQL's
-shared lock table). The applied versions are rows too, locked the same way. Units of different
-workers run at the same time and wait only where they touch the same rows; two that lock shared
-rows in opposite orders deadlock, PostgreSQL rolls one back, and its caller applies it again
-(projections/conflicts.py). Keys are locked in sorted order within a statement, which makes that
-rare.
+``KEY_LOCKS_AT_MOST`` of them locks the table against writes instead, since advisory locks
+fill PostgreSQL's shared lock table). The applied versions are rows too, locked the same way.
+Units of different workers run at the same time and wait only where they touch the same rows;
+two that lock shared rows in opposite orders deadlock, PostgreSQL rolls one back, and its caller
+applies it again (projections/conflicts.py). Keys are locked in sorted order within a
+statement, which makes that rare.
 
 Units count themselves in ``read_generation`` (one row per server process slot, so counting is
 no lock every writer takes): the sum is what ``Unit.generation`` tells the caches kept between
 units (``GenerationCache``). A unit that began trusting them (nobody else committed since this
 handle's last commit) checks, just before it commits and holding every lock it took, that still
 nobody did, and is rolled back as a conflict otherwise. Such a unit, the usual one of a worker
-alone on its database, locks as it begins every table this handle knows, in one statement
-(readers still read; a writer arriving waits for one unit, after which no unit trusts its
-caches), and then reads and writes without locking rows: whoever committed something it read
-before it locked is caught by the check.
+alone on its database, first tries to lock every table this handle knows in one statement,
+without waiting (readers still read): when nobody else is writing them it then reads and
+writes them without row locks, and whoever committed something it read before it locked is
+caught by the check. When somebody is, it locks rows like every other unit.
 
 Within one process a handle still runs one unit at a time (an asyncio lock): its units share the
 handle's applied-versions cache. ``create`` takes the writer lock alone, units take it shared, so
@@ -146,7 +146,7 @@ class PostgresUnit:
         versions: sql.Versions,
         generation: int,
         *,
-        trusted: bool,
+        checked: bool,
         whole: set[str],
         tables: set[str],
     ) -> None:
@@ -154,19 +154,21 @@ class PostgresUnit:
         self._dsn = dsn
         self._versions = versions
         self._generation = generation
-        #: Whether the caches kept between units were trusted as the unit began (see ``finish``).
-        self._trusted = trusted
+        #: Whether the unit must check before commit that nobody else committed (``finish``).
+        self._checked = checked
         self._encoded: sql.Encoded = {}
         # One connection runs one statement at a time; tasks sharing a unit take turns.
         self._turn = asyncio.Lock()
         #: Per table, the keys this unit holds locked (their rows, or the keys themselves).
         self._held: dict[str, set[str]] = {}
-        #: Tables locked whole (all of them, by a unit that trusted the caches; past
-        #: ``KEY_LOCKS_AT_MOST`` by any other).
+        #: Tables locked whole (the handle's, as the unit began; any past ``KEY_LOCKS_AT_MOST``):
+        #: nobody else writes them until this unit commits, so it reads and writes them freely.
         self._whole = whole
         #: The handle's tables: this unit adds those it reads and writes.
         self._tables = tables
         self._key_locks = 0
+        #: Tables this unit holds in ROW EXCLUSIVE mode since it locked keys of them.
+        self._inserting: set[str] = set()
 
     async def versions(self, projection: str, stream_ids: Sequence[str]) -> dict[str, int]:
         await self._read_versions(stream_ids)
@@ -202,7 +204,7 @@ class PostgresUnit:
             streams, versions = zip(*changes, strict=True)
             await self._hold(sql.VERSIONS_TABLE, "stream_id", streams)
             await self._execute(_SET_VERSIONS, list(streams), list(versions))
-        if self._trusted:
+        if self._checked:
             async with self._turn, _translated(self._dsn):
                 counted = await self._conn.fetchval(_COUNTED)
             if counted != self._generation + 1:
@@ -231,22 +233,11 @@ class PostgresUnit:
                 )
 
     async def _hold(self, table: str, key: str, keys: Iterable[str]) -> None:
-        """Lock the keys this unit does not hold yet (rows kept in memory, rows never read).
-
-        A unit that trusted the caches needs no lookup: it locks the keys themselves (the table,
-        past ``KEY_LOCKS_AT_MOST``) of a table it did not lock as it began (one this handle
-        had not used yet), its upserts lock
-        the rows, and anything committed past those locks fails its check before commit. The
-        other units lock the rows that exist.
-        """
+        """Lock the keys this unit does not hold yet (rows kept in memory, rows never read)."""
         held = self._held.get(table, set())
         unheld = [k for k in keys if k not in held]
         self._tables.add(table)
-        if not unheld or table in self._whole:
-            return
-        if self._trusted:
-            await self._lock_keys(table, sorted(set(unheld)))
-        else:
+        if unheld and table not in self._whole:
             await self._lock(table, key, unheld, ())
 
     async def _lock(
@@ -255,12 +246,11 @@ class PostgresUnit:
         """The rows with these keys that exist, locked; the keys without one locked too.
 
         An absent key is looked up again once locked: a unit that held it may have inserted
-        its row and committed meanwhile. A unit that trusted the caches reads without locking,
-        as it reads the rows kept in memory: its check before commit covers both.
+        its row and committed meanwhile. A table locked whole is read as it is.
         """
         wanted = sorted(set(keys))
         self._tables.add(table)
-        if self._trusted:
+        if table in self._whole:
             return await self._fetch(_reading(table, key, columns), wanted)
         query = _locking(table, key, columns)
         records = await self._fetch(query, wanted)
@@ -274,11 +264,20 @@ class PostgresUnit:
         return records + await self._fetch(query, absent)
 
     async def _lock_keys(self, table: str, keys: list[str]) -> None:
-        """Lock ``keys`` (sorted) by their hash, or the whole table past ``KEY_LOCKS_AT_MOST``."""
+        """Lock ``keys`` (sorted) by their hash, or the whole table past ``KEY_LOCKS_AT_MOST``.
+
+        Whoever locks keys by hash holds the table in ROW EXCLUSIVE mode too, so that a unit
+        locking the table instead waits for it. That one takes SHARE ROW EXCLUSIVE: it stops
+        every write but not the locking reads of other units (stopping those too, every unit
+        reading a table and then locking it whole would deadlock with every other doing so).
+        """
         if self._key_locks + len(keys) > KEY_LOCKS_AT_MOST:
-            await self._execute(f"LOCK TABLE {table} {_EXCLUSIVE}")
+            await self._execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
             self._whole.add(table)
         else:
+            if table not in self._inserting:
+                await self._execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+                self._inserting.add(table)
             await self._execute(_LOCK_KEYS, table, keys)
             self._key_locks += len(keys)
         self._held.setdefault(table, set()).update(keys)
@@ -344,6 +343,27 @@ class PostgresReadDatabase:
                 with suppress(Exception):
                     await pool.release(conn)
 
+    async def _alone(self, conn: Connection) -> set[str]:
+        """The tables this handle knows, if it can lock them all at once without waiting.
+
+        Only a unit that trusts its caches tries (nobody committed since this handle did: a
+        worker alone, usually); one that waited for them while another unit held some would
+        deadlock with it.
+        """
+        tables = sorted(self._tables)
+        if not tables:
+            return set()
+        async with _translated(self.dsn):
+            try:
+                await conn.execute(
+                    f"SAVEPOINT aq_alone; LOCK TABLE {', '.join(tables)} {_EXCLUSIVE} NOWAIT;"
+                    " RELEASE SAVEPOINT aq_alone"
+                )
+            except asyncpg.exceptions.LockNotAvailableError:
+                await conn.execute("ROLLBACK TO SAVEPOINT aq_alone")
+                return set()
+        return set(tables)
+
     async def create(self, tables: Sequence[Table]) -> None:
         # Under the writer lock, alone: concurrent CREATE ... IF NOT EXISTS can still collide,
         # and no unit may read versions while they move to the new layout.
@@ -367,16 +387,13 @@ class PostgresReadDatabase:
                     generation = int(await conn.fetchval(_BEGIN, WRITER_LOCK))
                 self._versions.begin(generation)
                 trusted = generation == self._counted
-                whole = set(self._tables) if trusted else set()
-                if whole:
-                    async with _translated(self.dsn):
-                        await conn.execute(f"LOCK TABLE {', '.join(sorted(whole))} {_EXCLUSIVE}")
+                whole = await self._alone(conn) if trusted else set()
                 unit = PostgresUnit(
                     conn,
                     self.dsn,
                     self._versions,
                     generation,
-                    trusted=trusted,
+                    checked=trusted,
                     whole=whole,
                     tables=self._tables,
                 )
