@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.fencing import Fence, Fenced
 from adventure_quest.projections.model import Row, Table
 from adventure_quest.projections.ports import ReadDatabase
@@ -506,10 +507,16 @@ async def test_concurrent_units_on_different_keys_both_commit(databases: Databas
 
 
 async def increment(db: ReadDatabase) -> None:
-    async with db.unit() as unit:
-        row = (await unit.load(THINGS, ["counter"]))["counter"]
-        await asyncio.sleep(0.005)
-        await unit.write(THINGS, {"counter": {**row, "score": row["score"] + 1}}, [])
+    """Read, change and write back one shared row; a unit that conflicts is done again (on
+    PostgreSQL units of several handles run at once)."""
+
+    async def attempt() -> None:
+        async with db.unit() as unit:
+            row = (await unit.load(THINGS, ["counter"]))["counter"]
+            await asyncio.sleep(0.005)
+            await unit.write(THINGS, {"counter": {**row, "score": row["score"] + 1}}, [])
+
+    await retried(attempt)
 
 
 async def test_concurrent_units_changing_the_same_row_lose_no_update(databases: Databases) -> None:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from adventure_quest.projections import sql
+from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.fencing import Fence, Fenced
 from adventure_quest.projections.model import Table
 from adventure_quest.projections.ports import ReadDatabase
@@ -134,7 +135,8 @@ class FencingModel(RuleBasedStateMachine):
         """One unit of ``worker``: fences, then a row per partition; checked against the model."""
         db = self.dbs[worker]
         refused: Fenced | None = None
-        try:
+
+        async def attempt() -> None:
             async with db.unit() as unit:
                 await unit.fence(fences)
                 if fenced is not None:
@@ -150,6 +152,10 @@ class FencingModel(RuleBasedStateMachine):
                     for f in fences
                 }
                 await unit.write(COMMITS, rows, [])
+
+        try:
+            # Units of two handles can conflict (PostgreSQL): callers apply them again.
+            await retried(attempt)
         except Fenced as error:
             refused = error
         finally:

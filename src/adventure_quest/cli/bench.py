@@ -19,7 +19,7 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")
 
 def register(bench_app: typer.Typer) -> None:
     """Attach the benchmark commands (imported lazily: they are not needed to play)."""
-    from adventure_quest.bench import append, load, project, read, rebuild
+    from adventure_quest.bench import append, load, project, read, rebuild, units
     from adventure_quest.bench.harness import report, scratch_url
 
     @bench_app.command("append")
@@ -74,6 +74,19 @@ def register(bench_app: typer.Typer) -> None:
         with scratch_url(store) as url:
             result = runtime.run(project.run(url, queue, read_db, events, workers, rate, as_json))
             report(result, as_json)
+
+    @bench_app.command("units")
+    def bench_units(
+        server: Annotated[
+            str, typer.Option(help="PostgreSQL server (a database is made on it for the run).")
+        ] = "postgresql://postgres@127.0.0.1:5432",
+        handles: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+        events: Annotated[int, typer.Option(min=1)] = 100_000,
+        batch: Annotated[int, typer.Option(min=1, help="Events per unit.")] = 500,
+        as_json: Json = False,
+    ) -> None:
+        """Events/s that N worker processes apply at once to one PostgreSQL read database."""
+        report(runtime.run(units.run(server, handles, events, batch)), as_json)
 
     @bench_app.command("rebuild")
     def bench_rebuild(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from adventure_quest.domain.events import Event
 from adventure_quest.projections import dead_letters
+from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.model import Projection, Row, Rows, named
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.runner import ProjectionRunner, apply_event, table_map
@@ -58,6 +59,10 @@ class DeadLetterAdmin:
         """Apply a projection's parked events again, in order; (applied, still parked)."""
         projection = self.projection(name)
         letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
+        return await retried(lambda: self._retry(projection, letters))
+
+    async def _retry(self, projection: Projection, letters: list[Row]) -> tuple[int, int]:
+        name = projection.name
         applied = 0
         async with self.db.unit() as unit:
             rows = Rows(unit, table_map(projection))
@@ -87,14 +92,20 @@ class DeadLetterAdmin:
         """Drop a projection's parked events (the read model goes on without them)."""
         self.projection(name)
         letters = [r for r in await self.dead_letters(name) if stream_id in (None, r["stream_id"])]
-        async with self.db.unit() as unit:
-            await unit.write(
-                dead_letters.DEAD_LETTERS, {}, [r[dead_letters.DEAD_LETTERS.key] for r in letters]
-            )
-            streams = dict.fromkeys(r["stream_id"] for r in letters)
-            await unit.write(
-                dead_letters.PARKED_STREAMS,
-                {},
-                [dead_letters.parking_key(name, stream) for stream in streams],
-            )
+
+        async def drop() -> None:
+            async with self.db.unit() as unit:
+                await unit.write(
+                    dead_letters.DEAD_LETTERS,
+                    {},
+                    [r[dead_letters.DEAD_LETTERS.key] for r in letters],
+                )
+                streams = dict.fromkeys(r["stream_id"] for r in letters)
+                await unit.write(
+                    dead_letters.PARKED_STREAMS,
+                    {},
+                    [dead_letters.parking_key(name, stream) for stream in streams],
+                )
+
+        await retried(drop)
         return len(letters)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 import msgspec
 
 from adventure_quest.domain.events import Event
+from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.model import (
     Decoded,
     Memo,
@@ -79,10 +80,14 @@ async def rebuild(
     db, store = runner.db, runner.store
     replay = ProjectionRunner(db, [shadow], store, runner.codec)
     await db.create(shadow.tables)
-    async with db.unit() as unit:
-        for table in shadow.tables:
-            stale = [row[table.key] for row in await db.select(table)]
-            await unit.write(table, {}, stale)
+
+    async def clear() -> None:
+        async with db.unit() as unit:
+            for table in shadow.tables:
+                stale = [row[table.key] for row in await db.select(table)]
+                await unit.write(table, {}, stale)
+
+    await retried(clear)
     logs = store.logs()
     positions = [0] * len(logs)
     versions: dict[str, int] = {}
@@ -102,7 +107,7 @@ async def rebuild(
                     progress(replayed, max(total, replayed))
         if not moved:
             break
-    rows = await _swap(runner, live, shadow, versions)
+    rows = await retried(lambda: _swap(runner, live, shadow, versions))
     after = 0
     for n, log in enumerate(logs):
         while page := await log.read_all(positions[n], PAGE):

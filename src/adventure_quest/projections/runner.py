@@ -11,7 +11,9 @@ stream the read database keeps the last applied version, in the same transaction
 A batch is one read-database transaction: rows and versions commit together, so a crash at any
 moment leaves either all of the batch or none of it. A live batch of a worker whose partitions
 are leased carries their fencing tokens (projections/fencing.py): checked first, so a unit of a
-worker that lost a partition is refused before it reads anything.
+worker that lost a partition is refused before it reads anything. A transaction that conflicted
+with another writer's (projections/conflicts.py) is applied again from the start, from a fresh
+plan.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from adventure_quest import tracing
 from adventure_quest.domain.events import Event
 from adventure_quest.projections import dead_letters, progress
 from adventure_quest.projections.batch import Batch
+from adventure_quest.projections.conflicts import UnitConflictError, retried
 from adventure_quest.projections.fencing import Fence, Fenced
 from adventure_quest.projections.model import (
     Decoded,
@@ -152,6 +155,26 @@ class ProjectionRunner:
         live: bool,
         fences: Sequence[Fence] = (),
     ) -> Applied:
+        counts, changed = await retried(
+            lambda: self._attempt(projections, events, live=live, fences=fences)
+        )
+        self.totals.applied += counts.applied
+        self.totals.duplicates += counts.duplicates
+        self.totals.gap_events += counts.gap_events
+        self.totals.parked += counts.parked
+        for listener in self.committed:
+            listener(events, changed)
+        return counts
+
+    async def _attempt(
+        self,
+        projections: Sequence[Projection],
+        events: Sequence[RecordedEvent],
+        *,
+        live: bool,
+        fences: Sequence[Fence],
+    ) -> tuple[Applied, set[RowKey]]:
+        """One try at the batch's unit; a conflict leaves nothing of it, here or in memory."""
         counts = Applied()
         changed: set[RowKey] = set()
         batch = Batch(events, self.codec)
@@ -181,13 +204,7 @@ class ProjectionRunner:
         if cache is not None:
             cache.committed(generation)
             cache.anything_parked = True if counts.parked else parked.anything
-        self.totals.applied += counts.applied
-        self.totals.duplicates += counts.duplicates
-        self.totals.gap_events += counts.gap_events
-        self.totals.parked += counts.parked
-        for listener in self.committed:
-            listener(events, changed)
-        return counts
+        return counts, changed
 
     async def _apply_one(
         self,
@@ -234,8 +251,8 @@ class ProjectionRunner:
         rows.journaled = False
         try:
             await apply_in_bulk(projection, todo, rows, memo)
-        except StoreUnavailableError:
-            raise  # an outage, not a poison event: the batch is retried whole
+        except (StoreUnavailableError, UnitConflictError):
+            raise  # an outage or a conflict, not a poison event: the batch is retried whole
         except Exception as error:
             log.info("%s: a batch failed (%r); applying it event by event", projection.name, error)
             return False
@@ -269,6 +286,8 @@ class ProjectionRunner:
                 rows.begin()
                 try:
                     await projection.apply(event, recorded, rows)
+                except UnitConflictError:
+                    raise
                 except Exception as error:
                     failure = failed(projection, recorded, rows, error)
                 else:
@@ -297,6 +316,8 @@ async def apply_event(
     try:
         await rows.prefetch(projection.prefetch(event, recorded))
         await projection.apply(event, recorded, rows)
+    except UnitConflictError:
+        raise
     except Exception as error:
         return failed(projection, recorded, rows, error)
     return ""
