@@ -6,7 +6,9 @@ CPU quota, with the load generators on a host of their own, so a figure is bound
 * **commands**: N API hosts and N event-store shards (one of each per N); one ``aq loadtest``
   (commands only) per API host;
 * **projections**: W worker hosts (``--partitions auto``) on one PostgreSQL read database; a
-  backlog is written to the store and relayed to NATS first, then the workers start, and the
+  backlog (``--backlog spread``: 500 characters spread over the map, ``spread_events``;
+  ``two-rooms``: ``aq bench project``'s, all walking between two rooms) is written to the
+  store and relayed to NATS first, then the workers start, and the
   rate is timed while the backlog goes from 95 % to 5 % of its size (the workers' start-up is
   not in it);
 * **queries**: R read replicas (``--replica-quota`` each: a query costs a replica about a
@@ -25,17 +27,21 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from adventure_quest.app.aggregates import event_codec
+from adventure_quest.app.world_loader import load_world
 from adventure_quest.bench.harness import machine
 from adventure_quest.bench.project import events_for
 from adventure_quest.cluster.deploy import Cluster
 from adventure_quest.cluster.layout import Layout, layout_from
 from adventure_quest.cluster.services import aq_command, aq_env
+from adventure_quest.domain.events import Event, PlayerCreated, PlayerMoved, PlayerSaid
 from adventure_quest.store.envelope import ANY, NewEvent
 from adventure_quest.store.urls import open_event_store
+from adventure_quest.store.uuid7 import uuid7
 
 CURVES: Final = ("commands", "projections", "queries")
 STREAM: Final = "AQ_EVENTS"
@@ -186,14 +192,24 @@ def measure_queries(
     }
 
 
+BACKLOGS: Final = ("spread", "two-rooms")
+
+
 def measure_projections(
-    w: int, *, quota: float, load_cpu: float, events: int, progress: Progress
+    w: int,
+    *,
+    quota: float,
+    load_cpu: float,
+    events: int,
+    progress: Progress,
+    backlog: str = "spread",
 ) -> dict[str, Any]:
     layout = projections_layout(w, quota, load_cpu)
     with Cluster(layout, progress=progress, held=("worker",)) as cluster:
         load = cluster.host("load")
         env = cluster.env()
-        load.inside(lambda: _write_backlog(env["AQ_STORE"], events, progress))
+        made = spread_events(events) if backlog == "spread" else events_for(events)
+        load.inside(lambda: _write_backlog(env["AQ_STORE"], made, progress))
         servers = cluster.nats_servers()
         load.inside(lambda: _until_relayed(servers, events, progress))
         before = _cpu(cluster)
@@ -205,17 +221,52 @@ def measure_projections(
     return {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
 
 
-async def _write_backlog(store_url: str, events: int, progress: Progress) -> None:
+def spread_events(total: int, players: int = 500) -> Iterator[tuple[str, NewEvent]]:
+    """Characters spread over every room of the map, each walking to a neighbour and back and
+    speaking now and then (``aq bench project`` crowds them into two rooms instead)."""
+    codec = event_codec()
+    world = load_world()
+    rooms = sorted(world.rooms)
+    ids = [uuid7() for _ in range(players)]
+    homes = [rooms[i % len(rooms)] for i in range(players)]
+    walks = [sorted(world.rooms[home].exits.items())[0] for home in homes]
+    backs = [
+        next((d for d, to in sorted(world.rooms[there].exits.items()) if to == home), "back")
+        for home, (_, there) in zip(homes, walks, strict=True)
+    ]
+    for n in range(total):
+        i, step = n % players, n // players
+        player, home = ids[i], homes[i]
+        direction, there = walks[i]
+        back = backs[i]
+        event: Event
+        if step == 0:
+            event = PlayerCreated(player, f"Spread {player[:8]}", home, 100, 100)
+        elif step % 3 == 0:
+            event = PlayerSaid(home if step % 2 else there, f"step {step}")
+        elif step % 2:
+            event = PlayerMoved(home, there, direction)
+        else:
+            event = PlayerMoved(there, home, back)
+        yield f"player-{player}", codec.encode(event)
+
+
+async def _write_backlog(
+    store_url: str, events: Iterator[tuple[str, NewEvent]], progress: Progress
+) -> None:
     store = open_event_store(store_url)
     try:
         batch: dict[str, list[NewEvent]] = {}
-        for written, (stream, event) in enumerate(events_for(events), start=1):
+        written = 0
+        for written, (stream, event) in enumerate(events, start=1):
             batch.setdefault(stream, []).append(event)
-            if written % 5000 == 0 or written == events:
+            if written % 5000 == 0:
                 for stream_id, chunk in batch.items():
                     await store.append(stream_id, ANY, chunk)
                 batch.clear()
-        progress(f"{events} events written")
+        for stream_id, chunk in batch.items():
+            await store.append(stream_id, ANY, chunk)
+        progress(f"{written} events written")
     finally:
         await store.close()
 
@@ -308,6 +359,7 @@ def run(
     seconds: float,
     events: int,
     progress: Progress,
+    backlog: str = "spread",
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "scaling",
@@ -315,6 +367,7 @@ def run(
         "quota": quota,
         "replica_quota": replica_quota,
         "load_cpu": load_cpu,
+        "backlog": backlog,
         "curves": {},
     }
     for curve in curves:
@@ -334,7 +387,12 @@ def run(
         elif curve == "projections":
             measured["projections"] = [
                 measure_projections(
-                    w, quota=quota, load_cpu=load_cpu, events=events, progress=progress
+                    w,
+                    quota=quota,
+                    load_cpu=load_cpu,
+                    events=events,
+                    progress=progress,
+                    backlog=backlog,
                 )
                 for w in points["projections"]
             ]

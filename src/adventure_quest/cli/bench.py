@@ -127,6 +127,9 @@ def _register_scaling(bench_app: typer.Typer) -> None:
         players: Annotated[int, typer.Option(min=1, help="Players per API host.")] = 24,
         seconds: Annotated[float, typer.Option(min=1, help="Load per point.")] = 20.0,
         events: Annotated[int, typer.Option(min=1000, help="Projection backlog.")] = 60_000,
+        backlog: Annotated[
+            str, typer.Option(help="spread (over the map) or two-rooms (aq bench project's).")
+        ] = "spread",
         out: Annotated[
             Path | None, typer.Option(help="Also write the figures (JSON) to this file.")
         ] = None,
@@ -142,6 +145,9 @@ def _register_scaling(bench_app: typer.Typer) -> None:
             hosts = [int(p) for p in points.split(",")]
         except ValueError:
             hosts = []
+        if backlog not in scaling.BACKLOGS:
+            typer.echo("error [invalid_scaling]: --backlog is spread or two-rooms", err=True)
+            raise typer.Exit(2)
         if wrong or not hosts or min(hosts) < 1 or max(hosts) > 8:
             typer.echo(
                 f"error [invalid_scaling]: curves are {', '.join(scaling.CURVES)} and points"
@@ -161,6 +167,7 @@ def _register_scaling(bench_app: typer.Typer) -> None:
                 seconds=seconds,
                 events=events,
                 progress=lambda line: typer.echo(line, err=True),
+                backlog=backlog,
             )
         except ClusterError as error:
             typer.echo(f"error [{error.code}]: {error}", err=True)

@@ -1,0 +1,69 @@
+"""The scaling benchmark's layouts, efficiency and picture (the runs themselves: aq bench)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from adventure_quest.app.world_loader import load_world
+from adventure_quest.bench import scaling
+from adventure_quest.domain.events import PlayerCreated, PlayerMoved, PlayerSaid
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_every_point_of_every_curve_stays_below_the_machine(n: int) -> None:
+    layouts = [
+        scaling.commands_layout(n, 0.15, 0.4),
+        scaling.projections_layout(n, 0.15, 0.4),
+        scaling.queries_layout(min(n, 3), 0.03, 0.4, cached=True),
+    ]
+    for layout in layouts:
+        assert layout.cpu_total < (os.cpu_count() or 2)
+    commands = layouts[0]
+    assert len(commands.running("api")) == len(commands.running("store")) == n
+    assert {h.cpu for h in commands.hosts if "api" in h.run or "store" in h.run} == {0.15}
+    assert len(layouts[1].running("worker")) == n
+    assert len(layouts[2].running("read-replica")) == min(n, 3)
+
+
+def test_efficiency_is_throughput_over_n_times_the_first_point() -> None:
+    points: list[dict[str, Any]] = [
+        {"n": 1, "throughput": 100.0},
+        {"n": 2, "throughput": 180.0},
+        {"n": 4, "throughput": 320.0},
+    ]
+    scaling.efficiency(points)
+    assert [p["efficiency"] for p in points] == [1.0, 0.9, 0.8]
+
+
+def test_the_plot_is_a_png_of_every_curve_given(tmp_path: Path) -> None:
+    def curve(*throughputs: float) -> list[dict[str, Any]]:
+        points = [{"n": n, "throughput": t} for n, t in zip((1, 2, 4), throughputs, strict=False)]
+        scaling.efficiency(points)
+        return points
+
+    result = {"curves": {"commands": curve(10, 19, 36), "queries_uncached": curve(5, 9, 13)}}
+    picture = tmp_path / "scaling.png"
+    scaling.plot([result], picture)
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert picture.stat().st_size > 10_000
+
+
+def test_the_spread_backlog_walks_real_exits_all_over_the_map() -> None:
+    world = load_world()
+    types = {"PlayerCreated": PlayerCreated, "PlayerMoved": PlayerMoved, "PlayerSaid": PlayerSaid}
+    homes, moves = set(), 0
+    for _, new in scaling.spread_events(5000):
+        event = msgspec.json.decode(new.payload, type=types[new.event_type])
+        if isinstance(event, PlayerCreated):
+            homes.add(event.room)
+        elif isinstance(event, PlayerMoved):
+            moves += 1
+            exits: dict[str, str] = dict(world.rooms[event.from_room].exits)
+            assert exits.get(event.direction) == event.to_room
+    assert len(homes) == len(world.rooms)
+    assert moves > 2000
