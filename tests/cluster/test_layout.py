@@ -97,3 +97,32 @@ def test_aq_cluster_check_refuses_a_bad_layout_file_with_its_code(tmp_path: Path
     )
     assert missing.returncode == 2
     assert "bundled: " in missing.stderr
+
+
+def test_aq_cluster_up_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
+    import json
+    import signal
+
+    from tests.cluster.test_hosts import leftovers
+
+    aq = str(Path(sys.executable).with_name("aq"))
+    with (tmp_path / "up.log").open("wb") as log:
+        up = subprocess.Popen(
+            [aq, "cluster", "up", "small"], stdout=subprocess.PIPE, stderr=log, text=True
+        )
+    try:
+        assert up.stdout is not None
+        started = json.loads(up.stdout.readline())  # printed once every API is ready
+        assert started["api"] == ["http://10.213.0.4:8000"]
+        assert started["env"]["AQ_STORE"] == "postgresql://postgres@10.213.0.1:5432/aq"
+        assert leftovers("aqsmall") != []
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        if up.stdout is not None:
+            up.stdout.close()
+    assert leftovers("aqsmall") == []
+    assert "stopped; hosts removed" in (tmp_path / "up.log").read_text()

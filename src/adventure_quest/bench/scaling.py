@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -216,7 +217,9 @@ def measure_projections(
         began = time.monotonic()
         for i in range(1, w + 1):
             cluster.start_role(cluster.host(f"work{i}"), "worker")
-        timing = load.inside(lambda: _drain(servers, layout.partitions, events, progress))
+        timing = load.inside(
+            lambda: _drain(servers, layout.partitions, events, progress, env["AQ_READ_DB"])
+        )
         hosts = _hosts_report(cluster, before, time.monotonic() - began)
     return {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
 
@@ -307,13 +310,24 @@ async def _remaining(js: Any, partitions: int, events: int) -> int:
     return left
 
 
+_WAITS: Final = (
+    "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') AS waiting, count(*)"
+    " FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()"
+    " GROUP BY 1"
+)
+
+
 async def _drain(
-    servers: list[str], partitions: int, events: int, progress: Progress
+    servers: list[str], partitions: int, events: int, progress: Progress, read_url: str
 ) -> dict[str, Any]:
-    """Time the backlog from 95 % to 5 % left (acknowledged = applied and committed)."""
+    """Time the backlog from 95 % to 5 % left (acknowledged = applied and committed), and
+    sample what the read database's busy sessions wait for meanwhile (pg_stat_activity)."""
+    import asyncpg
     import nats
 
     client = await nats.connect(servers)
+    sampler = await asyncpg.connect(read_url, timeout=10)
+    waits: Counter[str] = Counter()
     try:
         js = client.jetstream()
         high, low = events * 0.95, events * 0.05
@@ -328,6 +342,9 @@ async def _drain(
             if left <= low:
                 t_low, left_low = now, left
                 break
+            if t_high:
+                for row in await sampler.fetch(_WAITS, read_url.rsplit("/", 1)[-1]):
+                    waits[row["waiting"]] += row["count"]
             await asyncio.sleep(0.2)
         if not t_low:
             raise RuntimeError("the workers did not drain the backlog within 900 s")
@@ -337,8 +354,10 @@ async def _drain(
             "events_per_s": round(rate, 1),
             "timed_events": left_high - left_low,
             "timed_s": round(t_low - t_high, 2),
+            "read_db_sessions": dict(waits.most_common()),
         }
     finally:
+        await sampler.close()
         await client.close()
 
 

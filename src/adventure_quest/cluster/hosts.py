@@ -21,6 +21,7 @@ without it (``Specified qdisc kind is unknown``) runs the cluster without delay 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import math
@@ -179,8 +180,6 @@ class Host:
         def body() -> None:
             try:
                 _enter_namespace(self.namespace)
-                import asyncio
-
                 result.append(asyncio.run(make()))
             except BaseException as error:  # handed to the calling thread
                 failure.append(error)
