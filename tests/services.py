@@ -135,8 +135,10 @@ class NatsNode:
         self.url = f"nats://127.0.0.1:{self.port}"
         self.config = store / "server.conf"
         self._process: subprocess.Popen[bytes] | None = None
+        self._cluster, self._routes = "", list[int]()
 
     def write_config(self, cluster: str, routes: list[int]) -> None:
+        self._cluster, self._routes = cluster, routes
         self.store.mkdir(parents=True, exist_ok=True)
         route_list = ", ".join(f'"nats-route://127.0.0.1:{port}"' for port in routes)
         self.config.write_text(
@@ -153,7 +155,22 @@ class NatsNode:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
+        # A port free_port() picked can be taken by another process before the server binds
+        # it: the client and monitoring ports are nobody else's to know, so pick new ones.
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except RuntimeError as error:
+                if "exited" not in str(error) or attempt == 2:  # its log may be empty
+                    raise
+                self.port, self.monitor_port = free_port(), free_port()
+                self.url = f"nats://127.0.0.1:{self.port}"
+                self.write_config(self._cluster, self._routes)
+
+    def _start(self) -> None:
         log = self.store / "server.log"
+        log.unlink(missing_ok=True)
         self._process = subprocess.Popen([NATS_SERVER, "-c", str(self.config), "-l", str(log)])
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
