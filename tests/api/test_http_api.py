@@ -42,6 +42,50 @@ async def test_a_command_answer_carries_a_token_that_reads_your_own_write(tmp_pa
         assert player_id not in square.json()["players"]
 
 
+async def test_a_room_lists_its_characters_a_page_at_a_time_and_counts_them(
+    tmp_path: Path,
+) -> None:
+    async with live(settings_for(tmp_path)) as client:
+        here = {}
+        for name in ("Ava", "Ben", "Cal", "Dot", "Eli", "Fox", "Gus"):
+            player_id, token, _ = await create(client, name)
+            here[player_id] = token
+        leaver = sorted(here)[2]
+        moved = await client.post(
+            f"/players/{leaver}/move", json={"direction": "north"}, headers=bearer(here[leaver])
+        )
+        token = moved.json()["consistency"]
+        stayed = sorted(set(here) - {leaver})
+        seen: list[str] = []
+        after = ""
+        while True:
+            page = await client.get(
+                "/rooms/village_square",
+                params={"limit": 2, "after": after, "consistency": token},
+            )
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert body["present"] == len(stayed)
+            assert len(body["players"]) <= 2
+            seen += list(body["players"])
+            if body["next"] is None:
+                break
+            assert body["next"] == list(body["players"])[-1]
+            after = body["next"]
+        assert seen == stayed  # each once, in id order, the one who left not among them
+        whole = (await client.get("/rooms/village_square")).json()  # the cached first page
+        assert (list(whole["players"]), whole["present"], whole["next"]) == (stayed, 6, None)
+        assert whole["players"][stayed[0]]["name"] in {"Ava", "Ben", "Cal", "Dot", "Eli", "Fox"}
+        first = (await client.get("/rooms/village_square", params={"limit": 4})).json()
+        assert (list(first["players"]), first["next"]) == (stayed[:4], stayed[3])
+        north = (await client.get("/rooms/market_street", params={"consistency": token})).json()
+        assert (list(north["players"]), north["present"], north["next"]) == ([leaver], 1, None)
+        world = (await client.get("/world", params={"consistency": token})).json()
+        assert world["players_per_room"] == {"market_street": 1, "village_square": 6}
+        counted = sum(world["events_per_minute"].values())  # the world clock may tick on
+        assert len(here) + 1 <= counted <= await head_of(tmp_path)
+
+
 async def test_every_rejected_request_has_the_error_shape_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
@@ -113,6 +157,13 @@ async def test_every_rejected_request_has_the_error_shape_and_writes_nothing(
                 "invalid_consistency_token",
             ),
             (client.get("/leaderboard", params={"limit": "[" * 3000}), 422, "invalid_request"),
+            (client.get("/rooms/village_square", params={"limit": 0}), 422, "invalid_request"),
+            (client.get("/rooms/village_square", params={"limit": 101}), 422, "invalid_request"),
+            (
+                client.get("/rooms/village_square", params={"after": "not-an-id"}),
+                422,
+                "invalid_request",
+            ),
         ]
         # Nesting past the decoder's depth is malformed JSON on every route with a body,
         # with a token or without (it was a 500: issue 10); respawn reads no body.

@@ -137,8 +137,16 @@ def read_back(client: httpx.Client, player_id: str, written: dict[str, Any]) -> 
     )
     shown = {k: details[k] for k in ("level", "xp", "health", "max_health", "alive")}
     assert shown == {k: written["player"][k] for k in shown}, written["events"]
-    room = client.get(f"/rooms/{details['room']}", params={"consistency": consistency}).json()
-    assert player_id in room["players"]
+    listed, after = [], ""
+    while True:  # the room's pages, in id order, until they pass the character's id
+        page = client.get(
+            f"/rooms/{details['room']}", params={"consistency": consistency, "after": after}
+        ).json()
+        listed += list(page["players"])
+        if page["next"] is None or page["next"] >= player_id:
+            break
+        after = page["next"]
+    assert player_id in listed
 
 
 @settings(max_examples=25, deadline=None)

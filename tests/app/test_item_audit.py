@@ -26,7 +26,7 @@ from adventure_quest.domain.events import (
     ItemTaken,
 )
 from adventure_quest.projections.catalog import projections
-from adventure_quest.projections.rooms import ROOM_VIEW
+from adventure_quest.projections.rooms import ROOM_VIEW, ROOM_VIEW_PLAYERS
 from adventure_quest.projections.runner import ProjectionRunner
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
 from adventure_quest.store.envelope import Metadata
@@ -136,7 +136,11 @@ async def test_a_repaired_store_projects_every_instance_once(tmp_path: Path) -> 
     await runner.apply(await store.read_all(0, 10_000))
     [square] = [r for r in await db.select(ROOM_VIEW) if r["room"] == SQUARE]
     on_floor = [i["item_id"] for i in square["state"]["items"]]
-    carried = {person["name"]: person["inventory"] for person in square["players"].values()}
+    present = await db.select(ROOM_VIEW_PLAYERS, where={"room": SQUARE})
+    carried = {
+        person["state"]["name"]: [i["item_key"] for i in person["state"]["inventory"]]
+        for person in present
+    }
     assert (on_floor, carried) == ([], {"Ann": [], "Bob": ["torch"]})
     await db.close()
     await store.close()

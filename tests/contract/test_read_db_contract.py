@@ -460,6 +460,63 @@ async def test_count_is_how_many_committed_rows_match(databases: Databases) -> N
         await db.count(THINGS, where={"colour": "red"})
 
 
+async def test_select_after_a_key_pages_through_the_rows_in_key_order(
+    databases: Databases,
+) -> None:
+    db = await opened(databases)
+    await put(db, THINGS, {f"k{n:02d}": thing("red" if n % 2 else "blue", n) for n in range(11)})
+    red = [f"k{n:02d}" for n in range(1, 11, 2)]
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await db.select(
+            THINGS, where={"name": "red"}, order_by=[("thing_id", False)], limit=2, after=after
+        )
+        seen += [row["thing_id"] for row in page]
+        if len(page) < 2:
+            break
+        after = page[-1]["thing_id"]
+    assert seen == red
+    everyone = await db.select(THINGS, order_by=[("thing_id", False)], after="k05")
+    assert [row["thing_id"] for row in everyone] == [f"k{n:02d}" for n in range(6, 11)]
+    assert await db.select(THINGS, where={"name": "red"}, after="k99") == []
+    assert len(await db.select(THINGS, after="")) == 11  # every key sorts after ""
+
+
+async def test_totals_sum_or_count_per_value_highest_first(databases: Databases) -> None:
+    db = await opened(databases)
+    assert await db.totals(THINGS, "name") == {}
+    await put(
+        db,
+        THINGS,
+        {
+            "a": thing("red", 3),
+            "b": thing("blue", 1),
+            "c": thing("red", 4),
+            "d": thing("green", 2),
+            "e": thing("red", -1),
+        },
+    )
+    counted = await db.totals(THINGS, "name")
+    assert counted == {"red": 3, "green": 1, "blue": 1}
+    assert list(counted) == ["red", "green", "blue"]  # highest value of ``by`` first
+    assert await db.totals(THINGS, "name", summed="score") == {"red": 6, "green": 2, "blue": 1}
+    assert await db.totals(THINGS, "name", summed="score", limit=2) == {"red": 6, "green": 2}
+    assert await db.totals(THINGS, "score") == {4: 1, 3: 1, 2: 1, 1: 1, -1: 1}
+    async with db.unit() as unit:
+        await unit.write(THINGS, {"f": thing("blue", 10)}, ["a"])
+        assert await db.totals(THINGS, "name", summed="score") == {
+            "red": 6,
+            "green": 2,
+            "blue": 1,
+        }  # not committed yet
+    assert await db.totals(THINGS, "name", summed="score") == {"red": 3, "green": 2, "blue": 11}
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        await db.totals(THINGS, "colour")
+    with pytest.raises(ValueError, match="no column 'weight'"):
+        await db.totals(THINGS, "name", summed="weight")
+
+
 async def test_counting_a_table_never_created_is_a_schema_error(databases: Databases) -> None:
     db = databases.open()
     with pytest.raises(StoreSchemaError, match="create the tables"):

@@ -285,7 +285,7 @@ async def read_models(read_path: Path, places: dict[str, Place]) -> list[str]:
     for row in characters:
         for item in row["state"]["inventory"]:
             shown.setdefault(item["item_id"], []).append(("held", row["player_id"]))
-    # A room whose stream has no event and that no character entered has no row yet.
+    # A room whose stream has no event has no row yet.
     seen = {row["room"] for row in rooms}
     expected = {
         item_id: [place]

@@ -170,7 +170,7 @@ async def rebuild_equals_live(
     live = SQLiteReadDatabase(str(live_path))
     rebuilt = SQLiteReadDatabase(str(rebuilt_path))
     runner = ProjectionRunner(
-        rebuilt, projections(load_world()), store, event_codec(), partitions=partitions
+        rebuilt, projections(load_world(), partitions), store, event_codec(), partitions=partitions
     )
     await runner.setup()
     after = 0

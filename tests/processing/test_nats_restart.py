@@ -42,7 +42,7 @@ async def test_a_nats_crash_and_restart_in_mid_traffic_loses_and_doubles_nothing
         game = Game(Repository(store, MemorySnapshotStore(), event_codec()), WORLD)
         queue = NatsQueue(server.url, stream="AQ_RESTART", partitions=4, timeout=1.0)
         db = SQLiteReadDatabase(str(read_path))
-        runner = ProjectionRunner(db, projections(WORLD), store, event_codec(), partitions=4)
+        runner = ProjectionRunner(db, projections(WORLD, 4), store, event_codec(), partitions=4)
         await runner.setup()
         relay = Relay(store, queue, MemoryCheckpointStore(), idle_wait_s=0.05)
         worker = ProjectionWorker(runner, queue, range(4), group=GROUP, fetch_timeout_s=0.1)

@@ -59,7 +59,11 @@ class Setting:
         self.db = SQLiteReadDatabase(self.path)
         self.store = MemoryEventStore()
         self.runner = ProjectionRunner(
-            self.db, projections(load_world()), self.store, event_codec(), partitions=PARTITIONS
+            self.db,
+            projections(load_world(), PARTITIONS),
+            self.store,
+            event_codec(),
+            partitions=PARTITIONS,
         )
         self.queue = MemoryQueue([GROUP], PARTITIONS)
         self.stop = asyncio.Event()

@@ -18,6 +18,14 @@ PlayerId = Annotated[
         pattern=f"^{UUID_PATTERN}$",
     ),
 ]
+PlayersAfter = Annotated[
+    str,
+    Parameter(
+        description="A room page's `next` cursor: the characters after this id.",
+        pattern=f"^({UUID_PATTERN})?$",
+        required=False,
+    ),
+]
 RoomKey = Annotated[str, Parameter(description="A room's key.", max_length=64)]
 ConsistencyQuery = Annotated[
     str,

@@ -20,12 +20,13 @@ from adventure_quest.api.params import (
     ConsistencyHeader,
     ConsistencyQuery,
     PlayerId,
+    PlayersAfter,
     RoomKey,
     WaitMs,
 )
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.queries import views
-from adventure_quest.queries.read_side import cache_key
+from adventure_quest.queries.read_side import ROOM_PAGE, cache_key
 
 JSON = "application/json"
 HISTORY_PAGE = 100
@@ -46,11 +47,14 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
         read: Callable[[ReadDatabase], Awaitable[bytes]],
         token: str | None,
         wait_ms: int,
+        *,
+        cached: bool = True,
     ) -> Response[bytes]:
         began = time.perf_counter()
         try:
             wait_s = min(wait_ms, context.settings.max_wait_ms) / 1000
-            body = await read_side.answer(QUERIES[name].key(argument), read, token, wait_s)
+            key = QUERIES[name].key(argument)
+            body = await read_side.answer(key, read, token, wait_s, cached=cached)
         finally:
             context.metrics.queries.observe(name, time.perf_counter() - began)
         return Response(body, media_type=JSON)
@@ -86,20 +90,38 @@ def routes(context: ApiContext) -> list[HTTPRouteHandler]:
     )
     async def room(
         room: RoomKey,
+        *,
+        limit: Annotated[
+            int, Parameter(ge=1, le=ROOM_PAGE, description="How many characters to list.")
+        ] = ROOM_PAGE,
+        after: PlayersAfter = "",
         consistency: ConsistencyQuery = "",
         aq_consistency: ConsistencyHeader = "",
         wait_ms: WaitMs = 2000,
     ) -> Response[bytes]:
-        """A room: description, exits, items, monsters and every character there."""
+        """A room: description, exits, items, monsters, how many characters are there, and a
+        page of them by id (``next``: the ``after`` of the next page; the first is cached)."""
         if room not in context.world.rooms:
             raise ApiError(404, "room_not_found", f"there is no room {room!r}")
-        return await answer(
-            "room",
-            room,
-            lambda db: read_side.room(db, room),
-            consistency or aq_consistency,
-            wait_ms,
-        )
+        token = consistency or aq_consistency
+        if after:
+            return await answer(
+                "room",
+                room,
+                lambda db: read_side.room(db, room, after, limit),
+                token,
+                wait_ms,
+                cached=False,
+            )
+        response = await answer("room", room, lambda db: read_side.room(db, room), token, wait_ms)
+        if limit < ROOM_PAGE:
+            view = msgspec.json.decode(response.content, type=views.RoomView)
+            if len(view.players) > limit:
+                ids = list(view.players)[:limit]
+                page = {i: view.players[i] for i in ids}
+                view = msgspec.structs.replace(view, players=page, next=ids[-1])
+            response = Response(msgspec.json.encode(view), media_type=JSON)
+        return response
 
     @get(
         "/leaderboard",

@@ -376,7 +376,7 @@ async def _check(env: dict[str, str], partitions: int) -> tuple[list[str], int, 
     live = open_read_database(env["AQ_READ_DB"])
     try:
         runner = ProjectionRunner(
-            rebuilt, projections(load_world()), store, codec, partitions=partitions
+            rebuilt, projections(load_world(), partitions), store, codec, partitions=partitions
         )
         await runner.setup()
         heads, mine, mismatches = await _live_at_rest(

@@ -180,7 +180,7 @@ class Parts:
         if found is None:
             found = ProjectionRunner(
                 self.read_database(),
-                projections(self.world),
+                projections(self.world, self.settings.partitions),
                 self.event_store(),
                 self.write_side().codec,
                 partitions=self.settings.partitions,

@@ -10,6 +10,13 @@ from adventure_quest.projections.rooms import RoomView
 from adventure_quest.projections.world_stats import WorldStats
 
 
-def projections(world: World) -> list[Projection]:
-    """Every read model, in the order batches are applied to them."""
-    return [PlayerDetails(), Leaderboard(), RoomView(world), WorldStats(), Achievements()]
+def projections(world: World, partitions: int = 16) -> list[Projection]:
+    """Every read model, in the order batches are applied to them (``partitions``: the
+    queue's, which the world statistics' rows follow)."""
+    return [
+        PlayerDetails(),
+        Leaderboard(),
+        RoomView(world),
+        WorldStats(partitions),
+        Achievements(),
+    ]

@@ -135,6 +135,9 @@ class Rows:
         self._kept = cache.rows if cache is not None else None
         self._rows: dict[RowKey, Row | None] = {}
         self.changed: set[RowKey] = set()
+        #: Rows not written whose answers changed (a room whose presence changed): read with
+        #: ``changed`` to tell which cached answers are out of date.
+        self.touched: set[RowKey] = set()
         #: Whether changes are journaled for ``undo``. Off on the fast path, where a failure
         #: discards the whole ``Rows`` instead (the runner then redoes the batch one by one).
         self.journaled = True
@@ -185,6 +188,11 @@ class Rows:
             self._journal.append((row_key, self._rows.get(row_key), row_key in self.changed, undo))
         self._rows[row_key] = row
         self.changed.add(row_key)
+
+    def touch(self, table: str, key: str) -> None:
+        """The answers built from this row changed, though the row was not written (another
+        table holds what changed). Never undone: a needless invalidation costs a cache miss."""
+        self.touched.add((table, key))
 
     def delete(self, table: str, key: str) -> None:
         row_key = (table, key)

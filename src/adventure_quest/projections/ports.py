@@ -31,8 +31,17 @@ class ReadDatabase(Protocol):
         where: dict[str, Any] | None = None,
         order_by: Sequence[tuple[str, bool]] = (),
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Row]:
-        """Rows matching ``where`` (equality), ordered by (column, descending) pairs."""
+        """Rows matching ``where`` (equality), ordered by (column, descending) pairs; with
+        ``after``, only those whose primary key sorts after it (keyset paging)."""
+        ...
+
+    async def totals(
+        self, table: Table, by: str, *, summed: str | None = None, limit: int | None = None
+    ) -> dict[Any, int]:
+        """Per value of ``by``, highest first (the first ``limit``), the sum of column
+        ``summed`` over its rows, or (None) how many rows it has: computed by the database."""
         ...
 
     async def count(self, table: Table, *, where: dict[str, Any] | None = None) -> int:

@@ -433,8 +433,9 @@ class PostgresReadDatabase:
         where: dict[str, Any] | None = None,
         order_by: Sequence[tuple[str, bool]] = (),
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Row]:
-        query, params = sql.select(table, where or {}, order_by, limit, _mark)
+        query, params = sql.select(table, where or {}, order_by, limit, _mark, after=after)
         pool = await self._connection_pool()
         async with _translated(self.dsn):
             records = await pool.fetch(query, *params)
@@ -448,6 +449,14 @@ class PostgresReadDatabase:
         pool = await self._connection_pool()
         async with _translated(self.dsn):
             return int(await pool.fetchval(query, *params))
+
+    async def totals(
+        self, table: Table, by: str, *, summed: str | None = None, limit: int | None = None
+    ) -> dict[Any, int]:
+        pool = await self._connection_pool()
+        async with _translated(self.dsn):
+            found = await pool.fetch(sql.totals(table, by, summed, limit))
+        return {value: int(total) for value, total in found}
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -1,14 +1,20 @@
-"""The room view: everything a player sees in a room, players and their inventories included.
+"""The room view: everything a player sees in a room, and who is there.
 
-One row per room, read with one primary-key lookup. The room's own stream owns its items and
-monsters; each character's stream owns that character's entry. Each part is the domain's own
-fold of its stream, so the row is the same whatever order the streams' events interleave in:
-rebuilding gives what live processing gave.
+One row per room for what the room's own stream owns (items and monsters), and one row per
+character saying where it is and its state (``room_view_players``, indexed by room): a room's
+players are a page of those, read in key order, and its count is the index's. A character's
+events change its own row only, so the rows every unit writes follow the queue's partitions
+(aggregate ids): two workers never wait for each other's locks, and a crowded room costs an
+arrival one row, not a rewrite of everyone present. Each part is the domain's own fold of its
+stream, so the rows are the same whatever order the streams' events interleave in: rebuilding
+gives what live processing gave.
+
+A character's change makes the cached answers of the rooms it left and entered out of date
+although no room row was written: the projection ``touch``es those rooms' rows.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,7 +47,6 @@ ROOM_VIEW = Table(
         "exits": "json",
         "items": "json",
         "monsters": "json",
-        "players": "json",
         "state": "json",
     },
     structs={"state": RoomState},
@@ -51,13 +56,14 @@ ROOM_VIEW_PLAYERS = Table(
     "room_view_players",
     "player_id",
     {"room": "text", "state": "json"},
+    indexes=(("room", "player_id"),),
     structs={"state": PlayerState},
     read_back=("state",),
 )
 
 
 class RoomView(ReadModel):
-    """Description, exits, items on the floor, monsters and every player present."""
+    """Description, exits, items on the floor, monsters; where every character is."""
 
     name = "room_view"
     tables = (ROOM_VIEW, ROOM_VIEW_PLAYERS)
@@ -70,12 +76,7 @@ class RoomView(ReadModel):
             return ((ROOM_VIEW.name, stream_key_of(recorded.stream_id)),)
         if recorded.stream_type != "player":
             return ()
-        wanted = [(ROOM_VIEW_PLAYERS.name, player_key(recorded))]
-        for name in ("room", "from_room", "to_room"):
-            value = getattr(event, name, None)
-            if isinstance(value, str):
-                wanted.append((ROOM_VIEW.name, value))
-        return wanted
+        return ((ROOM_VIEW_PLAYERS.name, player_key(recorded)),)
 
     async def apply(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         if recorded.stream_type == "room":
@@ -87,70 +88,32 @@ class RoomView(ReadModel):
             await self._apply_player(event, recorded, rows)
 
     async def apply_all(self, todo: Sequence[Decoded], rows: Rows, memo: Memo) -> None:
-        """Each character's events folded: it leaves every room it stood in but the last.
-
-        Applied one by one, a character's events take its entry out of each room it leaves
-        and put it in each room it enters (its last state's entry in the last one), touching
-        the view of every room it stood in: the same as this, with one fold per character.
-        """
-        helpers, views = ROOM_VIEW_PLAYERS.name, ROOM_VIEW.name
+        """Each character's events folded into its last state; every room it stood in touched."""
+        helpers = ROOM_VIEW_PLAYERS.name
         streams = by_stream(todo, memo, "player")
         keys = {stream: stream_key_of(stream) for stream in streams}
         await rows.prefetch([(helpers, key) for key in keys.values()])
-        trails = {
-            keys[stream]: trail(
-                memo, stream, events, state_of(rows.prefetched(helpers, keys[stream]))
-            )
-            for stream, events in streams.items()
-        }
         room_events = [decoded for decoded in todo if decoded[1].stream_type == "room"]
-        rooms = {room_key for each in trails.values() for room_key in each.rooms}
-        rooms.update(stream_key_of(recorded.stream_id) for _, recorded in room_events)
-        await rows.prefetch([(views, room_key) for room_key in rooms])
+        await rows.prefetch(
+            [(ROOM_VIEW.name, stream_key_of(recorded.stream_id)) for _, recorded in room_events]
+        )
         for event, recorded in room_events:
             await self.apply(event, recorded, rows)
-        for key, each in trails.items():
-            end = each.end
+        for stream, events in streams.items():
+            key = keys[stream]
+            each = trail(memo, stream, events, state_of(rows.prefetched(helpers, key)))
             for room_key in each.rooms:
-                if room_key != end.room:
-                    self._seat(rows, room_key, rows.prefetched(views, room_key), key, None)
-            if end.room:
-                self._seat(rows, end.room, rows.prefetched(views, end.room), key, summary(end))
-            rows.put(helpers, key, {"room": end.room, "state": end})
+                rows.touch(ROOM_VIEW.name, room_key)
+            rows.put(helpers, key, {"room": each.end.room, "state": each.end})
 
     async def _apply_player(self, event: Event, recorded: RecordedEvent, rows: Rows) -> None:
         key = player_key(recorded)
-        helper = rows.prefetched(ROOM_VIEW_PLAYERS.name, key)
-        before = state_of(helper)
+        before = state_of(rows.prefetched(ROOM_VIEW_PLAYERS.name, key))
         after = player.evolve(before, event)
-        if before.room and before.room != after.room:
-            view = await rows.get(ROOM_VIEW.name, before.room)
-            self._seat(rows, before.room, view, key, None)
-        if after.room:
-            view = await rows.get(ROOM_VIEW.name, after.room)
-            self._seat(rows, after.room, view, key, summary(after))
+        for room_key in {before.room, after.room}:
+            if room_key:
+                rows.touch(ROOM_VIEW.name, room_key)
         rows.put(ROOM_VIEW_PLAYERS.name, key, {"room": after.room, "state": after})
-
-    def _seat(
-        self, rows: Rows, room_key: str, view: Row | None, key: str, entry: Row | None
-    ) -> None:
-        """Set (None: remove) a character's entry among the room's players, in place.
-
-        A crowded room's view holds hundreds of entries: copying them for each event that
-        changes one took about a seventh of a worker's time (250 players in a room). Players
-        are a JSON object keyed by id: equal whatever order they arrived in (so an undone
-        removal may put the entry back last).
-        """
-        view = self._view(room_key, view)
-        players: dict[str, Any] = view["players"]
-        undo = None
-        if rows.journaled:
-            undo = functools.partial(_restore, players, key, key in players, players.get(key))
-        if entry is None:
-            players.pop(key, None)
-        else:
-            players[key] = entry
-        rows.put(ROOM_VIEW.name, room_key, view, undo)
 
     def _view(self, key: str, view: Row | None) -> Row:
         """The room's view: as stored, or as the world lays the room out."""
@@ -161,7 +124,6 @@ class RoomView(ReadModel):
             "name": definition.name,
             "description": definition.description,
             "exits": dict(definition.exits),
-            "players": {},
             **self._contents(room.initial_state(self.world, key)),
         }
 
@@ -184,13 +146,6 @@ def room_state_of(view: Row) -> RoomState:
     """The room's own state a view keeps."""
     state = view["state"]
     return state if isinstance(state, RoomState) else msgspec.convert(state, RoomState)
-
-
-def _restore(players: dict[str, Any], key: str, present: bool, entry: Any) -> None:
-    if present:
-        players[key] = entry
-    else:
-        players.pop(key, None)
 
 
 def summary(state: PlayerState) -> dict[str, Any]:

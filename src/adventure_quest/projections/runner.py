@@ -237,6 +237,7 @@ class ProjectionRunner:
         if not fast:
             await self._apply_events(projection, todo, rows, parked, counts)
         changed |= rows.changed
+        changed |= rows.touched
         await rows.flush()
         await unit.set_versions(projection.name, plan.versions)
 

@@ -188,12 +188,17 @@ def select(
     order_by: Sequence[tuple[str, bool]],
     limit: int | None,
     mark: Placeholder,
+    *,
+    after: str | None = None,
 ) -> tuple[str, list[Any]]:
     names = [table.key, *table.columns]
     clause = _where(table, where, mark)
     _check_columns(table, [c for c, _ in order_by])
-    sql = f"SELECT {', '.join(names)} FROM {table.name}{clause}"
     params = list(where.values())
+    if after is not None:  # keyset paging: rows whose key sorts after ``after``
+        params.append(after)
+        clause += f"{' AND' if clause else ' WHERE'} {table.key} > {mark(len(params))}"
+    sql = f"SELECT {', '.join(names)} FROM {table.name}{clause}"
     if order_by:
         sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order_by)
     if limit is not None:
@@ -204,6 +209,14 @@ def select(
 def count(table: Table, where: dict[str, Any], mark: Placeholder) -> tuple[str, list[Any]]:
     """How many rows match ``where``, counted by the database: no row is fetched."""
     return f"SELECT COUNT(*) FROM {table.name}" + _where(table, where, mark), list(where.values())
+
+
+def totals(table: Table, by: str, summed: str | None, limit: int | None) -> str:
+    """Per value of ``by`` (highest first), its rows' sum of ``summed`` (None: their count)."""
+    _check_columns(table, [by] if summed is None else [by, summed])
+    total = "COUNT(*)" if summed is None else f"SUM({summed})"
+    sql = f"SELECT {by}, {total} FROM {table.name} GROUP BY {by} ORDER BY {by} DESC"
+    return sql if limit is None else f"{sql} LIMIT {int(limit)}"
 
 
 def _where(table: Table, where: dict[str, Any], mark: Placeholder) -> str:

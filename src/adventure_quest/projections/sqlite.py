@@ -193,8 +193,9 @@ class SQLiteReadDatabase:
         where: dict[str, Any] | None = None,
         order_by: Sequence[tuple[str, bool]] = (),
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Row]:
-        query, params = sql.select(table, where or {}, order_by, limit, _mark)
+        query, params = sql.select(table, where or {}, order_by, limit, _mark, after=after)
         with _missing_tables(self.path):
             records = self._reader.execute(query, params).fetchall()
         return [{table.key: key, **row} for key, row in sql.to_rows(table, records).items()]
@@ -204,6 +205,13 @@ class SQLiteReadDatabase:
         with _missing_tables(self.path):
             (found,) = self._reader.execute(query, params).fetchone()
         return int(found)
+
+    async def totals(
+        self, table: Table, by: str, *, summed: str | None = None, limit: int | None = None
+    ) -> dict[Any, int]:
+        with _missing_tables(self.path):
+            found = self._reader.execute(sql.totals(table, by, summed, limit)).fetchall()
+        return {value: int(total) for value, total in found}
 
     async def close(self) -> None:
         self._reader.close()

@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence, Set
 import msgspec
 
 from adventure_quest.domain import room
+from adventure_quest.domain.player import PlayerState
 from adventure_quest.domain.world import World
 from adventure_quest.projections.achievement_list import ACHIEVEMENTS
 from adventure_quest.projections.model import RowKey
 from adventure_quest.projections.players import LEADERBOARD, PLAYER_DETAILS
 from adventure_quest.projections.ports import ReadDatabase
-from adventure_quest.projections.rooms import ROOM_VIEW
+from adventure_quest.projections.rooms import ROOM_VIEW, ROOM_VIEW_PLAYERS, summary
 from adventure_quest.projections.world_stats import EVENTS_PER_MINUTE
 from adventure_quest.queries import views
 from adventure_quest.queries.cache import Entry, QueryCache
@@ -28,6 +29,8 @@ from adventure_quest.queries.consistency import Marks, Watch, decode, encode, pr
 from adventure_quest.queries.errors import NotFoundError, StaleError
 
 LEADERBOARD_SIZE = 100
+#: The most characters one answer of ``GET /rooms/{room}`` lists (the first page is cached).
+ROOM_PAGE = 100
 _encode = msgspec.json.Encoder().encode
 
 
@@ -81,14 +84,19 @@ class ReadSide:
         read: Callable[[ReadDatabase], Awaitable[bytes]],
         token: str | None,
         wait_s: float,
+        *,
+        cached: bool = True,
     ) -> bytes:
-        """The encoded answer for ``key``, at least as new as ``token`` when one is given."""
+        """The encoded answer for ``key``, at least as new as ``token`` when one is given
+        (``cached``: through the cache; otherwise read, and not kept)."""
         wanted = decode(token) if token else None
 
         async def load() -> Entry:
             database, have = await self._caught_up(wanted, time.monotonic() + wait_s)
             return Entry(await read(database), encode(have))
 
+        if not cached:
+            return (await load()).body
         if wanted is None:
             entry = await self.cache.fetch(key, load)
         else:
@@ -134,7 +142,11 @@ class ReadSide:
             )
         )
 
-    async def room(self, db: ReadDatabase, key: str) -> bytes:
+    async def room(
+        self, db: ReadDatabase, key: str, after: str | None = None, limit: int = ROOM_PAGE
+    ) -> bytes:
+        """The room, and a page of the characters there: ``limit`` of them by id, those
+        after ``after`` (three indexed reads: the room's row, the page, the count)."""
         definition = self.world.rooms[key]
         row = await db.get(ROOM_VIEW, key)
         if row is None:  # nothing happened there yet: the world's starting contents
@@ -145,12 +157,24 @@ class ReadSide:
                 views.Monster(m.monster_key, self.world.monsters[m.monster_key].name, m.health)
                 for m in state.monsters
             ]
-            players: dict[str, views.Present] = {}
         else:
             items = list(row["items"])
             keys = [i["item_key"] for i in row["state"]["items"]]
             monsters = [msgspec.convert(m, views.Monster) for m in row["monsters"]]
-            players = {k: msgspec.convert(v, views.Present) for k, v in row["players"].items()}
+        here = {"room": key}
+        page = await db.select(
+            ROOM_VIEW_PLAYERS,
+            where=here,
+            order_by=[("player_id", False)],
+            limit=limit + 1,
+            after=after,
+        )
+        more = len(page) > limit
+        players = {
+            r["player_id"]: views.Present(**summary(msgspec.convert(r["state"], PlayerState)))
+            for r in page[:limit]
+        }
+        present = await db.count(ROOM_VIEW_PLAYERS, where=here)
         return _encode(
             views.RoomView(
                 key,
@@ -161,6 +185,8 @@ class ReadSide:
                 keys,
                 monsters,
                 players,
+                present,
+                page[limit - 1]["player_id"] if more else None,
             )
         )
 
@@ -184,11 +210,6 @@ class ReadSide:
         return _encode(views.Achievements(player_id, row["name"], list(row["unlocked"])))
 
     async def world_stats(self, db: ReadDatabase) -> bytes:
-        rooms = await db.select(ROOM_VIEW)
-        minutes = await db.select(EVENTS_PER_MINUTE, order_by=[("minute", True)], limit=10)
-        return _encode(
-            views.WorldStats(
-                {r["room"]: len(r["players"]) for r in rooms if r["players"]},
-                {m["minute"]: m["events"] for m in minutes},
-            )
-        )
+        present = await db.totals(ROOM_VIEW_PLAYERS, "room")
+        minutes = await db.totals(EVENTS_PER_MINUTE, "minute", summed="events", limit=10)
+        return _encode(views.WorldStats({r: n for r, n in sorted(present.items()) if r}, minutes))

@@ -47,7 +47,12 @@ class RoomView(msgspec.Struct, frozen=True):
     #: The kinds of the items (keys of the world file), in the order of ``items``.
     item_keys: list[str]
     monsters: list[Monster]
+    #: A page of the characters present, by id (``GET /rooms/{room}?limit=&after=``).
     players: dict[str, Present]
+    #: How many characters are in the room in all.
+    present: int = 0
+    #: The cursor of the next page (``after``), or None on the last page.
+    next: str | None = None
 
 
 class Ranked(msgspec.Struct, frozen=True):
