@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,32 @@ def test_the_spread_backlog_walks_real_exits_all_over_the_map() -> None:
             assert exits.get(event.direction) == event.to_room
     assert len(homes) == len(world.rooms)
     assert moves > 2000
+
+
+@pytest.mark.parametrize("partitions", [1, 7, 16])
+@pytest.mark.parametrize("w", [1, 2, 3, 4, 8])
+def test_fixed_assignment_gives_each_partition_to_exactly_one_worker_evenly(
+    w: int, partitions: int
+) -> None:
+    shares = [scaling.share(i, w, partitions) for i in range(1, w + 1)]
+    owned = [[int(p) for p in s.split(",")] if s else [] for s in shares]
+    assert sorted(p for each in owned for p in each) == list(range(partitions))
+    assert max(map(len, owned)) - min(map(len, owned)) <= 1
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--assign", "round-robin"], "--assign is fixed or auto"),
+        (["--backlog", "one-room"], "--backlog is spread or two-rooms"),
+        (["--points", "1,x"], "curves are commands, projections, queries and points 1 to 8"),
+        (["--curve", "latency"], "curves are commands, projections, queries and points 1 to 8"),
+    ],
+)
+def test_aq_bench_scaling_refuses_bad_options_with_its_code(option: list[str], says: str) -> None:
+    aq = str(Path(sys.executable).with_name("aq"))
+    done = subprocess.run(
+        [aq, "bench", "scaling", *option], capture_output=True, check=False, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"error [invalid_scaling]: {says}" in " ".join(done.stderr.split())

@@ -66,11 +66,14 @@ def commands_layout(n: int, quota: float, load_cpu: float) -> Layout:
 
 
 def projections_layout(w: int, quota: float, load_cpu: float) -> Layout:
+    # NATS needs about 0.09 ms of CPU per event it delivers (and its acknowledgement): 0.6
+    # cores keep it ahead of four workers. The store and the relay work before the timed
+    # window only (writing and relaying the backlog).
     hosts: dict[str, tuple[list[str], float]] = {
-        "store": (["store"], 0.2),
-        "nats": (["nats"], 0.3),
-        "read": (["read-primary"], 0.4),
-        "relay": (["relay"], 0.2),
+        "store": (["store"], 0.1),
+        "nats": (["nats"], 0.6),
+        "read": (["read-primary"], 0.3),
+        "relay": (["relay"], 0.1),
     }
     for i in range(1, w + 1):
         hosts[f"work{i}"] = (["worker"], quota)
@@ -194,6 +197,15 @@ def measure_queries(
 
 
 BACKLOGS: Final = ("spread", "two-rooms")
+#: How the projection curve's workers get their partitions: ``fixed`` (worker i of W takes
+#: partitions i, i + W, ...: an even share from the start) or ``auto`` (the leases share them
+#: out as the workers come up, so the timed window holds the leases' rebalancing).
+ASSIGNMENTS: Final = ("fixed", "auto")
+
+
+def share(i: int, w: int, partitions: int) -> str:
+    """The ``--partitions`` of worker ``i`` (from 1) of ``w`` under fixed assignment."""
+    return ",".join(str(p) for p in range(i - 1, partitions, w))
 
 
 def measure_projections(
@@ -204,6 +216,7 @@ def measure_projections(
     events: int,
     progress: Progress,
     backlog: str = "spread",
+    assign: str = "fixed",
 ) -> dict[str, Any]:
     layout = projections_layout(w, quota, load_cpu)
     with Cluster(layout, progress=progress, held=("worker",)) as cluster:
@@ -216,12 +229,14 @@ def measure_projections(
         before = _cpu(cluster)
         began = time.monotonic()
         for i in range(1, w + 1):
-            cluster.start_role(cluster.host(f"work{i}"), "worker")
+            extra = ("--partitions", share(i, w, layout.partitions)) if assign == "fixed" else ()
+            cluster.start_role(cluster.host(f"work{i}"), "worker", *extra)
         timing = load.inside(
             lambda: _drain(servers, layout.partitions, events, progress, env["AQ_READ_DB"])
         )
         hosts = _hosts_report(cluster, before, time.monotonic() - began)
-    return {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
+    point = {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
+    return point | {"assign": assign}
 
 
 def spread_events(total: int, players: int = 500) -> Iterator[tuple[str, NewEvent]]:
@@ -379,6 +394,7 @@ def run(
     events: int,
     progress: Progress,
     backlog: str = "spread",
+    assign: str = "fixed",
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "scaling",
@@ -387,6 +403,7 @@ def run(
         "replica_quota": replica_quota,
         "load_cpu": load_cpu,
         "backlog": backlog,
+        "assign": assign,
         "curves": {},
     }
     for curve in curves:
@@ -412,6 +429,7 @@ def run(
                     events=events,
                     progress=progress,
                     backlog=backlog,
+                    assign=assign,
                 )
                 for w in points["projections"]
             ]

@@ -130,6 +130,13 @@ def _register_scaling(bench_app: typer.Typer) -> None:
         backlog: Annotated[
             str, typer.Option(help="spread (over the map) or two-rooms (aq bench project's).")
         ] = "spread",
+        assign: Annotated[
+            str,
+            typer.Option(
+                help="Projection workers' partitions: fixed (an even share each) or auto"
+                " (leases, rebalancing as the workers come up)."
+            ),
+        ] = "fixed",
         out: Annotated[
             Path | None, typer.Option(help="Also write the figures (JSON) to this file.")
         ] = None,
@@ -147,6 +154,9 @@ def _register_scaling(bench_app: typer.Typer) -> None:
             hosts = []
         if backlog not in scaling.BACKLOGS:
             typer.echo("error [invalid_scaling]: --backlog is spread or two-rooms", err=True)
+            raise typer.Exit(2)
+        if assign not in scaling.ASSIGNMENTS:
+            typer.echo("error [invalid_scaling]: --assign is fixed or auto", err=True)
             raise typer.Exit(2)
         if wrong or not hosts or min(hosts) < 1 or max(hosts) > 8:
             typer.echo(
@@ -168,6 +178,7 @@ def _register_scaling(bench_app: typer.Typer) -> None:
                 events=events,
                 progress=lambda line: typer.echo(line, err=True),
                 backlog=backlog,
+                assign=assign,
             )
         except ClusterError as error:
             typer.echo(f"error [{error.code}]: {error}", err=True)
