@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.fencing import Fence, Fenced
-from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.model import ALL, Row, Table
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.postgres import PostgresReadDatabase
 from adventure_quest.projections.sqlite import SQLiteReadDatabase
@@ -312,10 +312,15 @@ async def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
     databases: Databases,
 ) -> None:
     db = await opened(databases)
-    async with db.unit() as unit:
-        first = await unit.generation()
-    async with db.unit() as unit:
-        assert await unit.generation() == first + 1
+
+    async def count(of: ReadDatabase) -> int:
+        async with of.unit() as unit:
+            generation = await unit.generation()
+        assert generation.counted == {ALL}
+        return generation.seen[ALL]
+
+    first = await count(db)
+    assert await count(db) == first + 1
 
     async def failing() -> None:
         async with db.unit() as unit:
@@ -325,10 +330,12 @@ async def test_each_committed_unit_counts_one_generation_and_a_failed_one_none(
     with pytest.raises(RuntimeError):
         await failing()
     other = databases.open()  # another writer's units count too
-    async with other.unit() as unit:
-        assert await unit.generation() == first + 2
-    async with db.unit() as unit:
-        assert await unit.generation() == first + 3
+    assert await count(other) == first + 2
+    async with db.unit([3, 1]) as unit:  # and units with a scope
+        await unit.write(THINGS, {"b": thing("B")}, [])
+    assert await count(db) >= first + 4  # PostgreSQL counts it in each of its partitions
+    assert await db.get(THINGS, "b") == thing("B")
+    assert await db.get(THINGS, "a") is None
 
 
 async def test_a_unit_under_an_older_token_is_refused_whole_and_an_equal_or_newer_one_commits(

@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from adventure_quest.projections import sql
 from adventure_quest.projections.conflicts import retried
 from adventure_quest.projections.fencing import Fence, Fenced
-from adventure_quest.projections.model import Table
+from adventure_quest.projections.model import ALL, Table
 from adventure_quest.projections.ports import ReadDatabase
 from adventure_quest.projections.urls import open_read_database
 from tests import postgres
@@ -141,7 +141,7 @@ class FencingModel(RuleBasedStateMachine):
                 await unit.fence(fences)
                 if fenced is not None:
                     fenced.set()
-                generation = await unit.generation()
+                generation = (await unit.generation()).seen[ALL]  # a unit without a scope
                 rows = {
                     f"{self.group}.{generation}.{f.partition}": {
                         "grp": self.group,

@@ -11,7 +11,7 @@ leaves (a rebuild equals the live read models).
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from itertools import combinations
 from typing import Any, cast
@@ -45,13 +45,15 @@ class Written:
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
         self.keys: set[RowKey] = set()
+        self.scopes: set[tuple[int, ...]] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.db, name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Unit]:
-        async with self.db.unit() as unit:
+    async def unit(self, scope: Collection[int] | None = None) -> AsyncIterator[Unit]:
+        self.scopes.add(tuple(scope or ()))
+        async with self.db.unit(scope) as unit:
             yield cast(Unit, _NotingUnit(unit, self.keys))
 
 
@@ -98,6 +100,7 @@ async def test_partitions_projected_apart_write_disjoint_rows_and_equal_the_whol
         projections(WORLD, partitions),
         store,
         event_codec(),
+        partitions=partitions,
     )
     await whole.setup()
     await whole.apply(log)
@@ -106,7 +109,11 @@ async def test_partitions_projected_apart_write_disjoint_rows_and_equal_the_whol
     spies = [Written(shared) for _ in range(partitions)]
     workers = [
         ProjectionRunner(
-            cast(ReadDatabase, spy), projections(WORLD, partitions), store, event_codec()
+            cast(ReadDatabase, spy),
+            projections(WORLD, partitions),
+            store,
+            event_codec(),
+            partitions=partitions,
         )
         for spy in spies
     ]
@@ -124,6 +131,8 @@ async def test_partitions_projected_apart_write_disjoint_rows_and_equal_the_whol
         await workers[p].apply(backlog[p][:batch])
         backlog[p] = backlog[p][batch:]
 
+    for p, spy in enumerate(spies):  # each unit said it changes rows of its partition only
+        assert spy.scopes <= {(p,)}, spy.scopes
     for (p, one), (q, other) in combinations(enumerate(spies), 2):
         both = one.keys & other.keys
         assert not both, f"partitions {p} and {q} both wrote {sorted(both)[:5]}"

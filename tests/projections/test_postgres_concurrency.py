@@ -160,6 +160,88 @@ async def test_units_of_two_handles_run_at_the_same_time() -> None:
         await second.close()
 
 
+async def test_units_of_disjoint_scopes_run_at_once_and_units_sharing_a_partition_take_turns() -> (
+    None
+):
+    """Scoped units (a worker's: the partitions of its events) lock their partitions' counts:
+    [0, 1] and [2] run at the same time; [1, 3] begins only once [0, 1] committed."""
+    url = await scratch()
+    dbs = [PostgresReadDatabase(url) for _ in range(3)]
+    try:
+        await dbs[0].create([COUNTERS])
+        began = [asyncio.Event() for _ in dbs]
+        release = asyncio.Event()
+        order: list[str] = []
+
+        async def unit(me: int, scope: list[int], wait_for: int | None) -> None:
+            async with dbs[me].unit(scope) as unit:
+                order.append(f"begin {me}")
+                began[me].set()
+                await unit.write(COUNTERS, {f"c{me}": {"n": me}}, [])
+                if wait_for is not None:
+                    await began[wait_for].wait()  # inside: the other must begin meanwhile
+                if me == 0:
+                    await release.wait()
+                order.append(f"end {me}")
+
+        first = asyncio.create_task(unit(0, [0, 1], wait_for=1))
+        second = asyncio.create_task(unit(1, [2], wait_for=0))
+        await asyncio.wait_for(second, 10)  # ran while the first was inside its unit
+        third = asyncio.create_task(unit(2, [1, 3], wait_for=None))
+        await asyncio.sleep(0.5)
+        assert not began[2].is_set(), "a unit sharing partition 1 began inside another's"
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, third), 10)
+        assert order.index("end 0") < order.index("begin 2")
+        for me in range(3):
+            assert await dbs[0].get(COUNTERS, f"c{me}") == {"n": me}
+    finally:
+        for db in dbs:
+            await db.close()
+
+
+async def test_a_unit_without_a_scope_and_scoped_units_never_overlap() -> None:
+    """One without a scope may change any row, so it waits for the scoped units in progress,
+    and they for it (the scopes' counts: SHARE against ROW EXCLUSIVE)."""
+    url = await scratch()
+    scoped, unscoped, later = (PostgresReadDatabase(url) for _ in range(3))
+    try:
+        await scoped.create([COUNTERS])
+        inside, release = asyncio.Event(), asyncio.Event()
+        order: list[str] = []
+
+        async def scoped_unit(db: PostgresReadDatabase, name: str) -> None:
+            async with db.unit([5]):
+                order.append(f"begin {name}")
+                inside.set()
+                await release.wait()
+                order.append(f"end {name}")
+
+        async def unscoped_unit() -> None:
+            async with unscoped.unit() as unit:
+                order.append("begin unscoped")
+                await unit.write(COUNTERS, {"u": {"n": 1}}, [])
+                await asyncio.sleep(0.3)
+                order.append("end unscoped")
+
+        first = asyncio.create_task(scoped_unit(scoped, "scoped"))
+        await asyncio.wait_for(inside.wait(), 10)
+        waiting = asyncio.create_task(unscoped_unit())
+        await asyncio.sleep(0.3)
+        assert "begin unscoped" not in order
+        release.set()
+        await asyncio.wait_for(first, 10)
+        await asyncio.sleep(0.05)
+        inside.clear()
+        second = asyncio.create_task(scoped_unit(later, "later"))  # [5] again, or any scope
+        await asyncio.wait_for(asyncio.gather(waiting, second), 10)
+        assert order.index("end scoped") < order.index("begin unscoped")
+        assert order.index("end unscoped") < order.index("begin later")
+    finally:
+        for db in (scoped, unscoped, later):
+            await db.close()
+
+
 async def test_opposite_lock_orders_deadlock_one_unit_and_its_retry_finishes_both() -> None:
     url = await scratch()
     dbs = [PostgresReadDatabase(url), PostgresReadDatabase(url)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Final, Literal, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -57,9 +57,9 @@ class Unit(Protocol):
         raise ``Fenced`` (the unit must not commit). Takes the partitions' row locks."""
         ...
 
-    async def generation(self) -> int:
-        """How many units committed before this one (each counts itself as it begins, in its
-        own transaction, so a unit rolled back counts for nothing)."""
+    async def generation(self) -> Generation:
+        """How many units committed before this one, per scope (each counts itself as it
+        begins, in its own transaction, so a unit rolled back counts for nothing)."""
         ...
 
     async def load(self, table: Table, keys: Sequence[str]) -> dict[str, Row]:
@@ -71,21 +71,55 @@ class Unit(Protocol):
         ...
 
 
-class GenerationCache:
-    """What a writer keeps of the read database between its units, while nobody else writes.
+#: Scope keys of a ``Generation`` that are not partitions: what units without a scope counted
+#: (seen by scoped units), and what every unit counted (seen by units without a scope).
+UNSCOPED: Final = -1
+ALL: Final = -2
 
-    Every unit counts itself in the read database (``Unit.generation``). A writer that finds
-    the count where its own last commit left it knows what it holds is the database's;
-    otherwise (another writer, a rebuild's swap, a dead letter retried) it forgets it all.
-    What is kept may be changed in place by the next unit, so any failure forgets it too
-    (``clear``). Bounded: past ``capacity`` entries it starts again empty. Subclasses say what
-    they keep (``size``, ``forget``): the runner's rows (``RowCache``), the SQL adapters'
-    applied versions (projections/sql.py ``Versions``).
+
+class Generation(msgspec.Struct, frozen=True):
+    """Where a unit began: per scope, how many units had committed in it; and the scopes it
+    counts itself in.
+
+    A unit with a scope (the queue partitions of its events) counts itself in each of them and
+    sees their counts and ``UNSCOPED``; every row it changes belongs to its partitions (a read
+    model's rows follow the partitions: tests/projections/test_partition_rows.py). A unit
+    without one (rebuilds, dead-letter admin, runners without partitions) may change any row:
+    it sees ``ALL``.
+    """
+
+    seen: dict[int, int]
+    counted: frozenset[int]
+
+    def after(self) -> dict[int, int]:
+        """The counts once this unit committed."""
+        return {scope: n + (scope in self.counted) for scope, n in self.seen.items()}
+
+
+def counted_once(n: int) -> Generation:
+    """The generation of a unit of a database that counts every unit as one (SQLite)."""
+    return Generation({ALL: n}, frozenset({ALL}))
+
+
+class GenerationCache:
+    """What a writer keeps of the read database between its units, while nobody else writes
+    what it keeps.
+
+    Every unit counts itself in the read database (``Unit.generation``), per scope. A writer
+    that finds the counts of a unit's scopes where its own last commits left them knows what it
+    holds of those scopes is the database's; otherwise (another writer of one of them, a
+    rebuild's swap, a dead letter retried) it forgets it all. It holds nothing of a partition
+    it never committed in, so a count of one it does not know is no reason to forget. What is
+    kept may be changed in place by the next unit, so any failure forgets it too (``clear``).
+    Bounded: past ``capacity`` entries it starts again empty. Subclasses say what they keep
+    (``size``, ``forget``): the runner's rows (``RowCache``), the SQL adapters' applied
+    versions (projections/sql.py ``Versions``).
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._generation = -1  # none known: trust nothing
+        #: Per scope, the count this writer's last commit in it left (none known: trust nothing).
+        self._known: dict[int, int] = {}
 
     def size(self) -> int:
         raise NotImplementedError
@@ -93,19 +127,33 @@ class GenerationCache:
     def forget(self) -> None:
         raise NotImplementedError
 
-    def check(self, generation: int) -> None:
-        """At the start of a unit: forget everything if another writer committed meanwhile."""
-        if generation != self._generation or self.size() > self.capacity:
-            self.forget()
+    def trusts(self, generation: Generation) -> bool:
+        """Whether nobody else committed in the unit's scopes since this writer did."""
+        known = self._known
+        return all(known.get(scope) == n for scope, n in generation.seen.items())
 
-    def committed(self, generation: int) -> None:
-        """The unit that found ``generation`` committed: what is kept is the database's."""
-        self._generation = generation + 1
+    def check(self, generation: Generation) -> None:
+        """At the start of a unit: forget everything if another writer committed meanwhile."""
+        known = self._known
+        moved = any(
+            known.get(scope) != n if scope < 0 else scope in known and known[scope] != n
+            for scope, n in generation.seen.items()
+        )
+        if moved or self.size() > self.capacity:
+            self.forget()
+            self._known = {}
+
+    def committed(self, generation: Generation) -> None:
+        """The unit that began at ``generation`` committed: what is kept is the database's."""
+        if ALL in generation.seen:  # counted over everything: no partition's count is known
+            self._known = generation.after()
+        else:  # (a unit with a scope that found only ``ALL`` known forgot it: ``check``)
+            self._known.update(generation.after())
 
     def clear(self) -> None:
         """A unit failed: what it changed in place never reached the database."""
         self.forget()
-        self._generation = -1
+        self._known = {}
 
 
 class RowCache(GenerationCache):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -16,8 +16,13 @@ class ReadDatabase(Protocol):
         """Create the tables (and the bookkeeping of applied versions) if missing."""
         ...
 
-    def unit(self) -> AbstractAsyncContextManager[Unit]:
-        """A transaction: everything done through the unit commits together, or not at all."""
+    def unit(self, scope: Collection[int] | None = None) -> AbstractAsyncContextManager[Unit]:
+        """A transaction: everything done through the unit commits together, or not at all.
+
+        ``scope``: the queue partitions of the events it applies, when every row it changes
+        belongs to them (projections/model.py ``Generation``): units of disjoint scopes then
+        never wait for each other, and one keeps its caches while others commit elsewhere.
+        None: it may change any row."""
         ...
 
     async def get(self, table: Table, key: str) -> Row | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Final
 
@@ -42,7 +42,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 from adventure_quest.projections import fencing, sql
 from adventure_quest.projections.conflicts import UnitConflictError
-from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.model import (
+    ALL,
+    UNSCOPED,
+    Generation,
+    Row,
+    Table,
+    counted_once,
+)
 from adventure_quest.store.errors import StoreSchemaError
 from adventure_quest.store.postgres.connect import check_url, translated, where
 
@@ -58,18 +65,42 @@ KEY_LOCKS_AT_MOST: Final = 256
 GENERATION_SLOTS: Final = 1024
 
 _GENERATION = sql.GENERATION_TABLE
-#: The unit counts itself in its slot and learns the count before it (its statement's snapshot
+_SCOPES = sql.SCOPES_TABLE
+#: Every unit committed: those without a scope and those with one.
+_COUNTED = (
+    f"SELECT (SELECT coalesce(sum(n), 0)::bigint FROM {_GENERATION})"
+    f" + (SELECT coalesce(sum(n), 0)::bigint FROM {_SCOPES})"
+)
+#: A unit without a scope first holds the scopes' counts in SHARE mode until it commits: no
+#: unit with a scope runs meanwhile (they hold them in ROW EXCLUSIVE mode), others without
+#: one still do.
+_UNSCOPED_LOCK = f"LOCK TABLE {_SCOPES} IN SHARE MODE"
+#: Then it counts itself in its slot and learns the count before it (its statement's snapshot
 #: does not see its own increment), taking the writer lock shared.
 _BEGIN = (
     f"WITH counted AS (INSERT INTO {_GENERATION} (id, n)"
     f" VALUES (1 + pg_backend_pid() % {GENERATION_SLOTS}, 1)"
     f" ON CONFLICT (id) DO UPDATE SET n = {_GENERATION}.n + 1 RETURNING n)"
-    f" SELECT (SELECT coalesce(sum(n), 0)::bigint FROM {_GENERATION}),"
-    " pg_advisory_xact_lock_shared($1) FROM counted"
+    f" SELECT ({_COUNTED}), pg_advisory_xact_lock_shared($1) FROM counted"
+)
+#: A unit with a scope takes the scopes' counts in ROW EXCLUSIVE mode and the writer lock
+#: shared, in a statement of its own: the next one's snapshot then sees every unit without a
+#: scope that it waited for.
+_SCOPED_LOCKS = (
+    f"LOCK TABLE {_SCOPES} IN ROW EXCLUSIVE MODE;"
+    f" SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})"
+)
+#: Then it counts itself in each partition of its scope, whose rows stay locked until it
+#: commits (units sharing a partition take turns), and learns their counts before it and how
+#: many units without a scope committed.
+_SCOPED_BEGIN = (
+    f"WITH counted AS (INSERT INTO {_SCOPES} (scope, n) SELECT s, 1 FROM unnest($1::int[]) AS s"
+    f" ON CONFLICT (scope) DO UPDATE SET n = {_SCOPES}.n + 1 RETURNING scope, n - 1 AS n)"
+    f" SELECT scope, n FROM counted UNION ALL"
+    f" SELECT {UNSCOPED}, (SELECT coalesce(sum(n), 0)::bigint FROM {_GENERATION})"
 )
 #: Readers (plain SELECT) still read; every other writer of the table waits.
 _EXCLUSIVE = "IN EXCLUSIVE MODE"
-_COUNTED = f"SELECT coalesce(sum(n), 0)::bigint FROM {_GENERATION}"
 _LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || k, 0))"
     " FROM unnest($2::text[]) AS k"
@@ -144,11 +175,12 @@ class PostgresUnit:
         conn: Connection,
         dsn: str,
         versions: sql.Versions,
-        generation: int,
+        generation: Generation,
         *,
         checked: bool,
         whole: set[str],
         tables: set[str],
+        free: bool = False,
     ) -> None:
         self._conn = conn
         self._dsn = dsn
@@ -167,6 +199,9 @@ class PostgresUnit:
         #: The handle's tables: this unit adds those it reads and writes.
         self._tables = tables
         self._key_locks = 0
+        #: A unit with a scope: nobody else changes its rows until it commits (their
+        #: partitions' counts are locked), so it reads and writes them without row locks.
+        self._free = free
         #: Tables this unit holds in ROW EXCLUSIVE mode since it locked keys of them.
         self._inserting: set[str] = set()
 
@@ -203,7 +238,7 @@ class PostgresUnit:
         if refused:
             raise fencing.Fenced(refused, {(r[0], r[1]): r[2] for r in rows})
 
-    async def generation(self) -> int:
+    async def generation(self) -> Generation:
         return self._generation
 
     async def finish(self) -> None:
@@ -221,7 +256,7 @@ class PostgresUnit:
         if self._checked:
             async with self._turn, _translated(self._dsn):
                 counted = await self._conn.fetchval(_COUNTED)
-            if counted != self._generation + 1:
+            if counted != self._generation.after()[ALL]:
                 raise UnitConflictError(
                     f"another writer committed to {where(self._dsn)} while this unit used rows"
                     " kept from earlier units"
@@ -251,7 +286,7 @@ class PostgresUnit:
         held = self._held.get(table, set())
         unheld = [k for k in keys if k not in held]
         self._tables.add(table)
-        if unheld and table not in self._whole:
+        if unheld and table not in self._whole and not self._free:
             await self._lock(table, key, unheld, ())
 
     async def _lock(
@@ -264,7 +299,7 @@ class PostgresUnit:
         """
         wanted = sorted(set(keys))
         self._tables.add(table)
-        if table in self._whole:
+        if self._free or table in self._whole:
             return await self._fetch(_reading(table, key, columns), wanted)
         query = _locking(table, key, columns)
         records = await self._fetch(query, wanted)
@@ -316,8 +351,6 @@ class PostgresReadDatabase:
         self._writer = asyncio.Lock()
         #: Applied versions read and written by this handle's units (kept between them).
         self._versions = sql.Versions()
-        #: The count this handle's last committed unit left (``GenerationCache``); -1: none.
-        self._counted = -1
         #: The tables made (``create``), read or written through this handle.
         self._tables: set[str] = set()
 
@@ -385,6 +418,7 @@ class PostgresReadDatabase:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
             await conn.execute(sql.VERSIONS_DDL)
             await conn.execute(sql.GENERATION_DDL)
+            await conn.execute(sql.SCOPES_DDL)
             await conn.execute(sql.FENCES_DDL)
             if await conn.fetchval("SELECT to_regclass($1)", sql.OLD_VERSIONS_TABLE) is not None:
                 for statement in sql.migrate_versions("json_object_agg(projection, version)::text"):
@@ -395,30 +429,51 @@ class PostgresReadDatabase:
         self._tables |= {sql.VERSIONS_TABLE, *(table.name for table in tables)}
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[PostgresUnit]:
+    async def unit(self, scope: Collection[int] | None = None) -> AsyncIterator[PostgresUnit]:
         try:
             async with self._writing() as conn:
-                async with _translated(self.dsn):
-                    generation = int(await conn.fetchval(_BEGIN, WRITER_LOCK))
-                self._versions.begin(generation)
-                trusted = generation == self._counted
-                whole = await self._alone(conn) if trusted else set()
-                unit = PostgresUnit(
-                    conn,
-                    self.dsn,
-                    self._versions,
-                    generation,
-                    checked=trusted,
-                    whole=whole,
-                    tables=self._tables,
-                )
+                if scope:
+                    generation = await self._scoped(conn, sorted(set(scope)))
+                    self._versions.begin(generation)
+                    unit = PostgresUnit(
+                        conn,
+                        self.dsn,
+                        self._versions,
+                        generation,
+                        checked=False,
+                        whole=set(),
+                        tables=self._tables,
+                        free=True,
+                    )
+                else:
+                    async with _translated(self.dsn):
+                        await conn.execute(_UNSCOPED_LOCK)
+                        generation = counted_once(int(await conn.fetchval(_BEGIN, WRITER_LOCK)))
+                    trusted = self._versions.trusts(generation)
+                    self._versions.begin(generation)
+                    whole = await self._alone(conn) if trusted else set()
+                    unit = PostgresUnit(
+                        conn,
+                        self.dsn,
+                        self._versions,
+                        generation,
+                        checked=trusted,
+                        whole=whole,
+                        tables=self._tables,
+                    )
                 yield unit
                 await unit.finish()
         except BaseException:
             self._versions.clear()
             raise
         self._versions.committed(generation)
-        self._counted = generation + 1
+
+    async def _scoped(self, conn: Connection, scope: list[int]) -> Generation:
+        """Count a unit with a scope in it (see ``_SCOPED_BEGIN``)."""
+        async with _translated(self.dsn):
+            await conn.execute(_SCOPED_LOCKS)
+            records = await conn.fetch(_SCOPED_BEGIN, scope)
+        return Generation({r[0]: int(r[1]) for r in records}, frozenset(scope))
 
     async def get(self, table: Table, key: str) -> Row | None:
         pool = await self._connection_pool()

@@ -25,6 +25,7 @@ import msgspec
 
 from adventure_quest import tracing
 from adventure_quest.domain.events import Event
+from adventure_quest.messaging.ports import partition_of
 from adventure_quest.projections import dead_letters, progress
 from adventure_quest.projections.batch import Batch
 from adventure_quest.projections.conflicts import UnitConflictError, retried
@@ -179,8 +180,11 @@ class ProjectionRunner:
         changed: set[RowKey] = set()
         batch = Batch(events, self.codec)
         cache = self.cache
+        scope = None
+        if self.partitions is not None and events:
+            scope = sorted({partition_of(e.stream_id, self.partitions) for e in events})
         try:
-            async with self.db.unit() as unit:
+            async with self.db.unit(scope) as unit:
                 await unit.fence(fences)
                 generation = await unit.generation()
                 if cache is not None:

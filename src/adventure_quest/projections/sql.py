@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from adventure_quest.projections.model import GenerationCache, Row, Table
+from adventure_quest.projections.model import Generation, GenerationCache, Row, Table
 
 Placeholder = Callable[[int], str]  # 1-based index -> "?" or "$1"
 
@@ -41,8 +41,9 @@ VERSIONS_DDL = (
 )
 
 
-#: How many units have committed: a writer that finds it moved since its own last commit knows
-#: another writer changed rows it may hold (``RowCache``).
+#: How many units have committed (on PostgreSQL: units without a scope, one row per server
+#: process slot): a writer that finds it moved since its own last commit knows another writer
+#: changed rows it may hold (``GenerationCache``).
 GENERATION_TABLE = "read_generation"
 GENERATION_DDL = (
     f"CREATE TABLE IF NOT EXISTS {GENERATION_TABLE} (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)"
@@ -58,6 +59,13 @@ NEXT_GENERATION = (
 #: The highest fencing token each (consumer group, partition) was applied under
 #: (projections/fencing.py).
 FENCES_TABLE = "read_fences"
+#: How many units with a scope committed in each queue partition (PostgreSQL; projections/
+#: postgres.py): the row of a partition is locked by its unit until it commits.
+SCOPES_TABLE = "read_scope_generation"
+SCOPES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCOPES_TABLE} (scope INTEGER PRIMARY KEY, n BIGINT NOT NULL)"
+)
+
 FENCES_DDL = (
     f"CREATE TABLE IF NOT EXISTS {FENCES_TABLE} (consumer_group TEXT NOT NULL,"
     " partition BIGINT NOT NULL, token BIGINT NOT NULL, PRIMARY KEY (consumer_group, partition))"
@@ -123,7 +131,7 @@ class Versions(GenerationCache):
         self._rows.clear()
         self._changed.clear()
 
-    def begin(self, generation: int) -> None:
+    def begin(self, generation: Generation) -> None:
         """A unit begins, at ``generation``."""
         self.check(generation)
         self._changed.clear()

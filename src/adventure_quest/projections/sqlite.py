@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from adventure_quest.projections import fencing, sql
-from adventure_quest.projections.model import Row, Table
+from adventure_quest.projections.model import Generation, Row, Table, counted_once
 from adventure_quest.store.errors import StoreSchemaError, StoreUnavailableError
 
 _CHUNK = 500
@@ -26,7 +26,9 @@ def _mark(_: int) -> str:
 class SQLiteUnit:
     """A transaction on the writer connection."""
 
-    def __init__(self, conn: sqlite3.Connection, versions: sql.Versions, generation: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, versions: sql.Versions, generation: Generation
+    ) -> None:
         self._conn = conn
         self._versions = versions
         self._generation = generation
@@ -72,7 +74,7 @@ class SQLiteUnit:
             rows = self._conn.execute(sql.recorded_fences(len(refused), _mark), pairs)
             raise fencing.Fenced(refused, {(g, p): t for g, p, t in rows.fetchall()})
 
-    async def generation(self) -> int:
+    async def generation(self) -> Generation:
         return self._generation
 
     def finish(self) -> None:
@@ -142,11 +144,13 @@ class SQLiteReadDatabase:
             self._conn.execute("COMMIT")
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[SQLiteUnit]:
+    async def unit(self, scope: Collection[int] | None = None) -> AsyncIterator[SQLiteUnit]:
+        """A unit; SQLite has one writer at a time, so ``scope`` changes nothing here."""
         async with self._lock:
             await self._begin()
             try:
-                generation = int(self._conn.execute(sql.NEXT_GENERATION).fetchone()[0]) - 1
+                count = int(self._conn.execute(sql.NEXT_GENERATION).fetchone()[0]) - 1
+                generation = counted_once(count)
                 self._versions.begin(generation)
                 unit = SQLiteUnit(self._conn, self._versions, generation)
                 yield unit
