@@ -89,6 +89,7 @@ def test_fixed_assignment_gives_each_partition_to_exactly_one_worker_evenly(
         (["--backlog", "one-room"], "--backlog is spread or two-rooms"),
         (["--points", "1,x"], "curves are commands, projections, queries and points 1 to 8"),
         (["--curve", "latency"], "curves are commands, projections, queries and points 1 to 8"),
+        (["--points", "1,4", "--partitions", "2"], "--partitions 2 leaves some of 4 workers"),
     ],
 )
 def test_aq_bench_scaling_refuses_bad_options_with_its_code(option: list[str], says: str) -> None:

@@ -65,7 +65,7 @@ def commands_layout(n: int, quota: float, load_cpu: float) -> Layout:
     return _layout("aqcmd", hosts)
 
 
-def projections_layout(w: int, quota: float, load_cpu: float) -> Layout:
+def projections_layout(w: int, quota: float, load_cpu: float, partitions: int = 16) -> Layout:
     # NATS needs about 0.09 ms of CPU per event it delivers (and its acknowledgement): 0.6
     # cores keep it ahead of four workers. The store and the relay work before the timed
     # window only (writing and relaying the backlog).
@@ -78,7 +78,7 @@ def projections_layout(w: int, quota: float, load_cpu: float) -> Layout:
     for i in range(1, w + 1):
         hosts[f"work{i}"] = (["worker"], quota)
     hosts["load"] = (["load"], min(load_cpu, 0.2))
-    return _layout("aqprj", hosts)
+    return _layout("aqprj", hosts, partitions)
 
 
 def queries_layout(r: int, quota: float, load_cpu: float, *, cached: bool) -> Layout:
@@ -217,8 +217,9 @@ def measure_projections(
     progress: Progress,
     backlog: str = "spread",
     assign: str = "fixed",
+    partitions: int = 16,
 ) -> dict[str, Any]:
-    layout = projections_layout(w, quota, load_cpu)
+    layout = projections_layout(w, quota, load_cpu, partitions)
     with Cluster(layout, progress=progress, held=("worker",)) as cluster:
         load = cluster.host("load")
         env = cluster.env()
@@ -236,7 +237,7 @@ def measure_projections(
         )
         hosts = _hosts_report(cluster, before, time.monotonic() - began)
     point = {"n": w, "throughput": timing["events_per_s"], **timing, "hosts": hosts}
-    return point | {"assign": assign}
+    return point | {"assign": assign, "partitions": partitions}
 
 
 def spread_events(total: int, players: int = 500) -> Iterator[tuple[str, NewEvent]]:
@@ -395,6 +396,7 @@ def run(
     progress: Progress,
     backlog: str = "spread",
     assign: str = "fixed",
+    partitions: int = 16,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "scaling",
@@ -404,6 +406,7 @@ def run(
         "load_cpu": load_cpu,
         "backlog": backlog,
         "assign": assign,
+        "partitions": partitions,
         "curves": {},
     }
     for curve in curves:
@@ -430,6 +433,7 @@ def run(
                     progress=progress,
                     backlog=backlog,
                     assign=assign,
+                    partitions=partitions,
                 )
                 for w in points["projections"]
             ]

@@ -137,6 +137,12 @@ def _register_scaling(bench_app: typer.Typer) -> None:
                 " (leases, rebalancing as the workers come up)."
             ),
         ] = "fixed",
+        partitions: Annotated[
+            int,
+            typer.Option(
+                min=1, max=1024, help="Queue partitions of the projection curve's cluster."
+            ),
+        ] = 16,
         out: Annotated[
             Path | None, typer.Option(help="Also write the figures (JSON) to this file.")
         ] = None,
@@ -157,6 +163,13 @@ def _register_scaling(bench_app: typer.Typer) -> None:
             raise typer.Exit(2)
         if assign not in scaling.ASSIGNMENTS:
             typer.echo("error [invalid_scaling]: --assign is fixed or auto", err=True)
+            raise typer.Exit(2)
+        if hosts and "projections" in chosen and partitions < max(hosts):
+            typer.echo(
+                f"error [invalid_scaling]: --partitions {partitions} leaves some of"
+                f" {max(hosts)} workers none",
+                err=True,
+            )
             raise typer.Exit(2)
         if wrong or not hosts or min(hosts) < 1 or max(hosts) > 8:
             typer.echo(
@@ -179,6 +192,7 @@ def _register_scaling(bench_app: typer.Typer) -> None:
                 progress=lambda line: typer.echo(line, err=True),
                 backlog=backlog,
                 assign=assign,
+                partitions=partitions,
             )
         except ClusterError as error:
             typer.echo(f"error [{error.code}]: {error}", err=True)
