@@ -111,6 +111,21 @@ async def run(
 
 
 SPREAD_STEPS = 4
+#: What the hot-room players drop and take: the shipped world's start room holds one.
+HOT_ITEM = "torch"
+
+
+def hot_world(items: int) -> dict[str, Any]:
+    """The shipped world with ``items`` torches in its start room (``aq bench hot-world``):
+    a server playing it (``AQ_WORLD``) gives a hot-room load something to drop and take, so
+    that every command writes the room's stream."""
+    from importlib import resources
+
+    world = msgspec.json.decode(
+        resources.files("adventure_quest").joinpath("data/world.json").read_bytes()
+    )
+    world["rooms"][world["start_room"]]["items"] = [HOT_ITEM] * items
+    return dict(world)
 
 
 async def _populate(
