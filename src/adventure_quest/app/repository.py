@@ -8,9 +8,10 @@ dropped, and the caller's retry loads fresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -100,6 +101,38 @@ class LruCache(Generic[T]):
         return len(self._items)
 
 
+class Writers:
+    """One writer at a time per stream in this process; the others queue behind it, in order.
+
+    Commands for one stream (a crowded room's items) would otherwise load the same version,
+    decide, and all but one fail their append and retry: a retry storm that ends in
+    ``conflict`` answers. Queued, each loads the state the one before it appended (from the
+    cache) and appends at once. Writers of other processes still conflict, and retry.
+    """
+
+    def __init__(self) -> None:
+        #: Per stream with writers: its lock and how many hold it or wait for it.
+        self._streams: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, stream_id: str) -> AsyncIterator[None]:
+        lock, count = self._streams.get(stream_id) or (asyncio.Lock(), 0)
+        self._streams[stream_id] = (lock, count + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, count = self._streams[stream_id]
+            if count == 1:
+                del self._streams[stream_id]
+            else:
+                self._streams[stream_id] = (lock, count - 1)
+
+    def waiting(self, stream_id: str) -> int:
+        """How many writers hold or wait for ``stream_id`` (0: none)."""
+        return self._streams.get(stream_id, (None, 0))[1]
+
+
 class Repository:
     """The write side's access to aggregates."""
 
@@ -119,6 +152,7 @@ class Repository:
         self.snapshot_every = snapshot_every
         self.max_attempts = max_attempts
         self._cache: LruCache[Loaded[Any]] = LruCache(cache_size)
+        self.writers = Writers()
 
     async def load(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
         """The current state: cached, or latest snapshot plus newer events, or full replay."""
@@ -219,43 +253,57 @@ class Repository:
             if attempt:
                 # Jittered back-off, so writers that collided do not collide again in lockstep.
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-            loaded = await self.load(kind, stream_id)
-            events = decide(loaded.state)
-            if not events:
-                await self._track(stream_id, loaded)
-                return Saved(loaded.state, events, None)
-            encoded = [self.codec.encode(e, metadata) for e in events]
-            if once is not None:
-                if len(events) > MAX_ONCE_EVENTS:
-                    raise ValueError(
-                        f"a decision recorded once has at most {MAX_ONCE_EVENTS} events,"
-                        f" not {len(events)} ({stream_id!r}, {once!r})"
-                    )
-                encoded = [
-                    replace(e, event_id=derived_id(once, stream_id, n))
-                    for n, e in enumerate(encoded)
-                ]
-            try:
-                result = await self._append(stream_id, loaded.version, encoded)
-            except ConcurrencyError:
-                self._cache.drop(stream_id)
-                continue
-            except BaseException:
-                self._cache.drop(stream_id)  # the outcome is unknown: reload next time
-                raise
-            if result.repeat:
-                return await self._repeated(kind, stream_id, encoded, result, once)
-            tracking.appended(stream_id, result.shard, result.position)
-            state = loaded.state
-            for event in events:
-                state = kind.evolve(state, event)
-            saved = Loaded(state, result.version, result.position, result.shard)
-            self._cache.put(stream_id, saved)
-            every = self.snapshot_every
-            if every > 0 and result.version // every > loaded.version // every:
-                await self._snapshot(kind, stream_id, saved)
-            return Saved(state, events, result)
+            async with self.writers.turn(stream_id):
+                saved = await self._attempt(kind, stream_id, decide, metadata, once)
+            if saved is not None:
+                return saved
         raise ConflictError(stream_id, self.max_attempts)
+
+    async def _attempt(
+        self,
+        kind: AggregateType[S],
+        stream_id: str,
+        decide: Callable[[S], list[Event]],
+        metadata: Metadata,
+        once: str | None,
+    ) -> Saved[S] | None:
+        """Load, decide and append once, this process's only writer of the stream; None: the
+        append conflicted with another process's."""
+        loaded = await self.load(kind, stream_id)
+        events = decide(loaded.state)
+        if not events:
+            await self._track(stream_id, loaded)
+            return Saved(loaded.state, events, None)
+        encoded = [self.codec.encode(e, metadata) for e in events]
+        if once is not None:
+            if len(events) > MAX_ONCE_EVENTS:
+                raise ValueError(
+                    f"a decision recorded once has at most {MAX_ONCE_EVENTS} events,"
+                    f" not {len(events)} ({stream_id!r}, {once!r})"
+                )
+            encoded = [
+                replace(e, event_id=derived_id(once, stream_id, n)) for n, e in enumerate(encoded)
+            ]
+        try:
+            result = await self._append(stream_id, loaded.version, encoded)
+        except ConcurrencyError:
+            self._cache.drop(stream_id)
+            return None  # another process appended first: try again
+        except BaseException:
+            self._cache.drop(stream_id)  # the outcome is unknown: reload next time
+            raise
+        if result.repeat:
+            return await self._repeated(kind, stream_id, encoded, result, once)
+        tracking.appended(stream_id, result.shard, result.position)
+        state = loaded.state
+        for event in events:
+            state = kind.evolve(state, event)
+        saved = Loaded(state, result.version, result.position, result.shard)
+        self._cache.put(stream_id, saved)
+        every = self.snapshot_every
+        if every > 0 and result.version // every > loaded.version // every:
+            await self._snapshot(kind, stream_id, saved)
+        return Saved(state, events, result)
 
     async def recorded_once(self, stream_id: str, once: str) -> list[Event]:
         """What the ``once`` decision recorded on the stream, whoever recorded it and however long

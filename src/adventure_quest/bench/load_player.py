@@ -2,7 +2,8 @@
 
 Each player creates a character, then loops: with probability ``query_ratio`` a query (mostly
 its room, sometimes itself or the leaderboard), else a command (mostly a move along an exit;
-say, take and drop of items it saw in its room, attack, respawn when dead). Every
+say, take and drop of items it saw in its room, attack, respawn when dead; in a hot-room run
+only drop and take, where it stands). Every
 ``LAG_EVERY``-th successful command of a player is followed by a read of the player with the
 command's consistency token: the time from the command's answer to that read's answer is the
 end-to-end lag (those reads are not counted as queries). 409 and 422 answers are the game
@@ -71,10 +72,18 @@ class Run:
     """What every player of one run shares: the client, the clock, the map, the figures."""
 
     def __init__(
-        self, client: Client, *, query_ratio: float, interval_s: float, read_back: bool = True
+        self,
+        client: Client,
+        *,
+        query_ratio: float,
+        interval_s: float,
+        read_back: bool = True,
+        hot_room: bool = False,
     ) -> None:
         self.client = client
         self.query_ratio = query_ratio
+        #: Whether players stay where they are and only drop and take (one hot room stream).
+        self.hot_room = hot_room
         #: Whether every LAG_EVERY-th command is read back (off: the write path alone).
         self.read_back = read_back
         self.interval_s = interval_s
@@ -129,6 +138,7 @@ class Player:
                     return False
                 self.player_id = created.player.player_id
                 self.auth = b"Authorization: Bearer %s\r\n" % created.token.encode()
+                self._requests.clear()  # they were another character's (a reused maker)
                 self.apply(created.player)
                 return True
             if status != 409:
@@ -216,11 +226,33 @@ class Player:
         else:
             self.run.stats.error(f"lag read -> {status}: {body[:120]!r}")
 
+    async def wander(self, steps: int, away_from: str) -> None:
+        """Walk ``steps`` random exits, none back into ``away_from`` while there is another
+        (an idle character leaving the start room for somewhere else on the map)."""
+        for _ in range(steps):
+            exits = self.run.exits.get(self.room)
+            if not exits:
+                return
+            onward = [d for d, to in exits.items() if to != away_from] or list(exits)
+            answer = await self.call(self._post("move", {"direction": self.rng.choice(onward)}))
+            if answer is None:
+                return
+            status, body = answer
+            if status != 200:
+                self.run.stats.error(f"move -> {status}: {body[:120]!r}")
+                return
+            self.apply(decode_command_answer(body).player)
+
     def next_command(self) -> tuple[str, bytes]:
         """The command to send next, chosen from what the player knows of its room."""
         rng = self.rng
         if not self.alive:
             return "respawn", self._post("respawn", {})
+        if self.run.hot_room:  # drop what it carries, take something back: the room's stream
+            if self.inventory:
+                return "drop", self._post("drop", {"item": rng.choice(self.inventory)})
+            item = rng.choice(self.items_here) if self.items_here else "torch"
+            return "take", self._post("take", {"item": item})
         roll = rng.random()
         exits = self.run.exits.get(self.room)
         if roll < 0.15 or not exits:

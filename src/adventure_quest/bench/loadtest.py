@@ -41,12 +41,17 @@ async def run(
     progress: Callable[[str], None] | None = None,
     characters: int = 0,
     read_back: bool = True,
+    spread_idle: bool = False,
+    hot_room: bool = False,
 ) -> dict[str, Any]:
     """Drive the server at ``url`` with ``players`` for ``duration_s``; the figures.
 
     ``rate`` paces commands across all players (queries keep their share around them);
     0 sends as fast as answers come back. ``characters`` more characters are created first
-    (32 at a time) and left idle: how the server holds up with many of them.
+    (32 at a time) and left idle: how the server holds up with many of them. They stand in the
+    start room (a crowded room), or with ``spread_idle`` walk a few random steps first.
+    ``hot_room``: the players never leave the start room and only drop and take items, so
+    every command writes the one room's stream (a hot aggregate).
     """
     if players < 1 or duration_s <= 0 or rate < 0 or not 0 <= query_ratio <= 1:
         raise LoadTestError("need players >= 1, duration > 0, rate >= 0, 0 <= query ratio <= 1")
@@ -58,7 +63,13 @@ async def run(
         raise LoadTestError(f"expected a URL like http://HOST:PORT, got {url!r}")
     client = Client(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
     cpu_began = time.process_time()
-    shared = Run(client, query_ratio=query_ratio, interval_s=interval, read_back=read_back)
+    shared = Run(
+        client,
+        query_ratio=query_ratio,
+        interval_s=interval,
+        read_back=read_back,
+        hot_room=hot_room,
+    )
     try:
         probe = await client.connect()
         probe.close()
@@ -68,7 +79,7 @@ async def run(
     try:
         began = time.perf_counter()
         if characters:
-            await _populate(shared, characters, seed, progress)
+            await _populate(shared, characters, seed, progress, spread=spread_idle)
         playing = await _cast(shared, players, seed)
         setup_s = time.perf_counter() - began
         began = time.perf_counter()
@@ -93,14 +104,40 @@ async def run(
             "rate": rate,
             "query_ratio": query_ratio,
             "seed": seed,
+            "spread_idle": spread_idle,
+            "hot_room": hot_room,
         }
     )
 
 
+SPREAD_STEPS = 4
+#: What the hot-room players drop and take: the shipped world's start room holds one.
+HOT_ITEM = "torch"
+
+
+def hot_world(items: int) -> dict[str, Any]:
+    """The shipped world with ``items`` torches in its start room (``aq bench hot-world``):
+    a server playing it (``AQ_WORLD``) gives a hot-room load something to drop and take, so
+    that every command writes the room's stream."""
+    from importlib import resources
+
+    world = msgspec.json.decode(
+        resources.files("adventure_quest").joinpath("data/world.json").read_bytes()
+    )
+    world["rooms"][world["start_room"]]["items"] = [HOT_ITEM] * items
+    return dict(world)
+
+
 async def _populate(
-    shared: Run, characters: int, seed: int, progress: Callable[[str], None] | None
+    shared: Run,
+    characters: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+    *,
+    spread: bool = False,
 ) -> None:
-    """Create ``characters`` idle characters, 32 requests at a time."""
+    """Create ``characters`` idle characters, 32 requests at a time (``spread``: each then
+    walks ``SPREAD_STEPS`` random steps, so they end up all over the map)."""
     made = 0
 
     async def creator(lane: int) -> None:
@@ -109,6 +146,11 @@ async def _populate(
         for n in range(lane, characters, 32):
             maker.name = f"Idle-{seed}-{n}"
             if await maker.create():
+                if spread:
+                    start = maker.room
+                    if not shared.exits:
+                        await _explore(shared.client, shared.exits, start)
+                    await maker.wander(SPREAD_STEPS, away_from=start)
                 made += 1
                 if progress is not None and made % 1000 == 0:
                     progress(f"{made} idle characters created")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 from adventure_quest.bootstrap import runtime
@@ -74,6 +75,20 @@ def register(bench_app: typer.Typer) -> None:
         with scratch_url(store) as url:
             result = runtime.run(project.run(url, queue, read_db, events, workers, rate, as_json))
             report(result, as_json)
+
+    @bench_app.command("hot-world")
+    def bench_hot_world(
+        out: Annotated[Path, typer.Option(help="The world file to write.")],
+        items: Annotated[
+            int, typer.Option(min=1, max=100_000, help="Torches in the start room.")
+        ] = 400,
+    ) -> None:
+        """Write the shipped world with many torches in its start room, for
+        `AQ_WORLD=FILE aq serve` under `aq loadtest --hot-room`."""
+        from adventure_quest.bench.loadtest import hot_world
+
+        out.write_bytes(msgspec.json.encode(hot_world(items)))
+        typer.echo(f"wrote {out}: {items} torches in the start room")
 
     @bench_app.command("units")
     def bench_units(

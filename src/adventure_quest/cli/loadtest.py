@@ -39,6 +39,20 @@ def register(app: typer.Typer) -> None:
                 min=0, max=1_000_000, help="Idle characters to create first (server memory)."
             ),
         ] = 0,
+        spread_idle: Annotated[
+            bool,
+            typer.Option(
+                help="Walk each idle character a few random steps away from the start room"
+                " (default: they all stand in it, a crowded room)."
+            ),
+        ] = False,
+        hot_room: Annotated[
+            bool,
+            typer.Option(
+                help="The players stay in the start room, dropping what they carry and taking"
+                " it back as fast as they can: every command writes that room's stream."
+            ),
+        ] = False,
         read_back: Annotated[
             bool,
             typer.Option(
@@ -68,6 +82,8 @@ def register(app: typer.Typer) -> None:
                     read_back=read_back,
                     progress=progress,
                     characters=characters,
+                    spread_idle=spread_idle,
+                    hot_room=hot_room,
                 )
             )
         except generator.LoadTestError as error:
