@@ -1,27 +1,34 @@
 """PostgreSQL read database: a pool of connections, units of many writers at once.
 
-Projections read rows, change them and write them back, and rows such as a room's view are
-shared by events of many streams: two units interleaving under READ COMMITTED would lose each
-other's updates. So a unit locks, until it commits, every row it reads in order to change it and
-every row it writes: an existing row by ``SELECT ... FOR UPDATE`` (kept in the row itself, so a
-unit may lock any number of them), a key with no row yet by a transaction-scoped advisory lock
-on a hash of the table and key (nobody inserts it meanwhile; a unit that would take more than
-``KEY_LOCKS_AT_MOST`` of them locks the table against writes instead, since advisory locks
-fill PostgreSQL's shared lock table). The applied versions are rows too, locked the same way.
-Units of different workers run at the same time and wait only where they touch the same rows;
-two that lock shared rows in opposite orders deadlock, PostgreSQL rolls one back, and its caller
-applies it again (projections/conflicts.py). Keys are locked in sorted order within a
-statement, which makes that rare.
+Units with a scope (a projection worker's: the queue partitions of its events) change rows of
+those partitions only: every read model's rows follow the partitions (tests/projections/
+test_partition_rows.py). Such a unit begins by counting itself in its partitions' rows of
+``read_scope_generation``, which stay locked until it commits: units sharing a partition take
+turns, units of disjoint scopes run at once, and nobody else changes the unit's rows meanwhile,
+so it reads and writes them without row locks. It learns its partitions' counts before it, and
+how many units without a scope committed: the caches kept between units (``GenerationCache``)
+stay while other writers commit in other partitions.
 
-Units count themselves in ``read_generation`` (one row per server process slot, so counting is
-no lock every writer takes): the sum is what ``Unit.generation`` tells the caches kept between
-units (``GenerationCache``). A unit that began trusting them (nobody else committed since this
-handle's last commit) checks, just before it commits and holding every lock it took, that still
-nobody did, and is rolled back as a conflict otherwise. Such a unit, the usual one of a worker
-alone on its database, first tries to lock every table this handle knows in one statement,
-without waiting (readers still read): when nobody else is writing them it then reads and
-writes them without row locks, and whoever committed something it read before it locked is
-caught by the check. When somebody is, it locks rows like every other unit.
+Units without a scope (rebuilds, dead-letter administration, runners without partitions) may
+change any row. They hold ``read_scope_generation`` in SHARE mode until they commit, so they
+never overlap a scoped unit, and among themselves they lock, until they commit, every row they
+read in order to change it and every row they write: an existing row by ``SELECT ... FOR
+UPDATE`` (kept in the row itself, so a unit may lock any number of them), a key with no row yet
+by a transaction-scoped advisory lock on a hash of the table and key (nobody inserts it
+meanwhile; a unit that would take more than ``KEY_LOCKS_AT_MOST`` of them locks the table
+against writes instead, since advisory locks fill PostgreSQL's shared lock table). The applied
+versions are rows too, locked the same way. Two that lock shared rows in opposite orders
+deadlock, PostgreSQL rolls one back, and its caller applies it again (projections/
+conflicts.py). Keys are locked in sorted order within a statement, which makes that rare.
+
+Units without a scope count themselves in ``read_generation`` (one row per server process
+slot, so counting is no lock every writer takes) and see the count of every unit. One that
+began trusting the caches (nobody else committed since this handle's last commit) checks, just
+before it commits and holding every lock it took, that still nobody did, and is rolled back as a
+conflict otherwise. Such a unit first tries to lock every table this handle knows in one
+statement, without waiting (readers still read): when nobody else is writing them it then
+reads and writes them without row locks, and whoever committed something it read before it
+locked is caught by the check. When somebody is, it locks rows like every other unit.
 
 Within one process a handle still runs one unit at a time (an asyncio lock): its units share the
 handle's applied-versions cache. ``create`` takes the writer lock alone, units take it shared, so
