@@ -535,10 +535,17 @@ async def test_of_players_reaching_for_one_item_at_once_exactly_one_gets_it(
 
 
 async def test_when_both_decide_on_the_same_room_version_the_loser_finds_the_item_gone() -> None:
+    """Two processes (a repository each: in one process the writers of a stream take turns,
+    app/repository.py ``Writers``) decide on the same room version; one append wins."""
     store = GatedEventStore(parties=2)
-    game = new_game(store, load_world())
+    game, other = new_game(store, load_world()), new_game(store, load_world())
     player_ids = await joined(game, 2)
-    results = await reach_for_the_torch(game, player_ids)
+    results = list(
+        await asyncio.gather(
+            perform(game, player_ids[0], "take", "torch"),
+            perform(other, player_ids[1], "take", "torch"),
+        )
+    )
     assert store.expected_versions == [0, 0]  # both passed the checks before either wrote
     assert sorted(results) == ["item_not_here", "ok"]
     [picked] = await stored(game, f"room-{SQUARE}")
