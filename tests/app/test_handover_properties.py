@@ -535,8 +535,8 @@ async def test_of_players_reaching_for_one_item_at_once_exactly_one_gets_it(
 
 
 async def test_when_both_decide_on_the_same_room_version_the_loser_finds_the_item_gone() -> None:
-    """Two processes (a repository each: in one process the writers of a stream take turns,
-    app/repository.py ``Writers``) decide on the same room version; one append wins."""
+    """Two processes (a repository each, sharing the store) decide on the same room version;
+    one append wins."""
     store = GatedEventStore(parties=2)
     game, other = new_game(store, load_world()), new_game(store, load_world())
     player_ids = await joined(game, 2)

@@ -8,10 +8,9 @@ dropped, and the caller's retry loads fresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -101,38 +100,6 @@ class LruCache(Generic[T]):
         return len(self._items)
 
 
-class Writers:
-    """One writer at a time per stream in this process; the others queue behind it, in order.
-
-    Commands for one stream (a crowded room's items) would otherwise load the same version,
-    decide, and all but one fail their append and retry: a retry storm that ends in
-    ``conflict`` answers. Queued, each loads the state the one before it appended (from the
-    cache) and appends at once. Writers of other processes still conflict, and retry.
-    """
-
-    def __init__(self) -> None:
-        #: Per stream with writers: its lock and how many hold it or wait for it.
-        self._streams: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, stream_id: str) -> AsyncIterator[None]:
-        lock, count = self._streams.get(stream_id) or (asyncio.Lock(), 0)
-        self._streams[stream_id] = (lock, count + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, count = self._streams[stream_id]
-            if count == 1:
-                del self._streams[stream_id]
-            else:
-                self._streams[stream_id] = (lock, count - 1)
-
-    def waiting(self, stream_id: str) -> int:
-        """How many writers hold or wait for ``stream_id`` (0: none)."""
-        return self._streams.get(stream_id, (None, 0))[1]
-
-
 class Repository:
     """The write side's access to aggregates."""
 
@@ -152,7 +119,6 @@ class Repository:
         self.snapshot_every = snapshot_every
         self.max_attempts = max_attempts
         self._cache: LruCache[Loaded[Any]] = LruCache(cache_size)
-        self.writers = Writers()  # not used by update yet (docs/benchmarks.md, Hot spots)
 
     async def load(self, kind: AggregateType[S], stream_id: str) -> Loaded[S]:
         """The current state: cached, or latest snapshot plus newer events, or full replay."""
